@@ -1,0 +1,56 @@
+# Hearth: the two commands a newcomer needs are `make run` and `make test`.
+# Both install what is missing on a fresh Debian machine with Swift 6.3.
+
+SWIFT        ?= swift
+PORT         ?= 9000
+HOST         ?= 127.0.0.1
+DATA_DIR     ?= ./hearth-data
+VENV         := .venv
+PYTHON       := $(VENV)/bin/python
+# Debian packages the build, tests and benchmarks need.
+APT_PACKAGES := zlib1g-dev libssl-dev python3-venv curl wrk redis-server
+
+.PHONY: run test build release deps system-deps python-deps compat bench clean
+
+## Build in release mode and start the server on $(HOST):$(PORT) with data in $(DATA_DIR).
+run: system-deps release
+	.build/release/hearth serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+## Build once (debug, with tests) and run every test: Swift unit and HTTP tests, then the
+## Python compatibility suite against a live server.
+test: deps build
+	$(SWIFT) test --skip-build --parallel
+	$(PYTHON) -m pytest -q Tests/Compat --hearth-binary .build/debug/hearth
+
+build:
+	$(SWIFT) build --build-tests
+
+release:
+	$(SWIFT) build -c release --product hearth
+
+## Benchmarks print figures; they never fail on time. See Docs/PERFORMANCE.md.
+bench: deps
+	$(SWIFT) build -c release --product hearth --product HearthBench
+	$(PYTHON) Benchmarks/run.py --release-dir .build/release
+
+deps: system-deps python-deps
+
+# Install only what is missing (root on CI and on the development machines).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+python-deps: $(VENV)/.installed
+
+$(VENV)/.installed: Tests/Compat/requirements.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -r Tests/Compat/requirements.txt
+	touch $@
+
+clean:
+	rm -rf .build $(VENV)

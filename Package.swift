@@ -1,0 +1,72 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Hearth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hearth", targets: ["hearth"]),
+        .library(name: "HearthCore", targets: ["HearthCore"]),
+        .library(name: "HearthServer", targets: ["HearthServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Pure Swift: JSON, paths, the persistent tree, push IDs, server values. No I/O.
+        .target(name: "HearthCore"),
+        // The write log and snapshots. Files only.
+        .target(
+            name: "HearthStorage",
+            dependencies: ["HearthCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The Hummingbird application: REST routes, namespaces, auth.
+        .target(
+            name: "HearthServer",
+            dependencies: [
+                "HearthCore",
+                "HearthStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The command line: serve, bench helpers, data tools.
+        .executableTarget(
+            name: "hearth",
+            dependencies: [
+                "HearthCore",
+                "HearthServer",
+                "HearthStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        // Benchmarks that print figures (`make bench`); never tests.
+        .executableTarget(
+            name: "HearthBench",
+            dependencies: ["HearthCore"]
+        ),
+        // Shared test helpers: live servers, data generators.
+        .target(
+            name: "HearthTestSupport",
+            dependencies: [
+                "HearthCore",
+                "HearthServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore", "HearthTestSupport"]),
+        .testTarget(name: "HearthStorageTests", dependencies: ["HearthStorage", "HearthCore"]),
+        .testTarget(
+            name: "HearthServerTests",
+            dependencies: [
+                "HearthServer",
+                "HearthTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

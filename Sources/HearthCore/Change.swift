@@ -1,0 +1,78 @@
+/// One atomic change to a namespace's tree, with every server value already resolved.
+///
+/// A change is what the log stores and what subscribers are told: the request's location and
+/// kind, and the mutations that make it up, applied in order.
+public struct Change: Sendable, Equatable {
+    public enum Kind: UInt8, Sendable {
+        /// `PUT`, `POST`, `DELETE`: the value at `path` replaced.
+        case set = 1
+        /// `PATCH`: several paths below `path` replaced at once.
+        case update = 2
+    }
+
+    /// One primitive step of a change.
+    public enum Mutation: Sendable, Equatable {
+        /// Replace the value at an absolute path (`.null` deletes).
+        case set(Path, Node)
+        /// Set or clear the priority of the node at an absolute path.
+        case setPriority(Path, Priority?)
+
+        public var path: Path {
+            switch self {
+            case .set(let path, _), .setPriority(let path, _): return path
+            }
+        }
+    }
+
+    public var kind: Kind
+    /// The location the request was made at.
+    public var path: Path
+    public var mutations: [Mutation]
+
+    public init(kind: Kind, path: Path, mutations: [Mutation]) {
+        self.kind = kind
+        self.path = path
+        self.mutations = mutations
+    }
+
+    /// The tree after this change.
+    public func applied(to root: Node) -> Node {
+        var root = root
+        for mutation in mutations {
+            switch mutation {
+            case .set(let path, let value): root = root.setting(path, to: value)
+            case .setPriority(let path, let priority): root = root.settingPriority(path, to: priority)
+            }
+        }
+        return root
+    }
+}
+
+/// A change with its place in the namespace's history.
+public struct LogRecord: Sendable, Equatable {
+    /// Sequence numbers start at 1 and increase by one per change.
+    public var sequence: UInt64
+    public var change: Change
+
+    public init(sequence: UInt64, change: Change) {
+        self.sequence = sequence
+        self.change = change
+    }
+}
+
+/// What the namespace's writer needs from storage: append records in order, and wait until
+/// a record is durable. HearthStorage implements it; tests may use ``MemoryWriteLog``.
+public protocol WriteLog: Sendable {
+    /// Appends a record. Called by the single writer of a namespace, in sequence order.
+    /// Throwing means the record was not appended and the write must fail unchanged.
+    func append(_ record: LogRecord) throws
+    /// Returns once every record up to `sequence` is durable under the log's policy.
+    func waitUntilDurable(_ sequence: UInt64) async throws
+}
+
+/// A log that keeps nothing: every record is "durable" at once. For tests and `--in-memory`.
+public struct MemoryWriteLog: WriteLog {
+    public init() {}
+    public func append(_ record: LogRecord) throws {}
+    public func waitUntilDurable(_ sequence: UInt64) async throws {}
+}

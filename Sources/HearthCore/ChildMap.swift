@@ -1,0 +1,456 @@
+/// One child of an object node: its name and its value.
+public struct ChildEntry: Sendable {
+    public var key: ChildKey
+    public var value: Node
+
+    @inlinable
+    public init(key: ChildKey, value: Node) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// The children of an object node: a persistent B+tree ordered by ``ChildKey``.
+///
+/// A `ChildMap` is a value. Changing a copy never changes the original; the two share every
+/// page that the change did not touch, so keeping old versions costs only the changed path.
+/// Small maps (up to ``leafCapacity`` children) are a single array.
+///
+/// - Complexity: lookup, insert and remove are O(log n); positional access (`entry(at:)`,
+///   `rank(of:)`) is O(log n); iteration is O(n).
+public struct ChildMap: Sendable {
+    /// The most entries a leaf page holds before it splits.
+    public static let leafCapacity = 64
+    /// The most pages a branch page holds before it splits.
+    public static let branchCapacity = 64
+
+    @usableFromInline
+    var root: ChildPage
+
+    /// An empty map.
+    @inlinable
+    public init() {
+        root = .leaf([])
+    }
+
+    @inlinable
+    init(root: ChildPage) {
+        self.root = root
+    }
+
+    /// Builds a map from entries already in key order with no duplicate keys.
+    ///
+    /// - Complexity: O(n)
+    public init(sortedEntries entries: ContiguousArray<ChildEntry>) {
+        if entries.count <= ChildMap.leafCapacity {
+            root = .leaf(entries)
+            return
+        }
+        // Fill leaves to three quarters so that later inserts do not split at once.
+        let perLeaf = ChildMap.leafCapacity * 3 / 4
+        var level = ContiguousArray<ChildPage>()
+        level.reserveCapacity(entries.count / perLeaf + 1)
+        var start = 0
+        while start < entries.count {
+            let end = Swift.min(start + perLeaf, entries.count)
+            level.append(.leaf(ContiguousArray(entries[start..<end])))
+            start = end
+        }
+        let perBranch = ChildMap.branchCapacity * 3 / 4
+        while level.count > 1 {
+            var next = ContiguousArray<ChildPage>()
+            var start = 0
+            while start < level.count {
+                let end = Swift.min(start + perBranch, level.count)
+                next.append(.branch(ChildBranch(pages: ContiguousArray(level[start..<end]))))
+                start = end
+            }
+            level = next
+        }
+        root = level[0]
+    }
+
+    /// The number of children.
+    @inlinable
+    public var count: Int { root.count }
+
+    /// True if there are no children.
+    @inlinable
+    public var isEmpty: Bool { root.count == 0 }
+
+    /// The value of the child named `key`, if present.
+    ///
+    /// - Complexity: O(log n)
+    @inlinable
+    public subscript(key: ChildKey) -> Node? {
+        var page = root
+        while true {
+            switch page {
+            case .leaf(let entries):
+                let (index, found) = ChildPage.search(entries, key)
+                return found ? entries[index].value : nil
+            case .branch(let branch):
+                page = branch.pages[branch.pageIndex(for: key)]
+            }
+        }
+    }
+
+    /// The first (smallest) entry.
+    public var first: ChildEntry? { isEmpty ? nil : entry(at: 0) }
+
+    /// The last (largest) entry.
+    public var last: ChildEntry? { isEmpty ? nil : entry(at: count - 1) }
+
+    /// The entry at a position in key order.
+    ///
+    /// - Complexity: O(log n)
+    public func entry(at position: Int) -> ChildEntry {
+        precondition(position >= 0 && position < count, "ChildMap position out of range")
+        var page = root
+        var offset = position
+        while true {
+            switch page {
+            case .leaf(let entries):
+                return entries[offset]
+            case .branch(let branch):
+                var index = 0
+                while offset >= branch.pages[index].count {
+                    offset -= branch.pages[index].count
+                    index += 1
+                }
+                page = branch.pages[index]
+            }
+        }
+    }
+
+    /// The number of entries whose key is less than `key` (where `key` is, or would be, inserted).
+    ///
+    /// - Complexity: O(log n)
+    public func rank(of key: ChildKey) -> Int {
+        var page = root
+        var rank = 0
+        while true {
+            switch page {
+            case .leaf(let entries):
+                return rank + ChildPage.search(entries, key).index
+            case .branch(let branch):
+                let index = branch.pageIndex(for: key)
+                for i in 0..<index { rank += branch.pages[i].count }
+                page = branch.pages[index]
+            }
+        }
+    }
+
+    /// Sets the child `key` to `value`, replacing any existing child of that name.
+    ///
+    /// - Complexity: O(log n); pages shared with other copies are copied, not changed.
+    public mutating func set(_ key: ChildKey, _ value: Node) {
+        let (left, right) = root.inserting(key, value)
+        if let right {
+            root = .branch(ChildBranch(pages: [left, right]))
+        } else {
+            root = left
+        }
+    }
+
+    /// Removes the child `key`; returns whether it was present.
+    ///
+    /// - Complexity: O(log n)
+    @discardableResult
+    public mutating func remove(_ key: ChildKey) -> Bool {
+        guard let changed = root.removing(key) else { return false }
+        var page = changed ?? .leaf([])
+        // Collapse branches left with a single page.
+        while case .branch(let branch) = page, branch.pages.count == 1 {
+            page = branch.pages[0]
+        }
+        root = page
+        return true
+    }
+
+    /// A copy with the child `key` set to `value`.
+    public func setting(_ key: ChildKey, _ value: Node) -> ChildMap {
+        var copy = self
+        copy.set(key, value)
+        return copy
+    }
+
+    /// A copy without the child `key`.
+    public func removing(_ key: ChildKey) -> ChildMap {
+        var copy = self
+        copy.remove(key)
+        return copy
+    }
+
+    /// Calls `body` with each entry in key order.
+    @inlinable
+    public func forEach(_ body: (ChildEntry) throws -> Void) rethrows {
+        try root.forEach(body)
+    }
+
+    /// Calls `body` with each entry in key order from position `start`, until it returns false.
+    public func forEach(from start: Int, _ body: (ChildEntry) throws -> Bool) rethrows {
+        guard start < count else { return }
+        _ = try root.forEach(skipping: Swift.max(0, start), body)
+    }
+
+    /// The keys in order.
+    public var keys: [ChildKey] {
+        var keys = [ChildKey]()
+        keys.reserveCapacity(count)
+        forEach { keys.append($0.key) }
+        return keys
+    }
+
+    #if DEBUG
+    /// Checks the B+tree's invariants; traps on the first violation. Debug builds only.
+    public func checkInvariants() {
+        root.checkInvariants(isRoot: true)
+    }
+    #endif
+}
+
+extension ChildMap: Sequence {
+    /// Walks the leaves in order without positional lookups.
+    public struct Iterator: IteratorProtocol {
+        @usableFromInline var stack: [(ChildBranch, Int)] = []
+        @usableFromInline var leaf: ContiguousArray<ChildEntry> = []
+        @usableFromInline var index = 0
+
+        @usableFromInline
+        init(root: ChildPage) {
+            descend(root)
+        }
+
+        @usableFromInline
+        mutating func descend(_ start: ChildPage) {
+            var page = start
+            while true {
+                switch page {
+                case .leaf(let entries):
+                    leaf = entries
+                    index = 0
+                    return
+                case .branch(let branch):
+                    stack.append((branch, 0))
+                    page = branch.pages[0]
+                }
+            }
+        }
+
+        @inlinable
+        public mutating func next() -> ChildEntry? {
+            while index >= leaf.count {
+                // Move to the next page of the nearest branch with one left.
+                while let (branch, position) = stack.last, position + 1 >= branch.pages.count {
+                    stack.removeLast()
+                }
+                guard let (branch, position) = stack.popLast() else { return nil }
+                stack.append((branch, position + 1))
+                descend(branch.pages[position + 1])
+            }
+            defer { index += 1 }
+            return leaf[index]
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(root: root) }
+
+    public var underestimatedCount: Int { count }
+}
+
+// MARK: - Pages
+
+@usableFromInline
+enum ChildPage: Sendable {
+    case leaf(ContiguousArray<ChildEntry>)
+    case branch(ChildBranch)
+
+    @inlinable
+    var count: Int {
+        switch self {
+        case .leaf(let entries): return entries.count
+        case .branch(let branch): return branch.count
+        }
+    }
+
+    @usableFromInline
+    var firstKey: ChildKey {
+        switch self {
+        case .leaf(let entries): return entries[0].key
+        case .branch(let branch): return branch.firstKeys[0]
+        }
+    }
+
+    /// Binary search: the position of `key`, or where it would be inserted.
+    @inlinable
+    static func search(_ entries: ContiguousArray<ChildEntry>, _ key: ChildKey) -> (index: Int, found: Bool) {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) >> 1
+            let order = ChildKey.compare(entries[middle].key, key)
+            if order == 0 { return (middle, true) }
+            if order < 0 { low = middle + 1 } else { high = middle }
+        }
+        return (low, false)
+    }
+
+    /// Inserts or replaces; returns the new page and, if it split, the new right sibling.
+    func inserting(_ key: ChildKey, _ value: Node) -> (ChildPage, ChildPage?) {
+        switch self {
+        case .leaf(var entries):
+            let (index, found) = ChildPage.search(entries, key)
+            if found {
+                entries[index].value = value
+                return (.leaf(entries), nil)
+            }
+            entries.insert(ChildEntry(key: key, value: value), at: index)
+            if entries.count <= ChildMap.leafCapacity { return (.leaf(entries), nil) }
+            let half = entries.count / 2
+            return (.leaf(ContiguousArray(entries[..<half])), .leaf(ContiguousArray(entries[half...])))
+        case .branch(let branch):
+            let index = branch.pageIndex(for: key)
+            let (left, right) = branch.pages[index].inserting(key, value)
+            var pages = branch.pages
+            pages[index] = left
+            if let right { pages.insert(right, at: index + 1) }
+            if pages.count <= ChildMap.branchCapacity { return (.branch(ChildBranch(pages: pages)), nil) }
+            let half = pages.count / 2
+            return (
+                .branch(ChildBranch(pages: ContiguousArray(pages[..<half]))),
+                .branch(ChildBranch(pages: ContiguousArray(pages[half...])))
+            )
+        }
+    }
+
+    /// Removes `key`. Returns nil if it was absent, `.some(nil)` if the page is now empty.
+    func removing(_ key: ChildKey) -> ChildPage?? {
+        switch self {
+        case .leaf(var entries):
+            let (index, found) = ChildPage.search(entries, key)
+            guard found else { return nil }
+            entries.remove(at: index)
+            return .some(entries.isEmpty ? nil : .leaf(entries))
+        case .branch(let branch):
+            let index = branch.pageIndex(for: key)
+            guard let changed = branch.pages[index].removing(key) else { return nil }
+            var pages = branch.pages
+            if let page = changed {
+                pages[index] = page
+                ChildPage.mergeIfSmall(&pages, at: index)
+            } else {
+                pages.remove(at: index)
+            }
+            if pages.isEmpty { return .some(nil) }
+            return .some(.branch(ChildBranch(pages: pages)))
+        }
+    }
+
+    /// Merges a small leaf with a neighbour so that deletes do not leave many tiny leaves.
+    static func mergeIfSmall(_ pages: inout ContiguousArray<ChildPage>, at index: Int) {
+        guard case .leaf(let entries) = pages[index], entries.count < ChildMap.leafCapacity / 4 else { return }
+        for neighbour in [index + 1, index - 1] where neighbour >= 0 && neighbour < pages.count {
+            guard case .leaf(let other) = pages[neighbour], other.count + entries.count <= ChildMap.leafCapacity
+            else { continue }
+            let low = min(index, neighbour)
+            var merged = neighbour < index ? other : entries
+            merged.append(contentsOf: neighbour < index ? entries : other)
+            pages[low] = .leaf(merged)
+            pages.remove(at: low + 1)
+            return
+        }
+    }
+
+    @inlinable
+    func forEach(_ body: (ChildEntry) throws -> Void) rethrows {
+        switch self {
+        case .leaf(let entries):
+            for entry in entries { try body(entry) }
+        case .branch(let branch):
+            for page in branch.pages { try page.forEach(body) }
+        }
+    }
+
+    /// Visits entries after skipping `skip`; returns false once `body` asked to stop.
+    func forEach(skipping skip: Int, _ body: (ChildEntry) throws -> Bool) rethrows -> Bool {
+        switch self {
+        case .leaf(let entries):
+            var index = skip
+            while index < entries.count {
+                if try !body(entries[index]) { return false }
+                index += 1
+            }
+            return true
+        case .branch(let branch):
+            var remaining = skip
+            for page in branch.pages {
+                if remaining >= page.count {
+                    remaining -= page.count
+                    continue
+                }
+                if try !page.forEach(skipping: remaining, body) { return false }
+                remaining = 0
+            }
+            return true
+        }
+    }
+
+    #if DEBUG
+    func checkInvariants(isRoot: Bool) {
+        switch self {
+        case .leaf(let entries):
+            precondition(isRoot || !entries.isEmpty, "empty non-root leaf")
+            precondition(entries.count <= ChildMap.leafCapacity, "overfull leaf")
+            for i in entries.indices.dropFirst() {
+                precondition(entries[i - 1].key < entries[i].key, "leaf keys out of order")
+            }
+        case .branch(let branch):
+            precondition(branch.pages.count >= (isRoot ? 2 : 1), "underfull branch")
+            precondition(branch.pages.count <= ChildMap.branchCapacity, "overfull branch")
+            var total = 0
+            for (i, page) in branch.pages.enumerated() {
+                page.checkInvariants(isRoot: false)
+                precondition(branch.firstKeys[i] == page.firstKey, "stale first key")
+                if i > 0 { precondition(branch.firstKeys[i - 1] < branch.firstKeys[i], "pages out of order") }
+                total += page.count
+            }
+            precondition(total == branch.count, "stale count")
+        }
+    }
+    #endif
+}
+
+/// An inner page: its child pages, each page's first key, and the total count below it.
+@usableFromInline
+final class ChildBranch: Sendable {
+    @usableFromInline let pages: ContiguousArray<ChildPage>
+    @usableFromInline let firstKeys: ContiguousArray<ChildKey>
+    @usableFromInline let count: Int
+
+    init(pages: ContiguousArray<ChildPage>) {
+        self.pages = pages
+        var keys = ContiguousArray<ChildKey>()
+        keys.reserveCapacity(pages.count)
+        var total = 0
+        for page in pages {
+            keys.append(page.firstKey)
+            total += page.count
+        }
+        self.firstKeys = keys
+        self.count = total
+    }
+
+    /// The page that holds, or would hold, `key`.
+    @inlinable
+    func pageIndex(for key: ChildKey) -> Int {
+        // The last page whose first key is <= key; page 0 if key is smaller than all.
+        var low = 1
+        var high = firstKeys.count
+        while low < high {
+            let middle = (low + high) >> 1
+            if ChildKey.compare(firstKeys[middle], key) <= 0 { low = middle + 1 } else { high = middle }
+        }
+        return low - 1
+    }
+}

@@ -1,0 +1,187 @@
+import Synchronization
+
+/// One namespace: a tree, its single serial writer, and its log.
+///
+/// Readers take ``root``, an immutable snapshot, in O(1) and never wait for the writer. Writers
+/// are serialised: each computes the new tree from the latest one, appends its change to the
+/// log, and is acknowledged once the log says the record is durable. Readers see a change only
+/// once it is durable, so nothing a reader saw can be lost by a crash.
+public final class Database: Sendable {
+    /// The namespace's name.
+    public let name: String
+    let log: any WriteLog
+    let clock: @Sendable () -> Int64
+
+    struct WriterState {
+        var root: Node
+        var sequence: UInt64
+        var pushIDs: PushIDGenerator
+        /// Roots written but not yet durable, oldest first.
+        var pending: [(sequence: UInt64, root: Node)] = []
+    }
+
+    struct CommittedState {
+        var root: Node
+        var sequence: UInt64
+    }
+
+    let writer: Mutex<WriterState>
+    let committed: Mutex<CommittedState>
+
+    /// - Parameters:
+    ///   - root: the recovered tree.
+    ///   - sequence: the sequence number of the last record in that tree.
+    ///   - pushIDFloor: the newest push-ID timestamp already issued (ms), so IDs keep increasing.
+    ///   - clock: milliseconds since the epoch; injectable for tests.
+    public init(
+        name: String, root: Node = .null, sequence: UInt64 = 0, log: any WriteLog = MemoryWriteLog(),
+        pushIDFloor: Int64 = 0, clock: @escaping @Sendable () -> Int64 = Database.systemMilliseconds
+    ) {
+        self.name = name
+        self.log = log
+        self.clock = clock
+        writer = Mutex(WriterState(root: root, sequence: sequence, pushIDs: PushIDGenerator(floor: pushIDFloor)))
+        committed = Mutex(CommittedState(root: root, sequence: sequence))
+    }
+
+    /// The current durable tree. O(1).
+    public var root: Node { committed.withLock { $0.root } }
+
+    /// The current durable tree and the sequence number of its last change.
+    public var snapshot: (root: Node, sequence: UInt64) {
+        committed.withLock { ($0.root, $0.sequence) }
+    }
+
+    /// The server's time now, in milliseconds since the epoch (the value of `.sv: timestamp`).
+    public func now() -> Int64 { clock() }
+
+    /// Performs one write atomically; returns once it is durable (or refused).
+    public func write(_ request: WriteRequest) async throws -> WriteOutcome {
+        let (outcome, sequence) = try writer.withLock { state throws -> (WriteOutcome, UInt64?) in
+            try apply(request, to: &state)
+        }
+        guard let sequence else { return outcome }
+        try await log.waitUntilDurable(sequence)
+        markDurable(through: sequence)
+        return outcome
+    }
+
+    /// Makes every write up to `sequence` visible to readers.
+    func markDurable(through sequence: UInt64) {
+        let root: Node? = writer.withLock { state in
+            var latest: Node?
+            while let first = state.pending.first, first.sequence <= sequence {
+                latest = first.root
+                state.pending.removeFirst()
+            }
+            return latest
+        }
+        guard let root else { return }
+        committed.withLock { committed in
+            if sequence > committed.sequence {
+                committed.root = root
+                committed.sequence = sequence
+            }
+        }
+    }
+
+    /// Runs inside the writer lock: checks conditions, builds the change, logs it.
+    func apply(_ request: WriteRequest, to state: inout WriterState) throws -> (WriteOutcome, UInt64?) {
+        let current = state.root
+        let location = request.path
+        if let expected = request.ifMatch {
+            let existing = current.at(location)
+            guard ETag.of(existing) == expected else {
+                return (.conditionFailed(current: existing), nil)
+            }
+        }
+        var mutations: [Change.Mutation] = []
+        var kind = Change.Kind.set
+        var result: WriteOutcome.Result
+        switch request.operation {
+        case .set(let parsed):
+            let value = parsed.resolved(against: current.at(location))
+            mutations.append(.set(location, value))
+            result = .value(value)
+        case .setPriority(let priority):
+            mutations.append(.setPriority(location, priority))
+            result = .value(priority?.node ?? .null)
+        case .push(let parsed):
+            let name = ChildKey(state.pushIDs.next(now: clock()))
+            let path = location.appending(name)
+            let value = parsed.resolved(against: current.at(path))
+            mutations.append(.set(path, value))
+            result = .pushed(name)
+        case .update(let entries):
+            kind = .update
+            var echoed = ContiguousArray<ChildEntry>()
+            for entry in entries {
+                let path = location.appending(entry.path)
+                if entry.isPriority {
+                    let priority = try Priority(node: entry.value.node)
+                    mutations.append(.setPriority(path, priority))
+                    echoed.append(ChildEntry(key: ChildKey(entry.rawKey), value: priority?.node ?? .null))
+                } else {
+                    let value = entry.value.resolved(against: current.at(path))
+                    mutations.append(.set(path, value))
+                    echoed.append(ChildEntry(key: ChildKey(entry.rawKey), value: value))
+                }
+            }
+            echoed.sort { $0.key < $1.key }
+            result = .value(.object(normalizing: ChildMap(sortedEntries: echoed)))
+        }
+        let change = Change(kind: kind, path: location, mutations: mutations)
+        let newRoot = change.applied(to: current)
+        let sequence = state.sequence + 1
+        try log.append(LogRecord(sequence: sequence, change: change))
+        state.sequence = sequence
+        state.root = newRoot
+        state.pending.append((sequence, newRoot))
+        return (.written(sequence: sequence, result: result), sequence)
+    }
+
+    /// Milliseconds since the epoch from the system clock.
+    @Sendable
+    public static func systemMilliseconds() -> Int64 {
+        return Int64(SystemClockReader.millisecondsSinceEpoch())
+    }
+}
+
+/// A write to one namespace.
+public struct WriteRequest: Sendable {
+    public enum Operation: Sendable {
+        /// `PUT` (and `DELETE` as a set of `.null`).
+        case set(ParsedNode)
+        /// `PUT <path>/.priority`.
+        case setPriority(Priority?)
+        /// `POST`: set a new child named with a push ID.
+        case push(ParsedNode)
+        /// `PATCH`: several relative paths at once.
+        case update([UpdateEntry])
+    }
+
+    public var path: Path
+    public var operation: Operation
+    /// `if-match`: write only if the ETag of the data at `path` is this.
+    public var ifMatch: String?
+
+    public init(path: Path, operation: Operation, ifMatch: String? = nil) {
+        self.path = path
+        self.operation = operation
+        self.ifMatch = ifMatch
+    }
+}
+
+/// What a write did.
+public enum WriteOutcome: Sendable {
+    public enum Result: Sendable {
+        /// The data written (server values resolved), as `PUT`/`PATCH` echo it.
+        case value(Node)
+        /// The name of the child a `POST` created.
+        case pushed(ChildKey)
+    }
+
+    case written(sequence: UInt64, result: Result)
+    /// `if-match` did not match; nothing was written. Carries the current value.
+    case conditionFailed(current: Node)
+}

@@ -1,0 +1,474 @@
+/// The byte-level JSON parser that turns a request body straight into a ``Node``.
+///
+/// It applies Firebase's data rules while it reads, so there is no intermediate document:
+/// keys are validated, `null` and empty objects vanish, arrays become objects keyed `0...n`,
+/// `.priority` / `.value` give priorities, and `{".sv": ...}` server values are resolved
+/// (`timestamp`) or recorded for the writer to resolve against the current tree (`increment`).
+///
+/// ```swift
+/// let parsed = try JSONParser.parse(bytes, options: .init(serverTime: now))
+/// ```
+public struct JSONParser {
+    /// Limits and context for one parse.
+    public struct Options: Sendable {
+        /// How deep (in keys) the data may go below the write location.
+        public var maxDepth: Int
+        /// Longest string value, in UTF-8 bytes (Firebase: 10 MB).
+        public var maxStringBytes: Int
+        /// The value of `{".sv": "timestamp"}`, in milliseconds since the epoch.
+        public var serverTime: Int64
+
+        public init(maxDepth: Int = Path.maxDepth, maxStringBytes: Int = 10 * 1024 * 1024, serverTime: Int64 = 0) {
+            self.maxDepth = maxDepth
+            self.maxStringBytes = maxStringBytes
+            self.serverTime = serverTime
+        }
+    }
+
+    /// Parses a whole document into a node.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, options: Options = Options()) throws(DataError) -> ParsedNode {
+        var parser = JSONParser(bytes: bytes, options: options)
+        parser.skipWhitespace()
+        let node = try parser.parseValue()
+        parser.skipWhitespace()
+        guard parser.position == parser.count else { throw DataError.unparseable }
+        return ParsedNode(node: node, increments: parser.increments)
+    }
+
+    /// Parses a whole document into a node.
+    public static func parse(_ bytes: some Collection<UInt8>, options: Options = Options()) throws(DataError) -> ParsedNode {
+        let result: Result<ParsedNode, DataError>? = bytes.withContiguousStorageIfAvailable { buffer in
+            do throws(DataError) {
+                return .success(try parse(UnsafeRawBufferPointer(buffer), options: options))
+            } catch {
+                return .failure(error)
+            }
+        }
+        if let result { return try result.get() }
+        let copy = Array(bytes)
+        let fallback: Result<ParsedNode, DataError> = copy.withUnsafeBytes { buffer in
+            do throws(DataError) {
+                return .success(try parse(buffer, options: options))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try fallback.get()
+    }
+
+    /// Parses a multi-path update (`PATCH` body): an object whose keys are slash-separated paths
+    /// relative to the write location and whose values are the data for each path.
+    ///
+    /// - Parameter locationDepth: the depth of the write location, to enforce the depth limit.
+    public static func parseUpdate(
+        _ bytes: UnsafeRawBufferPointer, locationDepth: Int, options: Options = Options()
+    ) throws(DataError) -> [UpdateEntry] {
+        var parser = JSONParser(bytes: bytes, options: options)
+        parser.skipWhitespace()
+        guard parser.peek() == UInt8(ascii: "{") else {
+            throw DataError("Invalid data; couldn't parse JSON object, array, or value. Update data must be an object.")
+        }
+        parser.position += 1
+        var entries = [UpdateEntry]()
+        parser.skipWhitespace()
+        if parser.peek() == UInt8(ascii: "}") {
+            parser.position += 1
+        } else {
+            while true {
+                parser.skipWhitespace()
+                let keyStart = parser.position
+                guard parser.peek() == UInt8(ascii: "\"") else { throw DataError.unparseable }
+                let rawKey = try parser.parseString()
+                var keyPath = try Path(validatingUpdateKey: rawKey, position: parser.lineColumn(keyStart))
+                var isPriority = false
+                if keyPath.lastKey?.string == ".priority" {
+                    isPriority = true
+                    keyPath = keyPath.parent
+                }
+                guard locationDepth + keyPath.depth <= Path.maxDepth else {
+                    throw DataError.invalidPath("Path is too deep")
+                }
+                parser.skipWhitespace()
+                guard parser.peek() == UInt8(ascii: ":") else { throw DataError.unparseable }
+                parser.position += 1
+                parser.skipWhitespace()
+                parser.options.maxDepth = options.maxDepth - keyPath.depth
+                parser.increments = []
+                let node = try parser.parseValue()
+                entries.append(UpdateEntry(
+                    rawKey: rawKey, path: keyPath, isPriority: isPriority,
+                    value: ParsedNode(node: node, increments: parser.increments)))
+                parser.skipWhitespace()
+                if parser.peek() == UInt8(ascii: ",") {
+                    parser.position += 1
+                    continue
+                }
+                guard parser.peek() == UInt8(ascii: "}") else { throw DataError.unparseable }
+                parser.position += 1
+                break
+            }
+        }
+        parser.skipWhitespace()
+        guard parser.position == parser.count else { throw DataError.unparseable }
+        return entries
+    }
+
+    // MARK: State
+
+    @usableFromInline let base: UnsafePointer<UInt8>
+    @usableFromInline let count: Int
+    @usableFromInline var position = 0
+    var options: Options
+    /// Keys from the parse root to the value being read.
+    var keyPath: [ChildKey] = []
+    var increments: [PendingIncrement] = []
+
+    init(bytes: UnsafeRawBufferPointer, options: Options) {
+        // An empty buffer may have a nil base; point at a static byte instead.
+        self.base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? JSONParser.emptyBase
+        self.count = bytes.count
+        self.options = options
+    }
+
+    nonisolated(unsafe) static let emptyBase: UnsafePointer<UInt8> = {
+        let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+        pointer.initialize(to: 0)
+        return UnsafePointer(pointer)
+    }()
+
+    @inline(__always)
+    func peek() -> UInt8? {
+        position < count ? base[position] : nil
+    }
+
+    @inline(__always)
+    mutating func skipWhitespace() {
+        while position < count {
+            switch base[position] {
+            case 0x20, 0x0A, 0x0D, 0x09: position += 1
+            default: return
+            }
+        }
+    }
+
+    /// 1-based line and column of a byte offset, for error messages.
+    func lineColumn(_ offset: Int) -> String {
+        var line = 1
+        var column = 1
+        for index in 0..<min(offset, count) {
+            if base[index] == 0x0A {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
+        }
+        return "\(line):\(column)"
+    }
+
+    // MARK: Values
+
+    mutating func parseValue() throws(DataError) -> Node {
+        guard position < count else { throw DataError.unparseable }
+        switch base[position] {
+        case UInt8(ascii: "{"): return try parseObject()
+        case UInt8(ascii: "["): return try parseArray()
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return try parseNumber()
+        default:
+            throw DataError.unparseable
+        }
+    }
+
+    @inline(__always)
+    mutating func expectLiteral(_ literal: StaticString) throws(DataError) {
+        let length = literal.utf8CodeUnitCount
+        guard position + length <= count else { throw DataError.unparseable }
+        let literalBytes = literal.utf8Start
+        for index in 0..<length where base[position + index] != literalBytes[index] {
+            throw DataError.unparseable
+        }
+        position += length
+    }
+
+    mutating func descend(_ key: ChildKey) throws(DataError) {
+        guard keyPath.count < options.maxDepth else {
+            throw DataError.invalidData(
+                "Invalid data; data exceeds the maximum depth that can be written (\(Path.maxDepth) levels).")
+        }
+        keyPath.append(key)
+    }
+
+    mutating func parseArray() throws(DataError) -> Node {
+        position += 1  // [
+        var entries = ContiguousArray<ChildEntry>()
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") {
+            position += 1
+            return .null
+        }
+        var index = 0
+        while true {
+            skipWhitespace()
+            let key = ArrayKeys.key(index)
+            try descend(key)
+            let value = try parseValue()
+            keyPath.removeLast()
+            if !value.isNull { entries.append(ChildEntry(key: key, value: value)) }
+            index += 1
+            skipWhitespace()
+            guard position < count else { throw DataError.unparseable }
+            let byte = base[position]
+            position += 1
+            if byte == UInt8(ascii: ",") { continue }
+            guard byte == UInt8(ascii: "]") else { throw DataError.unparseable }
+            break
+        }
+        if entries.isEmpty { return .null }
+        return .object(ChildMap(sortedEntries: entries))
+    }
+
+    mutating func parseObject() throws(DataError) -> Node {
+        position += 1  // {
+        var entries = ContiguousArray<ChildEntry>()
+        var priority: Priority?
+        var dotValue: Node?
+        var serverValue: Node?
+        var sorted = true
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") {
+            position += 1
+            return .null
+        }
+        while true {
+            skipWhitespace()
+            guard peek() == UInt8(ascii: "\"") else { throw DataError.unparseable }
+            let keyStart = position
+            let key = try parseKey(start: keyStart)
+            skipWhitespace()
+            guard peek() == UInt8(ascii: ":") else { throw DataError.unparseable }
+            position += 1
+            skipWhitespace()
+            switch key {
+            case .child(let childKey):
+                try descend(childKey)
+                let value = try parseValue()
+                keyPath.removeLast()
+                if sorted, let previous = entries.last, ChildKey.compare(previous.key, childKey) >= 0 {
+                    sorted = false
+                }
+                entries.append(ChildEntry(key: childKey, value: value))
+            case .priority:
+                priority = try parsePriority()
+            case .value:
+                let value = try parseValue()
+                guard value.isLeaf || value.isNull else {
+                    throw DataError.invalidData("Invalid data; .value must be a boolean, number or string.")
+                }
+                dotValue = value
+            case .serverValue:
+                serverValue = try parseServerValue()
+            }
+            skipWhitespace()
+            guard position < count else { throw DataError.unparseable }
+            let byte = base[position]
+            position += 1
+            if byte == UInt8(ascii: ",") { continue }
+            guard byte == UInt8(ascii: "}") else { throw DataError.unparseable }
+            break
+        }
+        if let serverValue {
+            guard entries.isEmpty, dotValue == nil, priority == nil else {
+                throw DataError.invalidData("Invalid data; a server value (.sv) can't have siblings.")
+            }
+            return serverValue
+        }
+        if let dotValue {
+            guard entries.isEmpty else {
+                throw DataError.invalidData("Invalid data; .value can't be used with other children.")
+            }
+            return dotValue.with(priority: priority)
+        }
+        if !sorted { JSONParser.sortLastWins(&entries) }
+        if entries.contains(where: { $0.value.isNull }) {
+            entries.removeAll { $0.value.isNull }
+        }
+        if entries.isEmpty { return .null }
+        return Node.object(ChildMap(sortedEntries: entries)).with(priority: priority)
+    }
+
+    /// Sorts entries by key; where a key repeats, the last one wins (as in `JSON.parse`).
+    static func sortLastWins(_ entries: inout ContiguousArray<ChildEntry>) {
+        if entries.count <= 24 {
+            // Insertion sort: stable, and fastest for the small objects that dominate.
+            for index in 1..<entries.count {
+                let entry = entries[index]
+                var slot = index
+                while slot > 0 && ChildKey.compare(entries[slot - 1].key, entry.key) > 0 {
+                    entries[slot] = entries[slot - 1]
+                    slot -= 1
+                }
+                entries[slot] = entry
+            }
+        } else {
+            var order = Array(entries.indices)
+            order.sort { left, right in
+                let comparison = ChildKey.compare(entries[left].key, entries[right].key)
+                return comparison != 0 ? comparison < 0 : left < right
+            }
+            entries = ContiguousArray(order.map { entries[$0] })
+        }
+        // Drop earlier duplicates: after a stable sort, the last of equal keys is the latest.
+        var write = 0
+        for read in entries.indices {
+            if read + 1 < entries.count && entries[read + 1].key == entries[read].key { continue }
+            entries[write] = entries[read]
+            write += 1
+        }
+        entries.removeLast(entries.count - write)
+    }
+
+    // MARK: Keys and special keys
+
+    enum ObjectKey {
+        case child(ChildKey)
+        case priority
+        case value
+        case serverValue
+    }
+
+    mutating func parseKey(start: Int) throws(DataError) -> ObjectKey {
+        let string = try parseString()
+        var copy = string
+        let valid = copy.withUTF8 { KeyValidator.isValid(UnsafeRawBufferPointer($0)) }
+        if valid { return .child(ChildKey(string)) }
+        switch string {
+        case ".priority": return .priority
+        case ".value": return .value
+        case ".sv": return .serverValue
+        default:
+            throw DataError.invalidData(
+                "Invalid data; couldn't parse key beginning at \(lineColumn(start)). Key value can't be empty or contain $ # [ ] / or ."
+            )
+        }
+    }
+
+    mutating func parsePriority() throws(DataError) -> Priority? {
+        let value = try parseValue()
+        switch value {
+        case .null: return nil
+        case .int(let number): return .number(Double(number))
+        case .double(let number): return .number(number)
+        case .string(let string): return .string(string)
+        default:
+            throw DataError.invalidData("Invalid data; priority must be a number, a string or null.")
+        }
+    }
+
+    /// Reads the value of a `.sv` key: `"timestamp"` or `{"increment": <number>}`.
+    mutating func parseServerValue() throws(DataError) -> Node {
+        skipWhitespace()
+        if peek() == UInt8(ascii: "\"") {
+            let name = try parseString()
+            guard name == "timestamp" else {
+                throw DataError.invalidData("Invalid data; unrecognized server value \"\(name)\".")
+            }
+            return .int(options.serverTime)
+        }
+        guard peek() == UInt8(ascii: "{") else {
+            throw DataError.invalidData("Invalid data; unrecognized server value.")
+        }
+        position += 1
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "\""), try parseString() == "increment" else {
+            throw DataError.invalidData("Invalid data; unrecognized server value.")
+        }
+        skipWhitespace()
+        guard peek() == UInt8(ascii: ":") else { throw DataError.unparseable }
+        position += 1
+        skipWhitespace()
+        let delta = try parseValue()
+        switch delta {
+        case .int, .double: break
+        default: throw DataError.invalidData("Invalid data; increment must be a number.")
+        }
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "}") else {
+            throw DataError.invalidData("Invalid data; unrecognized server value.")
+        }
+        position += 1
+        increments.append(PendingIncrement(relativePath: Path(keys: keyPath), delta: delta))
+        return delta
+    }
+}
+
+/// The result of parsing: the node, plus increments still to resolve against the current tree.
+public struct ParsedNode: Sendable {
+    public var node: Node
+    /// `{".sv": {"increment": n}}` placeholders; `node` holds `n` at each until resolved.
+    public var increments: [PendingIncrement]
+
+    public init(node: Node, increments: [PendingIncrement] = []) {
+        self.node = node
+        self.increments = increments
+    }
+}
+
+/// One `{".sv": {"increment": delta}}` found at `relativePath` below the parse root.
+public struct PendingIncrement: Sendable {
+    public var relativePath: Path
+    public var delta: Node
+}
+
+/// One path of a multi-path update.
+public struct UpdateEntry: Sendable {
+    /// The key exactly as the client sent it (echoed in the response).
+    public var rawKey: String
+    /// The path relative to the write location.
+    public var path: Path
+    /// True if the key ended in `/.priority`: the value sets the priority at `path`.
+    public var isPriority: Bool
+    public var value: ParsedNode
+}
+
+extension Path {
+    /// Parses a `PATCH` key such as `users/alan/name` or `a/b/.priority`.
+    init(validatingUpdateKey string: String, position: String) throws(DataError) {
+        var keys = [ChildKey]()
+        let segments = string.split(separator: "/", omittingEmptySubsequences: true)
+        for (index, segment) in segments.enumerated() {
+            let text = String(segment)
+            if text == ".priority" && index == segments.count - 1 {
+                keys.append(ChildKey(text))
+                continue
+            }
+            guard KeyValidator.isValid(text) else {
+                throw DataError.invalidData(
+                    "Invalid data; couldn't parse key beginning at \(position). Key value can't be empty or contain $ # [ ] / or ."
+                )
+            }
+            keys.append(ChildKey(text))
+        }
+        self.init(keys: keys)
+    }
+}
+
+/// Pre-made keys `"0"`, `"1"`, ... for array elements.
+enum ArrayKeys {
+    static let cached: [ChildKey] = (0..<1024).map { ChildKey(String($0)) }
+
+    @inline(__always)
+    static func key(_ index: Int) -> ChildKey {
+        index < cached.count ? cached[index] : ChildKey(String(index))
+    }
+}

@@ -1,0 +1,243 @@
+/// Serialises nodes to JSON bytes as Firebase renders them.
+///
+/// - `compact`: no whitespace; objects whose keys are all array indices with
+///   `maxKey < 2 × count` are rendered as arrays (missing indices become `null`).
+/// - `pretty`: Firebase's `print=pretty` layout (`"key" : value`, two-space indent,
+///   arrays on one line as `[ 1, 2 ]`), with a trailing newline.
+/// - `export`: priorities included (`.priority`, `.value`), no array conversion.
+public struct JSONWriter {
+    public enum Layout: Sendable {
+        case compact
+        case pretty
+    }
+
+    public struct Options: Sendable {
+        public var layout: Layout
+        /// Include priorities and never render arrays (`format=export`).
+        public var export: Bool
+
+        public init(layout: Layout = .compact, export: Bool = false) {
+            self.layout = layout
+            self.export = export
+        }
+
+        public static let compact = Options()
+        public static let pretty = Options(layout: .pretty)
+    }
+
+    let output: OutputBuffer
+    let options: Options
+    /// Object nesting, for the pretty layout's indentation.
+    var nesting = 0
+
+    public init(output: OutputBuffer, options: Options) {
+        self.output = output
+        self.options = options
+    }
+
+    /// Serialises `node` to a new byte array.
+    public static func serialize(_ node: Node, options: Options = .compact) -> [UInt8] {
+        let output = OutputBuffer()
+        var writer = JSONWriter(output: output, options: options)
+        writer.write(node)
+        return output.bytes
+    }
+
+    /// Serialises `node` to a string (for tests and messages).
+    public static func string(_ node: Node, options: Options = .compact) -> String {
+        let output = OutputBuffer()
+        var writer = JSONWriter(output: output, options: options)
+        writer.write(node)
+        return output.string
+    }
+
+    /// Writes a whole document (with the trailing newline of the pretty layout).
+    public mutating func write(_ node: Node) {
+        writeValue(node)
+        if options.layout == .pretty { output.append(UInt8(ascii: "\n")) }
+    }
+
+    // MARK: Values
+
+    public mutating func writeValue(_ node: Node) {
+        switch node {
+        case .null: output.append("null")
+        case .bool(let value): output.append(value ? "true" : "false")
+        case .int(let value): output.append(integer: value)
+        case .double(let value): JSONWriter.writeDouble(value, to: output)
+        case .string(let value): JSONWriter.writeString(value, to: output)
+        case .object(let children):
+            if !options.export, let length = JSONWriter.arrayLength(children) {
+                writeArray(children, length: length)
+            } else {
+                writeObject(children, priority: nil)
+            }
+        case .prioritized(let inner, let priority):
+            if !options.export {
+                writeValue(inner)
+            } else if case .object(let children) = inner {
+                writeObject(children, priority: priority)
+            } else {
+                // A leaf with a priority: {".value": v, ".priority": p}
+                beginObject()
+                writeMember(".value", first: true)
+                writeValue(inner)
+                writeMember(".priority", first: false)
+                writeValue(priority.node)
+                endObject(empty: false)
+            }
+        }
+    }
+
+    /// Firebase's array rule: every key a canonical index and `maxKey < 2 × count`.
+    /// Returns the array length (maxKey + 1) if the children should render as an array.
+    @inlinable
+    public static func arrayLength(_ children: ChildMap) -> Int? {
+        guard let last = children.last, last.key.isArrayIndex, let maxKey = last.key.integerValue,
+            Int(maxKey) < 2 * children.count
+        else { return nil }
+        // Integer-like keys sort first, so if the last is an index all keys are integer-like;
+        // each must also be a canonical non-negative index.
+        for entry in children where !entry.key.isArrayIndex { return nil }
+        return Int(maxKey) + 1
+    }
+
+    mutating func writeArray(_ children: ChildMap, length: Int) {
+        output.append(UInt8(ascii: "["))
+        let pretty = options.layout == .pretty
+        if pretty { output.append(UInt8(ascii: " ")) }
+        var next = 0
+        for entry in children {
+            let index = Int(entry.key.integerValue!)
+            while next < index {
+                if next > 0 { output.append(pretty ? ", " : ",") }
+                output.append("null")
+                next += 1
+            }
+            if next > 0 { output.append(pretty ? ", " : ",") }
+            writeValue(entry.value)
+            next += 1
+        }
+        if pretty { output.append(UInt8(ascii: " ")) }
+        output.append(UInt8(ascii: "]"))
+    }
+
+    mutating func writeObject(_ children: ChildMap, priority: Priority?) {
+        beginObject()
+        var first = true
+        if case .leaf(let entries) = children.root {
+            for entry in entries {
+                writeMember(entry.key.string, first: first)
+                writeValue(entry.value)
+                first = false
+            }
+        } else {
+            for entry in children {
+                writeMember(entry.key.string, first: first)
+                writeValue(entry.value)
+                first = false
+            }
+        }
+        if let priority {
+            writeMember(".priority", first: first)
+            writeValue(priority.node)
+            first = false
+        }
+        endObject(empty: first)
+    }
+
+    @inline(__always)
+    mutating func beginObject() {
+        output.append(UInt8(ascii: "{"))
+        nesting += 1
+    }
+
+    @inline(__always)
+    mutating func endObject(empty: Bool) {
+        nesting -= 1
+        if options.layout == .pretty {
+            if empty {
+                output.append(UInt8(ascii: " "))
+            } else {
+                newline()
+            }
+        }
+        output.append(UInt8(ascii: "}"))
+    }
+
+    /// Writes the separator, key and colon before a member's value.
+    @inline(__always)
+    mutating func writeMember(_ key: String, first: Bool) {
+        if !first { output.append(UInt8(ascii: ",")) }
+        if options.layout == .pretty {
+            newline()
+            JSONWriter.writeString(key, to: output)
+            output.append(" : ")
+        } else {
+            JSONWriter.writeString(key, to: output)
+            output.append(UInt8(ascii: ":"))
+        }
+    }
+
+    mutating func newline() {
+        output.append(UInt8(ascii: "\n"))
+        output.append(repeating: UInt8(ascii: " "), count: nesting * 2)
+    }
+
+    // MARK: Scalars
+
+    /// Integral doubles within ±2^53 are written without a fraction (`1.0` → `1`), as JavaScript
+    /// and Firebase show them; others in the shortest form that reads back to the same double.
+    public static func writeDouble(_ value: Double, to output: OutputBuffer) {
+        if value.rounded(.towardZero) == value, abs(value) < 9_007_199_254_740_992 {
+            output.append(integer: Int64(value))
+        } else {
+            output.append(value.description)
+        }
+    }
+
+    /// Bytes that need escaping in a JSON string: `"`, `\` and control characters.
+    static let needsEscape: [Bool] = (0..<256).map { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }
+    static let hexDigits: StaticString = "0123456789abcdef"
+
+    /// Writes a quoted, escaped string. Non-ASCII is written as UTF-8.
+    public static func writeString(_ string: String, to output: OutputBuffer) {
+        var copy = string
+        copy.withUTF8 { bytes in
+            output.reserve(bytes.count + 2)
+            output.append(UInt8(ascii: "\""))
+            needsEscape.withUnsafeBufferPointer { table in
+                var runStart = 0
+                var index = 0
+                let count = bytes.count
+                while index < count {
+                    let byte = bytes[index]
+                    if table[Int(byte)] {
+                        output.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart..<index]))
+                        writeEscape(byte, to: output)
+                        runStart = index + 1
+                    }
+                    index += 1
+                }
+                output.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart..<count]))
+            }
+            output.append(UInt8(ascii: "\""))
+        }
+    }
+
+    static func writeEscape(_ byte: UInt8, to output: OutputBuffer) {
+        switch byte {
+        case 0x22: output.append("\\\"")
+        case 0x5C: output.append("\\\\")
+        case 0x0A: output.append("\\n")
+        case 0x0D: output.append("\\r")
+        case 0x09: output.append("\\t")
+        case 0x08: output.append("\\b")
+        case 0x0C: output.append("\\f")
+        default:
+            output.append("\\u00")
+            output.append(hexDigits.utf8Start[Int(byte >> 4)])
+            output.append(hexDigits.utf8Start[Int(byte & 0xF)])
+        }
+    }
+}

@@ -1,0 +1,118 @@
+// MARK: - Reading and changing nodes by path
+
+extension Node {
+    /// The node at `path` below this one, or `.null`.
+    ///
+    /// - Complexity: O(depth × log n)
+    public func at(_ path: Path) -> Node {
+        var node = self
+        for key in path.keys {
+            node = node.child(key)
+            if node.isNull { return .null }
+        }
+        return node
+    }
+
+    /// A copy with the value at `path` replaced by `value`; `.null` deletes it.
+    ///
+    /// Writing below a leaf replaces the leaf with an object. Objects left with no children are
+    /// removed, up to this node. An object keeps its priority when a child changes.
+    ///
+    /// - Complexity: O(depth × log n); untouched subtrees are shared, not copied.
+    public func setting(_ path: Path, to value: Node) -> Node {
+        setting(path.keys[...], to: value)
+    }
+
+    func setting(_ keys: ArraySlice<ChildKey>, to value: Node) -> Node {
+        guard let key = keys.first else { return value }
+        let newChild = child(key).setting(keys.dropFirst(), to: value)
+        var children = self.children
+        if newChild.isNull {
+            guard children.remove(key) else { return self }
+        } else {
+            children.set(key, newChild)
+        }
+        return Node.object(normalizing: children).with(priority: priority)
+    }
+
+    /// A copy with the priority of the node at `path` set (nil clears it). A priority on a
+    /// missing node is ignored, as in Firebase.
+    public func settingPriority(_ path: Path, to priority: Priority?) -> Node {
+        let target = at(path)
+        if target.isNull { return self }
+        return setting(path, to: target.with(priority: priority))
+    }
+
+    /// The number of nodes (leaves and objects) in the tree; for tests and statistics.
+    public var nodeCount: Int {
+        switch withoutPriority {
+        case .null: return 0
+        case .object(let children):
+            var total = 1
+            children.forEach { total += $0.value.nodeCount }
+            return total
+        default: return 1
+        }
+    }
+
+    #if DEBUG
+    /// Checks the tree's invariants: no null children, no empty objects, valid keys, ordered
+    /// B+trees, no nested priorities. Debug builds only; traps on the first violation.
+    public func checkInvariants() {
+        switch self {
+        case .object(let children):
+            precondition(!children.isEmpty, "empty object stored")
+            children.checkInvariants()
+            children.forEach { entry in
+                precondition(!entry.value.isNull, "null child stored at \(entry.key)")
+                precondition(KeyValidator.isValid(entry.key.string), "invalid key \(entry.key)")
+                entry.value.checkInvariants()
+            }
+        case .prioritized(let inner, _):
+            precondition(!inner.isNull, "priority on null")
+            if case .prioritized = inner { preconditionFailure("nested priority") }
+            inner.checkInvariants()
+        default:
+            break
+        }
+    }
+    #endif
+}
+
+// MARK: - Server values
+
+extension Node {
+    /// Firebase's `increment`: adds `delta` to this value. A missing or non-numeric value counts
+    /// as absent, so the result is `delta`. Two integers add as integers unless that overflows,
+    /// when the sum is computed as a double; a double on either side makes a double.
+    public func incremented(by delta: Node) -> Node {
+        switch (withoutPriority, delta) {
+        case let (.int(a), .int(b)):
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? .double(Double(a) + Double(b)) : .int(sum)
+        case let (.int(a), .double(b)): return .double(Double(a) + b)
+        case let (.double(a), .int(b)): return .double(a + Double(b))
+        case let (.double(a), .double(b)): return .double(a + b)
+        default: return delta
+        }
+    }
+}
+
+extension ParsedNode {
+    /// The node with every pending increment resolved against `current`, the value now stored
+    /// at the write location.
+    public func resolved(against current: Node) -> Node {
+        var node = self.node
+        for increment in increments {
+            let existing = current.at(increment.relativePath)
+            let value = existing.incremented(by: increment.delta)
+            if increment.relativePath.isRoot {
+                node = value.with(priority: node.priority)
+            } else {
+                let placeholder = node.at(increment.relativePath)
+                node = node.setting(increment.relativePath, to: value.with(priority: placeholder.priority))
+            }
+        }
+        return node
+    }
+}

@@ -1,0 +1,173 @@
+import HTTPTypes
+import HearthCore
+import Hummingbird
+import NIOCore
+
+/// Serves one request for data at a path: `GET`, `PUT`, `POST`, `PATCH`, `DELETE`.
+struct DataRequestHandler {
+    let request: Request
+    let method: String
+    let path: Path
+    /// The URL ended in `/.priority.json`.
+    let priorityTarget: Bool
+    let options: RequestOptions
+    let namespace: String
+    let configuration: ServerConfiguration
+    let namespaces: NamespaceRegistry
+
+    var wantsETag: Bool { request.headers[ResponseFactory.firebaseETagHeader]?.lowercased() == "true" }
+    var ifMatch: String? { request.headers[.ifMatch] }
+    var ifNoneMatch: String? { request.headers[.ifNoneMatch] }
+
+    func handle() async throws -> Response {
+        if !options.query.isEmpty {
+            throw DataError("Queries (orderBy, startAt, limitToFirst, ...) are not supported by this server yet.")
+        }
+        if ifMatch != nil {
+            guard method == "PUT" || method == "DELETE" else {
+                throw DataError("if-match is not supported for \(method) requests; use it with PUT or DELETE.")
+            }
+            guard options.print != .silent else {
+                throw DataError("print=silent is not supported together with if-match.")
+            }
+        }
+        switch method {
+        case "GET": return try read()
+        case "PUT": return try await put()
+        case "POST": return try await post()
+        case "PATCH": return try await patch()
+        case "DELETE": return try await delete()
+        default: throw HTTPFailure.methodNotAllowed(method)
+        }
+    }
+
+    // MARK: Reads
+
+    func read() throws -> Response {
+        let root = namespaces.existing(namespace)?.root ?? .null
+        var node = root.at(path)
+        if priorityTarget { node = node.priority?.node ?? .null }
+        if options.shallow { node = DataRequestHandler.shallow(node) }
+        var headers = HTTPFields()
+        if wantsETag || ifNoneMatch != nil {
+            let etag = ETag.of(node)
+            headers[ResponseFactory.etagHeader] = etag
+            if let ifNoneMatch, ifNoneMatch == etag {
+                var notModified = ResponseFactory.baseHeaders()
+                notModified[ResponseFactory.etagHeader] = etag
+                notModified[.contentType] = nil
+                return Response(status: .notModified, headers: notModified)
+            }
+        }
+        return ResponseFactory.node(node, options: options, headers: headers)
+    }
+
+    /// `shallow=true`: an object's children each become `true`; leaves stay as they are.
+    static func shallow(_ node: Node) -> Node {
+        guard case .object(let children) = node.withoutPriority else { return node.withoutPriority }
+        var entries = ContiguousArray<ChildEntry>()
+        entries.reserveCapacity(children.count)
+        for entry in children { entries.append(ChildEntry(key: entry.key, value: .bool(true))) }
+        return .object(ChildMap(sortedEntries: entries))
+    }
+
+    // MARK: Writes
+
+    func body() async throws -> ByteBuffer {
+        try await request.body.collect(upTo: configuration.maxBodyBytes)
+    }
+
+    func parseBody(depth: Int, database: Database) async throws -> ParsedNode {
+        let buffer = try await body()
+        let parseOptions = JSONParser.Options(maxDepth: Path.maxDepth - depth, serverTime: database.now())
+        return try buffer.withUnsafeReadableBytes { bytes throws -> ParsedNode in
+            try JSONParser.parse(bytes, options: parseOptions)
+        }
+    }
+
+    func put() async throws -> Response {
+        let database = try namespaces.database(namespace)
+        let parsed = try await parseBody(depth: path.depth, database: database)
+        let operation: WriteRequest.Operation
+        if priorityTarget {
+            guard parsed.increments.isEmpty else { throw DataError("Invalid data; a priority can't be an increment.") }
+            operation = .setPriority(try Priority(node: parsed.node))
+        } else {
+            operation = .set(parsed)
+        }
+        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: database)
+    }
+
+    func delete() async throws -> Response {
+        let database = try namespaces.database(namespace)
+        let operation: WriteRequest.Operation = priorityTarget ? .setPriority(nil) : .set(ParsedNode(node: .null))
+        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: database)
+    }
+
+    func post() async throws -> Response {
+        guard !priorityTarget else { throw DataError("Invalid path: can't POST to a priority.") }
+        let database = try namespaces.database(namespace)
+        guard path.depth < Path.maxDepth else { throw DataError.invalidPath("Path is too deep") }
+        let parsed = try await parseBody(depth: path.depth + 1, database: database)
+        return try await write(WriteRequest(path: path, operation: .push(parsed)), in: database)
+    }
+
+    func patch() async throws -> Response {
+        guard !priorityTarget else { throw DataError("Invalid path: can't PATCH a priority.") }
+        guard !wantsETag else { throw DataError("X-Firebase-ETag is not supported for PATCH requests.") }
+        let database = try namespaces.database(namespace)
+        let buffer = try await body()
+        let parseOptions = JSONParser.Options(serverTime: database.now())
+        let entries = try buffer.withUnsafeReadableBytes { bytes throws -> [UpdateEntry] in
+            try JSONParser.parseUpdate(bytes, locationDepth: path.depth, options: parseOptions)
+        }
+        try UpdateEntry.checkNoOverlap(entries)
+        if entries.isEmpty { return ResponseFactory.node(.null, options: options) }
+        return try await write(WriteRequest(path: path, operation: .update(entries)), in: database)
+    }
+
+    /// Runs the write and answers as Firebase does: the data written (PUT, PATCH, DELETE), the
+    /// new name (POST), or 412 with the current value when `if-match` did not match.
+    func write(_ write: WriteRequest, in database: Database) async throws -> Response {
+        let outcome: WriteOutcome
+        do {
+            outcome = try await database.write(write)
+        } catch let error as DataError {
+            throw error
+        } catch {
+            throw StorageUnavailable(reason: "the write could not be made durable (\(error)); nothing was written.")
+        }
+        switch outcome {
+        case .conditionFailed(let current):
+            var headers = HTTPFields()
+            headers[ResponseFactory.etagHeader] = ETag.of(current)
+            var responseOptions = options
+            responseOptions.print = options.print == .pretty ? .pretty : .normal
+            return ResponseFactory.node(current, options: responseOptions, status: .preconditionFailed, headers: headers)
+        case .written(_, .pushed(let name)):
+            let body = Node.object(ChildMap(sortedEntries: [ChildEntry(key: "name", value: .string(name.string))]))
+            var headers = HTTPFields()
+            if wantsETag {
+                headers[ResponseFactory.etagHeader] = ETag.of(database.root.at(path.appending(name)))
+            }
+            return ResponseFactory.node(body, options: options, headers: headers)
+        case .written(_, .value(let value)):
+            var headers = HTTPFields()
+            if wantsETag || ifMatch != nil { headers[ResponseFactory.etagHeader] = ETag.of(value) }
+            return ResponseFactory.node(value, options: options, headers: headers)
+        }
+    }
+}
+
+extension UpdateEntry {
+    /// Refuses an update in which one path is an ancestor of (or the same as) another.
+    static func checkNoOverlap(_ entries: [UpdateEntry]) throws(DataError) {
+        let paths = entries.map { entry in
+            entry.isPriority ? entry.path.appending(ChildKey(".priority")) : entry.path
+        }.sorted { $0.keys.lexicographicallyPrecedes($1.keys) }
+        for (earlier, later) in zip(paths, paths.dropFirst()) where earlier.contains(later) {
+            throw DataError(
+                "Invalid data; update contains a path \(earlier) that is an ancestor of another path \(later).")
+        }
+    }
+}

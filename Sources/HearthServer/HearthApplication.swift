@@ -1,0 +1,23 @@
+import HearthCore
+import HearthStorage
+import Hummingbird
+import Logging
+
+/// Builds the Hummingbird application for a configuration.
+public enum HearthApplication {
+    /// The application, with every namespace already in the data directory opened.
+    public static func make(
+        configuration: ServerConfiguration, storage: StorageEngine, logger: Logger = Logger(label: "hearth")
+    ) throws -> some ApplicationProtocol {
+        let namespaces = NamespaceRegistry { name in try storage.open(namespace: name) }
+        for name in try storage.existingNamespaces() {
+            namespaces.register(try storage.open(namespace: name))
+        }
+        let responder = HearthResponder(configuration: configuration, namespaces: namespaces)
+        return Application(
+            responder: responder,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
+            logger: logger
+        )
+    }
+}

@@ -1,0 +1,142 @@
+import HTTPTypes
+import HearthCore
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Answers every HTTP request: Firebase's REST API on `<path>.json` and Hearth's reserved
+/// endpoints (`/.health`, `/.inspect/databases.json`).
+public struct HearthResponder: HTTPResponder {
+    public typealias Context = BasicRequestContext
+
+    public let configuration: ServerConfiguration
+    public let namespaces: NamespaceRegistry
+
+    public init(configuration: ServerConfiguration, namespaces: NamespaceRegistry) {
+        self.configuration = configuration
+        self.namespaces = namespaces
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        do {
+            return try await route(request, context: context)
+        } catch let error as DataError {
+            return ResponseFactory.error(.badRequest, error.message)
+        } catch let error as HTTPFailure {
+            return ResponseFactory.error(error.status, error.message)
+        } catch is NIOTooManyBytesError {
+            return ResponseFactory.error(
+                .contentTooLarge, "Payload too large: the request body exceeds \(configuration.maxBodyBytes) bytes.")
+        } catch let error as StorageUnavailable {
+            context.logger.error("write failed in storage: \(error.reason)")
+            return ResponseFactory.error(.serviceUnavailable, "Service unavailable: \(error.reason)")
+        }
+    }
+
+    func route(_ request: Request, context: Context) async throws -> Response {
+        let method = try effectiveMethod(request)
+        let target: RESTTarget
+        do {
+            target = try RESTTarget.parse(rawPath: request.uri.path)
+        } catch .missingJSONSuffix {
+            throw HTTPFailure(.notFound, "Not found: append .json to your request URI to use the REST API.")
+        } catch .notFound {
+            throw HTTPFailure(.notFound, "Not found.")
+        } catch .invalid(let error) {
+            throw error
+        }
+        if method == "OPTIONS" { return preflight() }
+        let options = try RequestOptions(queryString: request.uri.query)
+        switch target {
+        case .health:
+            return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string("ok"))])),
+                options: RequestOptions())
+        case .inspectDatabases:
+            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            let list = namespaces.names.enumerated().map { index, name in
+                ChildEntry(key: ChildKey(String(index)),
+                    value: .object(ChildMap(sortedEntries: [ChildEntry(key: "name", value: .string(name))])))
+            }
+            return ResponseFactory.node(.object(normalizing: ChildMap(sortedEntries: ContiguousArray(list))), options: options)
+        case .settings:
+            throw HTTPFailure(.notFound, "Not found: database settings are not supported yet.")
+        case .data(let path, let priority):
+            let namespace = try resolveNamespace(request, options: options)
+            let handler = DataRequestHandler(
+                request: request, method: method, path: path, priorityTarget: priority, options: options,
+                namespace: namespace, configuration: configuration, namespaces: namespaces)
+            return try await handler.handle()
+        }
+    }
+
+    /// The method after `X-HTTP-Method-Override` (header or query), which only a POST may carry.
+    func effectiveMethod(_ request: Request) throws -> String {
+        let method = request.method.rawValue
+        var override = request.headers[ResponseFactory.methodOverrideHeader]
+        if override == nil, let query = request.uri.query, query.contains("x-http-method-override") {
+            override = (try? RequestOptions(queryString: query))?.methodOverride
+        }
+        guard let override else { return method }
+        let overridden = override.uppercased()
+        guard method == "POST" || method == overridden else {
+            throw DataError("X-HTTP-Method-Override is only allowed on POST requests.")
+        }
+        guard ["GET", "PUT", "POST", "PATCH", "DELETE"].contains(overridden) else {
+            throw DataError("Invalid X-HTTP-Method-Override: \(override).")
+        }
+        return overridden
+    }
+
+    /// The namespace: `ns=` if given, else the first label of a `<name>.<domain>.<tld>` host.
+    func resolveNamespace(_ request: Request, options: RequestOptions) throws -> String {
+        var name = options.namespace
+        if name == nil, let host = request.head.authority {
+            name = HearthResponder.namespace(fromHost: host)
+        }
+        let resolved = name ?? configuration.defaultNamespace
+        guard NamespaceRegistry.isValidName(resolved) else {
+            throw HTTPFailure(.notFound, "Database not found: \"\(resolved)\" is not a valid namespace name.")
+        }
+        return resolved
+    }
+
+    /// `mydb.example.com:9000` → `mydb`; nil for IP addresses, `localhost` and two-label hosts.
+    static func namespace(fromHost host: String) -> String? {
+        var hostname = Substring(host)
+        if hostname.hasPrefix("[") { return nil }  // IPv6 literal
+        if let colon = hostname.lastIndex(of: ":") { hostname = hostname[..<colon] }
+        let labels = hostname.split(separator: ".")
+        guard labels.count >= 3 else { return nil }
+        if labels.allSatisfy({ $0.allSatisfy(\.isNumber) }) { return nil }
+        return labels[0].lowercased()
+    }
+
+    func preflight() -> Response {
+        var headers = ResponseFactory.baseHeaders()
+        headers[.accessControlAllowMethods] = "GET, PUT, POST, PATCH, DELETE, OPTIONS"
+        headers[.accessControlAllowHeaders] = "Authorization, Content-Type, X-Firebase-ETag, If-Match, If-None-Match, X-HTTP-Method-Override, Last-Event-ID"
+        headers[.accessControlMaxAge] = "3600"
+        return Response(status: .noContent, headers: headers)
+    }
+}
+
+/// A failure with its HTTP status and Firebase-style message.
+struct HTTPFailure: Error {
+    let status: HTTPResponse.Status
+    let message: String
+
+    init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    static func methodNotAllowed(_ method: String) -> HTTPFailure {
+        HTTPFailure(.methodNotAllowed, "Method \(method) is not allowed here.")
+    }
+}
+
+/// Storage could not take a write (disk full, I/O error). The write did not happen.
+public struct StorageUnavailable: Error, Sendable {
+    public let reason: String
+    public init(reason: String) { self.reason = reason }
+}

@@ -1,0 +1,50 @@
+import HearthCore
+import Synchronization
+
+/// The namespaces a server holds, each an independent ``Database``, created on first write.
+public final class NamespaceRegistry: Sendable {
+    /// Makes the database for a new namespace (in memory, or recovered from storage).
+    public typealias Factory = @Sendable (String) throws -> Database
+
+    let factory: Factory
+    let databases = Mutex<[String: Database]>([:])
+
+    public init(factory: @escaping Factory = { Database(name: $0) }) {
+        self.factory = factory
+    }
+
+    /// The namespace's database if it exists.
+    public func existing(_ name: String) -> Database? {
+        databases.withLock { $0[name] }
+    }
+
+    /// The namespace's database, created if needed.
+    public func database(_ name: String) throws -> Database {
+        if let database = existing(name) { return database }
+        return try databases.withLock { databases in
+            if let database = databases[name] { return database }
+            let database = try factory(name)
+            databases[name] = database
+            return database
+        }
+    }
+
+    /// Adds an already-opened database (used at start-up after recovery).
+    public func register(_ database: Database) {
+        databases.withLock { $0[database.name] = database }
+    }
+
+    /// The names of every namespace, sorted.
+    public var names: [String] {
+        databases.withLock { Array($0.keys) }.sorted()
+    }
+
+    /// True if `name` may name a namespace: 1-63 characters of `a-z 0-9 - _`.
+    public static func isValidName(_ name: some StringProtocol) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 63 else { return false }
+        return name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+        }
+    }
+}

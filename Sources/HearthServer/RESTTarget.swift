@@ -1,0 +1,43 @@
+import HearthCore
+
+/// What a request URL names: a reserved endpoint, or data at a path.
+enum RESTTarget: Equatable {
+    case health
+    case inspectDatabases
+    case settings(name: String)
+    /// Data at `path`; `priority` when the URL ended in `/.priority.json`.
+    case data(path: Path, priority: Bool)
+
+    /// Parses the raw (still percent-encoded) URL path.
+    static func parse(rawPath: String) throws(RESTTargetError) -> RESTTarget {
+        switch rawPath {
+        case "/.health", "/.health.json": return .health
+        case "/.inspect/databases.json": return .inspectDatabases
+        default: break
+        }
+        if rawPath.hasPrefix("/.settings/") {
+            let rest = rawPath.dropFirst("/.settings/".count)
+            guard rest.hasSuffix(".json") else { throw .notFound }
+            return .settings(name: String(rest.dropLast(5)))
+        }
+        guard rawPath.hasSuffix(".json") else { throw .missingJSONSuffix }
+        var segments = rawPath.dropLast(5).split(separator: "/", omittingEmptySubsequences: true)
+        var priority = false
+        if segments.last == ".priority" {
+            priority = true
+            segments.removeLast()
+        }
+        do {
+            let path = try Path(urlPath: segments.joined(separator: "/"))
+            return .data(path: path, priority: priority)
+        } catch {
+            throw .invalid(error)
+        }
+    }
+}
+
+enum RESTTargetError: Error, Equatable {
+    case missingJSONSuffix
+    case notFound
+    case invalid(DataError)
+}

@@ -1,0 +1,73 @@
+import HTTPTypes
+import HearthCore
+import Hummingbird
+import NIOCore
+
+/// Builds responses with Firebase's headers and body layout.
+enum ResponseFactory {
+    static let etagHeader = HTTPField.Name("ETag")!
+    static let firebaseETagHeader = HTTPField.Name("X-Firebase-ETag")!
+    static let methodOverrideHeader = HTTPField.Name("X-HTTP-Method-Override")!
+
+    /// Headers every data response carries.
+    static func baseHeaders(contentType: String = "application/json; charset=utf-8") -> HTTPFields {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        headers[.cacheControl] = "no-cache"
+        headers[.accessControlAllowOrigin] = "*"
+        return headers
+    }
+
+    /// A JSON response from raw bytes.
+    static func json(_ bytes: UnsafeRawBufferPointer, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:])
+        -> Response
+    {
+        var headers = baseHeaders()
+        headers.append(contentsOf: extra)
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
+    }
+
+    /// A node serialised as the request asked (pretty, export, JSONP).
+    static func node(
+        _ node: Node, options: RequestOptions, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]
+    ) -> Response {
+        if options.print == .silent { return silent(headers: extra) }
+        let output = OutputBuffer(capacity: 256)
+        if let callback = options.callback { output.append(callback + "(") }
+        var writer = JSONWriter(
+            output: output,
+            options: JSONWriter.Options(layout: options.print == .pretty ? .pretty : .compact, export: options.export))
+        writer.write(node)
+        var headers = extra
+        if options.callback != nil {
+            output.append(");")
+            headers[.contentType] = "application/javascript; charset=utf-8"
+        }
+        if let download = options.download {
+            let safe = download.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline }
+            headers[.contentDisposition] = "attachment; filename=\"\(safe)\""
+        }
+        return output.withBytes { bytes in
+            var response = json(bytes, status: status)
+            for field in headers { response.headers[field.name] = field.value }
+            return response
+        }
+    }
+
+    /// `print=silent`: 204 and no body.
+    static func silent(headers extra: HTTPFields = [:]) -> Response {
+        var headers = baseHeaders()
+        headers.append(contentsOf: extra)
+        headers[.contentType] = nil
+        return Response(status: .noContent, headers: headers)
+    }
+
+    /// Firebase's error body: `{\n  "error" : "<message>"\n}\n`.
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let body = Node.object(ChildMap(sortedEntries: [ChildEntry(key: "error", value: .string(message))]))
+        let bytes = JSONWriter.serialize(body, options: .pretty)
+        return bytes.withUnsafeBytes { json($0, status: status) }
+    }
+}

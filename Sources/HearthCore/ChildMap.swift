@@ -454,3 +454,16 @@ final class ChildBranch: Sendable {
         return low - 1
     }
 }
+
+extension ChildMap {
+    /// The number of page levels (1 for a single leaf); O(log n) by construction.
+    public var height: Int {
+        var levels = 1
+        var page = root
+        while case .branch(let branch) = page {
+            levels += 1
+            page = branch.pages[0]
+        }
+        return levels
+    }
+}

@@ -31,16 +31,16 @@ public final class Database: Sendable {
     /// - Parameters:
     ///   - root: the recovered tree.
     ///   - sequence: the sequence number of the last record in that tree.
-    ///   - pushIDFloor: the newest push-ID timestamp already issued (ms), so IDs keep increasing.
+    ///   - lastPushTime: the newest push-ID timestamp already issued (ms), so IDs keep increasing.
     ///   - clock: milliseconds since the epoch; injectable for tests.
     public init(
         name: String, root: Node = .null, sequence: UInt64 = 0, log: any WriteLog = MemoryWriteLog(),
-        pushIDFloor: Int64 = 0, clock: @escaping @Sendable () -> Int64 = Database.systemMilliseconds
+        lastPushTime: Int64 = -1, clock: @escaping @Sendable () -> Int64 = Database.systemMilliseconds
     ) {
         self.name = name
         self.log = log
         self.clock = clock
-        writer = Mutex(WriterState(root: root, sequence: sequence, pushIDs: PushIDGenerator(floor: pushIDFloor)))
+        writer = Mutex(WriterState(root: root, sequence: sequence, pushIDs: PushIDGenerator(after: lastPushTime)))
         committed = Mutex(CommittedState(root: root, sequence: sequence))
     }
 

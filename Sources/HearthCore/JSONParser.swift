@@ -59,7 +59,8 @@ public struct JSONParser {
     /// Parses a multi-path update (`PATCH` body): an object whose keys are slash-separated paths
     /// relative to the write location and whose values are the data for each path.
     ///
-    /// - Parameter locationDepth: the depth of the write location, to enforce the depth limit.
+    /// - Parameter locationDepth: the depth of the write location, to enforce the depth limit
+    ///   (`options.maxDepth` counts from the root here).
     public static func parseUpdate(
         _ bytes: UnsafeRawBufferPointer, locationDepth: Int, options: Options = Options()
     ) throws(DataError) -> [UpdateEntry] {
@@ -92,7 +93,7 @@ public struct JSONParser {
                 guard parser.peek() == UInt8(ascii: ":") else { throw DataError.unparseable }
                 parser.position += 1
                 parser.skipWhitespace()
-                parser.options.maxDepth = options.maxDepth - keyPath.depth
+                parser.options.maxDepth = options.maxDepth - locationDepth - keyPath.depth
                 parser.increments = []
                 let node = try parser.parseValue()
                 entries.append(UpdateEntry(

@@ -186,10 +186,10 @@ public struct JSONWriter {
 
     // MARK: Scalars
 
-    /// Integral doubles within ±2^53 are written without a fraction (`1.0` → `1`), as JavaScript
+    /// Integral doubles below 2^63 are written without a fraction (`1.0` → `1`), as JavaScript
     /// and Firebase show them; others in the shortest form that reads back to the same double.
     public static func writeDouble(_ value: Double, to output: OutputBuffer) {
-        if value.rounded(.towardZero) == value, abs(value) < 9_007_199_254_740_992 {
+        if value.rounded(.towardZero) == value, abs(value) < 9_223_372_036_854_775_808 {
             output.append(integer: Int64(value))
         } else {
             output.append(value.description)

@@ -13,10 +13,10 @@ public struct PushIDGenerator: Sendable {
     private var lastRandom: [UInt8] = Array(repeating: 0, count: 12)
     private var hasRandom = false
 
-    /// - Parameter floor: a timestamp (ms) no new ID may go below, e.g. that of the newest ID
-    ///   already stored, so that IDs keep increasing across restarts.
-    public init(floor: Int64 = 0) {
-        lastTime = floor
+    /// A generator whose IDs all sort after any ID made at or before `lastTime` (ms), e.g. the
+    /// timestamp of the newest ID already stored, so that IDs keep increasing across restarts.
+    public init(after lastTime: Int64 = -1) {
+        self.lastTime = lastTime + 1
     }
 
     /// The next ID for the time `now` (milliseconds since the epoch).

@@ -101,7 +101,7 @@ public struct HearthResponder: HTTPResponder {
     }
 
     /// `mydb.example.com:9000` → `mydb`; nil for IP addresses, `localhost` and two-label hosts.
-    static func namespace(fromHost host: String) -> String? {
+    public static func namespace(fromHost host: String) -> String? {
         var hostname = Substring(host)
         if hostname.hasPrefix("[") { return nil }  // IPv6 literal
         if let colon = hostname.lastIndex(of: ":") { hostname = hostname[..<colon] }

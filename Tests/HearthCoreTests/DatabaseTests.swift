@@ -1,0 +1,67 @@
+import HearthCore
+import Testing
+
+@Suite("Database writer")
+struct DatabaseTests {
+    func parsed(_ text: String, time: Int64 = 0) throws -> ParsedNode {
+        try JSONParser.parse(Array(text.utf8), options: .init(serverTime: time))
+    }
+
+    @Test func concurrentIncrementsAreSerialised() async throws {
+        let database = Database(name: "t")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<200 {
+                group.addTask {
+                    _ = try await database.write(
+                        WriteRequest(path: Path(keys: ["n"]), operation: .set(try self.parsed(#"{".sv":{"increment":1}}"#))))
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(database.root.child("n") == .int(200))
+        #expect(database.snapshot.sequence == 200)
+    }
+
+    @Test func pushKeysFollowWriteOrder() async throws {
+        let database = Database(name: "t", clock: { 1_700_000_000_000 })
+        var names: [String] = []
+        for index in 0..<50 {
+            let outcome = try await database.write(
+                WriteRequest(path: Path(keys: ["list"]), operation: .push(try parsed("\(index)"))))
+            guard case .written(_, .pushed(let name)) = outcome else { Issue.record("no name"); return }
+            names.append(name.string)
+        }
+        #expect(names == names.sorted())
+        let values = database.root.child("list").children.map { $0.value }
+        #expect(values == (0..<50).map { Node.int(Int64($0)) })
+    }
+
+    @Test func ifMatch() async throws {
+        let database = Database(name: "t")
+        let path = Path(keys: ["a"])
+        var outcome = try await database.write(WriteRequest(path: path, operation: .set(try parsed("1")), ifMatch: "null_etag"))
+        guard case .written = outcome else { Issue.record("null_etag should match an empty location"); return }
+        outcome = try await database.write(WriteRequest(path: path, operation: .set(try parsed("2")), ifMatch: "null_etag"))
+        guard case .conditionFailed(let current) = outcome else { Issue.record("stale etag must fail"); return }
+        #expect(current == .int(1))
+        outcome = try await database.write(WriteRequest(path: path, operation: .set(try parsed("2")), ifMatch: ETag.of(.int(1))))
+        guard case .written = outcome else { Issue.record("current etag should match"); return }
+        #expect(database.root.child("a") == .int(2))
+    }
+
+    /// A log that refuses appends, like a full disk.
+    struct FailingLog: WriteLog {
+        struct DiskFull: Error {}
+        func append(_ record: LogRecord) throws { throw DiskFull() }
+        func waitUntilDurable(_ sequence: UInt64) async throws {}
+    }
+
+    @Test func aRefusedAppendChangesNothing() async throws {
+        let database = Database(name: "t", root: .int(7), log: FailingLog())
+        await #expect(throws: FailingLog.DiskFull.self) {
+            try await database.write(WriteRequest(path: Path(keys: ["a"]), operation: .set(try parsed("1"))))
+        }
+        #expect(database.root == .int(7))
+        #expect(database.snapshot.sequence == 0)
+    }
+}

@@ -1,0 +1,79 @@
+import HearthCore
+import Testing
+
+@Suite("JSON writer")
+struct JSONWriterTests {
+    func node(_ text: String) throws -> Node { try JSONParser.parse(Array(text.utf8)).node }
+
+    @Test func compactRoundTrip() throws {
+        let text = #"{"a":[1,2.5,"x",true,false],"b":{"c":"\"q\"\\\n\t\u0001"},"é":"日本😀"}"#
+        #expect(JSONWriter.string(try node(text)) == text)
+    }
+
+    @Test func prettyMatchesFirebase() throws {
+        let value = try node(#"{"a":1,"b":{"c":[1,{"d":2}],"e":"x"}}"#)
+        let expected = """
+            {
+              "a" : 1,
+              "b" : {
+                "c" : [ 1, {
+                  "d" : 2
+                } ],
+                "e" : "x"
+              }
+            }
+
+            """
+        #expect(JSONWriter.string(value, options: .pretty) == expected)
+        #expect(JSONWriter.string(.string("x"), options: .pretty) == "\"x\"\n")
+    }
+
+    @Test func errorBodyIsByteExact() {
+        let body = Node.object(ChildMap(sortedEntries: [ChildEntry(key: "error", value: .string("Permission denied"))]))
+        let bytes = JSONWriter.serialize(body, options: .pretty)
+        #expect(String(decoding: bytes, as: UTF8.self) == "{\n  \"error\" : \"Permission denied\"\n}\n")
+        #expect(bytes.count == 36)  // Firebase's Content-Length for this error
+    }
+
+    @Test("array rule", arguments: [
+        (#"{"0":"a","1":"b"}"#, #"["a","b"]"#),
+        (#"{"0":"a","2":"c"}"#, #"["a",null,"c"]"#),
+        (#"{"1":"b"}"#, #"[null,"b"]"#),  // maxKey 1 < 2 × 1
+        (#"{"2":"c"}"#, #"{"2":"c"}"#),  // maxKey 2 is not < 2 × 1
+        (#"{"1":"b","2":"c"}"#, #"[null,"b","c"]"#),
+        (#"{"0":"a","01":"b"}"#, #"{"0":"a","01":"b"}"#),  // leading zero is no index
+        (#"{"-1":"a","0":"b"}"#, #"{"-1":"a","0":"b"}"#),
+        (#"{"0":"a","x":"b"}"#, #"{"0":"a","x":"b"}"#),
+    ])
+    func arrays(input: String, expected: String) throws {
+        #expect(JSONWriter.string(try node(input)) == expected)
+    }
+
+    @Test func exportNeverRendersArrays() throws {
+        let value = try node(#"["a","b"]"#)
+        #expect(JSONWriter.string(value, options: .init(export: true)) == #"{"0":"a","1":"b"}"#)
+    }
+
+    @Test func doubles() {
+        #expect(JSONWriter.string(.double(0.1)) == "0.1")
+        #expect(JSONWriter.string(.double(-0.0)) == "0")
+        #expect(JSONWriter.string(.double(1e300)) == "1e+300")
+        #expect(JSONWriter.string(.double(123_456_789.25)) == "123456789.25")
+        #expect(JSONWriter.string(.double(9_007_199_254_740_993)) == "9007199254740992")
+        #expect(JSONWriter.string(.double(1e19)) == "1e+19")
+        #expect(JSONWriter.string(.int(Int64.min)) == "-9223372036854775808")
+        for value in [0.1, 1.0 / 3, 2.5e-8, 6.02214076e23, -123.456] {
+            let text = JSONWriter.string(.double(value))
+            #expect(Double(text) == value, "\(value) wrote \(text)")
+        }
+    }
+
+    @Test func largeDocumentRoundTrips() throws {
+        var entries = ContiguousArray<ChildEntry>()
+        for index in 0..<5000 { entries.append(ChildEntry(key: ChildKey("k\(index)"), value: .int(Int64(index)))) }
+        entries.sort { $0.key < $1.key }
+        let value = Node.object(ChildMap(sortedEntries: entries))
+        let text = JSONWriter.string(value)
+        #expect(try node(text) == value)
+    }
+}

@@ -46,7 +46,7 @@ let package = Package(
         // Benchmarks that print figures (`make bench`); never tests.
         .executableTarget(
             name: "HearthBench",
-            dependencies: ["HearthCore"]
+            dependencies: ["HearthCore", "HearthTestSupport"]
         ),
         // Shared test helpers: live servers, data generators.
         .target(

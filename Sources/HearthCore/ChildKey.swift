@@ -9,19 +9,48 @@ public struct ChildKey: Sendable, Hashable {
     public let string: String
     /// The value of the name as a 32-bit integer under Firebase's rule, if it reads as one.
     public let integerValue: Int32?
+    /// True if the name is all ASCII, so comparing bytes is comparing UTF-16 code units.
+    @usableFromInline let isASCII: Bool
 
     /// Makes a key without validating it. Use ``KeyValidator`` for untrusted input.
     @inlinable
     public init(_ string: String) {
-        self.string = string
-        self.integerValue = ChildKey.parseInteger(string)
+        var copy = string
+        let (integer, ascii) = copy.withUTF8 { bytes in
+            (ChildKey.parseInteger(bytes: bytes), ChildKey.isASCII(UnsafeRawBufferPointer(bytes)))
+        }
+        self.init(string: string, integerValue: integer, isASCII: ascii)
     }
 
-    /// Firebase's `tryParseInt`: `^-?0*\d{1,10}$` within the 32-bit range.
+    /// Makes a key from bytes already known to be valid UTF-8.
+    @inlinable
+    init(string: String, integerValue: Int32?, isASCII: Bool) {
+        self.string = string
+        self.integerValue = integerValue
+        self.isASCII = isASCII
+    }
+
+    /// Makes a key from its UTF-8 bytes, which must be valid UTF-8.
+    @inlinable
+    init(validUTF8 bytes: UnsafeRawBufferPointer, isASCII: Bool) {
+        self.init(
+            string: String(decoding: bytes, as: UTF8.self),
+            integerValue: ChildKey.parseInteger(bytes: bytes.assumingMemoryBound(to: UInt8.self)),
+            isASCII: isASCII)
+    }
+
     @usableFromInline
-    static func parseInteger(_ string: String) -> Int32? {
-        var copy = string
-        return copy.withUTF8 { parseInteger(bytes: $0) }
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index + 8 <= bytes.count {
+            if bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            index += 8
+        }
+        while index < bytes.count {
+            if bytes[index] >= 0x80 { return false }
+            index += 1
+        }
+        return true
     }
 
     @usableFromInline
@@ -90,6 +119,11 @@ extension ChildKey: Comparable {
         case (.none, .some):
             return 1
         case (.none, .none):
+            if lhs.isASCII && rhs.isASCII {
+                // ASCII strings compare by bytes in the standard library's fast path.
+                if lhs.string == rhs.string { return 0 }
+                return lhs.string < rhs.string ? -1 : 1
+            }
             return UTF16Order.compare(lhs.string, rhs.string)
         }
     }

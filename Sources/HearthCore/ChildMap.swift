@@ -95,6 +95,26 @@ public struct ChildMap: Sendable {
         }
     }
 
+    /// The largest key, found by descending the rightmost pages.
+    ///
+    /// - Complexity: O(log n)
+    @inlinable
+    public var lastKey: ChildKey? {
+        var page = root
+        while true {
+            switch page {
+            case .leaf(let entries): return entries.last?.key
+            case .branch(let branch): page = branch.pages[branch.pages.count - 1]
+            }
+        }
+    }
+
+    /// Calls `body` with each leaf page's entries, in key order: the fastest full traversal.
+    @inlinable
+    public func forEachLeaf(_ body: (ContiguousArray<ChildEntry>) throws -> Void) rethrows {
+        try root.forEachLeaf(body)
+    }
+
     /// The first (smallest) entry.
     public var first: ChildEntry? { isEmpty ? nil : entry(at: 0) }
 
@@ -359,6 +379,16 @@ enum ChildPage: Sendable {
             pages[low] = .leaf(merged)
             pages.remove(at: low + 1)
             return
+        }
+    }
+
+    @inlinable
+    func forEachLeaf(_ body: (ContiguousArray<ChildEntry>) throws -> Void) rethrows {
+        switch self {
+        case .leaf(let entries):
+            try body(entries)
+        case .branch(let branch):
+            for page in branch.pages { try page.forEachLeaf(body) }
         }
     }
 

@@ -1,29 +1,72 @@
 // MARK: - Strings and numbers
 
 extension JSONParser {
-    /// Bytes that end the fast string scan: `"`, `\` and control characters.
-    static let stringStop: [Bool] = (0..<256).map { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }
 
     /// Reads a JSON string starting at the opening quote.
     mutating func parseString() throws(DataError) -> String {
+        let (start, length, ascii) = try scanPlainString()
+        guard length >= 0 else { return try parseEscapedString(start: start) }
+        return try JSONParser.makeString(UnsafeRawBufferPointer(start: base + start, count: length), isASCII: ascii)
+    }
+
+    /// Reads an object key: a ``ChildKey`` when it is a valid child name, else its text.
+    mutating func parseKeyText() throws(DataError) -> (key: ChildKey?, text: String) {
+        let (start, length, ascii) = try scanPlainString()
+        let text: String
+        if length >= 0 {
+            let bytes = UnsafeRawBufferPointer(start: base + start, count: length)
+            if KeyValidator.isValid(bytes) {
+                guard ascii || UTF8Validation.isValid(bytes) else {
+                    throw DataError.invalidData("Invalid data; string is not valid UTF-8.")
+                }
+                return (ChildKey(validUTF8: bytes, isASCII: ascii), "")
+            }
+            text = try JSONParser.makeString(bytes, isASCII: ascii)
+        } else {
+            text = try parseEscapedString(start: start)
+        }
+        return (KeyValidator.isValid(text) ? ChildKey(text) : nil, text)
+    }
+
+    /// Scans a string from its opening quote. For a string without escapes, returns its bytes'
+    /// start and length, whether it is all ASCII, and moves past the closing quote. For a string
+    /// with escapes, returns length -1 and leaves `position` at the first backslash.
+    @inline(__always)
+    mutating func scanPlainString() throws(DataError) -> (start: Int, length: Int, isASCII: Bool) {
         position += 1  // "
         let start = position
-        let stop = JSONParser.stringStop
-        try stop.withUnsafeBufferPointer { (table) throws(DataError) in
-            while position < count && !table[Int(base[position])] { position += 1 }
+        var highBits: UInt64 = 0
+        // Eight bytes at a time while none is a quote, a backslash or a control character.
+        while position + 8 <= count {
+            let word = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+            if JSONWriter.wordNeedsEscape(word) { break }
+            highBits |= word
+            position += 8
+        }
+        while position < count {
+            let byte = base[position]
+            if byte < 0x20 || byte == 0x22 || byte == 0x5C { break }
+            highBits |= UInt64(byte)
+            position += 1
         }
         guard position < count else { throw DataError.unparseable }
-        if base[position] == UInt8(ascii: "\"") {
-            let length = position - start
-            guard length <= options.maxStringBytes else { throw JSONParser.stringTooLong }
-            position += 1
-            guard let string = String(validating: UnsafeBufferPointer(start: base + start, count: length), as: UTF8.self)
-            else {
-                throw DataError.invalidData("Invalid data; string is not valid UTF-8.")
-            }
-            return string
+        guard base[position] == UInt8(ascii: "\"") else {
+            if base[position] < 0x20 { throw DataError.unparseable }
+            return (start, -1, false)
         }
-        return try parseEscapedString(start: start)
+        let length = position - start
+        guard length <= options.maxStringBytes else { throw JSONParser.stringTooLong }
+        position += 1
+        return (start, length, highBits & 0x8080_8080_8080_8080 == 0)
+    }
+
+    /// A string from bytes, refusing invalid UTF-8.
+    @inline(__always)
+    static func makeString(_ bytes: UnsafeRawBufferPointer, isASCII: Bool) throws(DataError) -> String {
+        guard isASCII || UTF8Validation.isValid(bytes) else {
+            throw DataError.invalidData("Invalid data; string is not valid UTF-8.")
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static let stringTooLong = DataError.invalidData("Invalid data; string exceeds the maximum size of 10 MB.")
@@ -38,10 +81,9 @@ extension JSONParser {
             case UInt8(ascii: "\""):
                 position += 1
                 guard bytes.count <= options.maxStringBytes else { throw JSONParser.stringTooLong }
-                guard let string = String(validating: bytes, as: UTF8.self) else {
-                    throw DataError.invalidData("Invalid data; string is not valid UTF-8.")
-                }
-                return string
+                let valid = bytes.withUnsafeBytes { UTF8Validation.isValid($0) }
+                guard valid else { throw DataError.invalidData("Invalid data; string is not valid UTF-8.") }
+                return String(decoding: bytes, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 position += 1
                 guard position < count else { throw DataError.unparseable }
@@ -163,5 +205,39 @@ extension JSONParser {
             throw DataError.invalidData("Invalid data; number is out of range.")
         }
         return .double(value)
+    }
+}
+
+/// A UTF-8 validator (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
+enum UTF8Validation {
+    static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            let lead = bytes[index]
+            if lead < 0x80 {
+                index += 1
+                continue
+            }
+            let length: Int
+            var low: UInt8 = 0x80
+            var high: UInt8 = 0xBF
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; low = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; high = 0x9F
+            case 0xF0: length = 4; low = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; high = 0x8F
+            default: return false
+            }
+            guard index + length <= count else { return false }
+            let second = bytes[index + 1]
+            guard second >= low && second <= high else { return false }
+            for offset in 2..<length where bytes[index + offset] & 0xC0 != 0x80 { return false }
+            index += length
+        }
+        return true
     }
 }

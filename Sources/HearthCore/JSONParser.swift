@@ -120,8 +120,13 @@ public struct JSONParser {
     @usableFromInline let count: Int
     @usableFromInline var position = 0
     var options: Options
-    /// Keys from the parse root to the value being read.
-    var keyPath: [ChildKey] = []
+    /// Where each key from the parse root to the value being read came from: the byte offset
+    /// of an object key's opening quote, or `-(index + 1)` for an array element. Offsets, not
+    /// keys, so that descending costs no allocation; keys are rebuilt only for increments.
+    var keyOffsets: [Int] = []
+    /// Entries of the objects being read, as a stack: each object pushes its entries here and
+    /// copies them out once, exactly sized, when it ends.
+    var scratch: ContiguousArray<ChildEntry> = []
     var increments: [PendingIncrement] = []
 
     init(bytes: UnsafeRawBufferPointer, options: Options) {
@@ -202,17 +207,36 @@ public struct JSONParser {
         position += length
     }
 
-    mutating func descend(_ key: ChildKey) throws(DataError) {
-        guard keyPath.count < options.maxDepth else {
+    @inline(__always)
+    mutating func descend(offset: Int) throws(DataError) {
+        guard keyOffsets.count < options.maxDepth else {
             throw DataError.invalidData(
                 "Invalid data; data exceeds the maximum depth that can be written (\(Path.maxDepth) levels).")
         }
-        keyPath.append(key)
+        keyOffsets.append(offset)
+    }
+
+    /// The keys from the parse root to the current value, rebuilt from ``keyOffsets``.
+    func currentKeyPath() -> Path {
+        Path(keys: keyOffsets.map { offset in
+            if offset < 0 { return ArrayKeys.key(-offset - 1) }
+            var reader = self
+            reader.position = offset
+            return ChildKey((try? reader.parseString()) ?? "")
+        })
+    }
+
+    /// Moves the entries pushed since `start` into an exactly sized array.
+    @inline(__always)
+    mutating func popEntries(from start: Int) -> ContiguousArray<ChildEntry> {
+        let entries = ContiguousArray(scratch[start...])
+        scratch.removeSubrange(start...)
+        return entries
     }
 
     mutating func parseArray() throws(DataError) -> Node {
         position += 1  // [
-        var entries = ContiguousArray<ChildEntry>()
+        let start = scratch.count
         skipWhitespace()
         if peek() == UInt8(ascii: "]") {
             position += 1
@@ -221,11 +245,10 @@ public struct JSONParser {
         var index = 0
         while true {
             skipWhitespace()
-            let key = ArrayKeys.key(index)
-            try descend(key)
+            try descend(offset: -(index + 1))
             let value = try parseValue()
-            keyPath.removeLast()
-            if !value.isNull { entries.append(ChildEntry(key: key, value: value)) }
+            keyOffsets.removeLast()
+            if !value.isNull { scratch.append(ChildEntry(key: ArrayKeys.key(index), value: value)) }
             index += 1
             skipWhitespace()
             guard position < count else { throw DataError.unparseable }
@@ -235,13 +258,13 @@ public struct JSONParser {
             guard byte == UInt8(ascii: "]") else { throw DataError.unparseable }
             break
         }
-        if entries.isEmpty { return .null }
-        return .object(ChildMap(sortedEntries: entries))
+        if scratch.count == start { return .null }
+        return .object(ChildMap(sortedEntries: popEntries(from: start)))
     }
 
     mutating func parseObject() throws(DataError) -> Node {
         position += 1  // {
-        var entries = ContiguousArray<ChildEntry>()
+        let start = scratch.count
         var priority: Priority?
         var dotValue: Node?
         var serverValue: Node?
@@ -262,13 +285,13 @@ public struct JSONParser {
             skipWhitespace()
             switch key {
             case .child(let childKey):
-                try descend(childKey)
+                try descend(offset: keyStart)
                 let value = try parseValue()
-                keyPath.removeLast()
-                if sorted, let previous = entries.last, ChildKey.compare(previous.key, childKey) >= 0 {
+                keyOffsets.removeLast()
+                if sorted, scratch.count > start, ChildKey.compare(scratch[scratch.count - 1].key, childKey) >= 0 {
                     sorted = false
                 }
-                entries.append(ChildEntry(key: childKey, value: value))
+                scratch.append(ChildEntry(key: childKey, value: value))
             case .priority:
                 priority = try parsePriority()
             case .value:
@@ -288,6 +311,7 @@ public struct JSONParser {
             guard byte == UInt8(ascii: "}") else { throw DataError.unparseable }
             break
         }
+        var entries = popEntries(from: start)
         if let serverValue {
             guard entries.isEmpty, dotValue == nil, priority == nil else {
                 throw DataError.invalidData("Invalid data; a server value (.sv) can't have siblings.")
@@ -349,10 +373,8 @@ public struct JSONParser {
     }
 
     mutating func parseKey(start: Int) throws(DataError) -> ObjectKey {
-        let string = try parseString()
-        var copy = string
-        let valid = copy.withUTF8 { KeyValidator.isValid(UnsafeRawBufferPointer($0)) }
-        if valid { return .child(ChildKey(string)) }
+        let (key, string) = try parseKeyText()
+        if let key { return .child(key) }
         switch string {
         case ".priority": return .priority
         case ".value": return .value
@@ -408,7 +430,7 @@ public struct JSONParser {
             throw DataError.invalidData("Invalid data; unrecognized server value.")
         }
         position += 1
-        increments.append(PendingIncrement(relativePath: Path(keys: keyPath), delta: delta))
+        increments.append(PendingIncrement(relativePath: currentKeyPath(), delta: delta))
         return delta
     }
 }

@@ -93,7 +93,7 @@ public struct JSONWriter {
     /// Returns the array length (maxKey + 1) if the children should render as an array.
     @inlinable
     public static func arrayLength(_ children: ChildMap) -> Int? {
-        guard let last = children.last, last.key.isArrayIndex, let maxKey = last.key.integerValue,
+        guard let last = children.lastKey, let maxKey = last.integerValue, maxKey >= 0, last.isArrayIndex,
             Int(maxKey) < 2 * children.count
         else { return nil }
         // Integer-like keys sort first, so if the last is an index all keys are integer-like;
@@ -125,17 +125,19 @@ public struct JSONWriter {
     mutating func writeObject(_ children: ChildMap, priority: Priority?) {
         beginObject()
         var first = true
-        if case .leaf(let entries) = children.root {
-            for entry in entries {
-                writeMember(entry.key.string, first: first)
-                writeValue(entry.value)
-                first = false
-            }
-        } else {
-            for entry in children {
-                writeMember(entry.key.string, first: first)
-                writeValue(entry.value)
-                first = false
+        children.forEachLeaf { entries in
+            entries.withUnsafeBufferPointer { buffer in
+                for index in buffer.indices {
+                    writeMember(buffer[index].key.string, first: first)
+                    // Leaves are written here, without a call per value; objects recurse.
+                    switch buffer[index].value {
+                    case .string(let value): JSONWriter.writeString(value, to: output)
+                    case .int(let value): output.append(integer: value)
+                    case .bool(let value): output.append(value ? "true" : "false")
+                    default: writeValue(buffer[index].value)
+                    }
+                    first = false
+                }
             }
         }
         if let priority {
@@ -196,33 +198,61 @@ public struct JSONWriter {
         }
     }
 
-    /// Bytes that need escaping in a JSON string: `"`, `\` and control characters.
-    static let needsEscape: [Bool] = (0..<256).map { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }
     static let hexDigits: StaticString = "0123456789abcdef"
 
     /// Writes a quoted, escaped string. Non-ASCII is written as UTF-8.
+    @inline(__always)
     public static func writeString(_ string: String, to output: OutputBuffer) {
         var copy = string
-        copy.withUTF8 { bytes in
-            output.reserve(bytes.count + 2)
-            output.append(UInt8(ascii: "\""))
-            needsEscape.withUnsafeBufferPointer { table in
-                var runStart = 0
-                var index = 0
-                let count = bytes.count
-                while index < count {
-                    let byte = bytes[index]
-                    if table[Int(byte)] {
-                        output.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart..<index]))
-                        writeEscape(byte, to: output)
-                        runStart = index + 1
-                    }
-                    index += 1
-                }
-                output.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart..<count]))
+        copy.withUTF8 { writeString(bytes: UnsafeRawBufferPointer($0), to: output) }
+    }
+
+    /// Writes UTF-8 bytes as a quoted JSON string, copying runs that need no escape at once and
+    /// scanning eight bytes at a time.
+    @inline(__always)
+    public static func writeString(bytes: UnsafeRawBufferPointer, to output: OutputBuffer) {
+        let count = bytes.count
+        output.reserve(count + 2)
+        output.append(UInt8(ascii: "\""))
+        var runStart = 0
+        var index = 0
+        while index < count {
+            // Skip eight clean bytes at a time.
+            while index + 8 <= count {
+                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                if JSONWriter.wordNeedsEscape(word) { break }
+                index += 8
             }
-            output.append(UInt8(ascii: "\""))
+            while index < count {
+                let byte = bytes[index]
+                if byte < 0x20 || byte == 0x22 || byte == 0x5C { break }
+                index += 1
+                if index & 7 == 0 { break }
+            }
+            guard index < count else { break }
+            let byte = bytes[index]
+            if byte < 0x20 || byte == 0x22 || byte == 0x5C {
+                output.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+                writeEscape(byte, to: output)
+                index += 1
+                runStart = index
+            }
         }
+        output.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<count]))
+        output.append(UInt8(ascii: "\""))
+    }
+
+    /// True if any byte of `word` is below 0x20, `"` or `\` (SWAR: no branches per byte).
+    @inline(__always)
+    static func wordNeedsEscape(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let below20 = (word &- ones &* 0x20) & ~word & highs
+        let quote = word ^ (ones &* 0x22)
+        let backslash = word ^ (ones &* 0x5C)
+        let hasQuote = (quote &- ones) & ~quote & highs
+        let hasBackslash = (backslash &- ones) & ~backslash & highs
+        return (below20 | hasQuote | hasBackslash) != 0
     }
 
     static func writeEscape(_ byte: UInt8, to output: OutputBuffer) {

@@ -1,10 +1,10 @@
 /// A growable byte buffer for serialisers: raw memory, no per-append uniqueness checks.
 public final class OutputBuffer {
-    @usableFromInline var storage: UnsafeMutablePointer<UInt8>
-    @usableFromInline var capacity: Int
+    @usableFromInline @exclusivity(unchecked) var storage: UnsafeMutablePointer<UInt8>
+    @usableFromInline @exclusivity(unchecked) var capacity: Int
     /// Bytes written so far.
     public var count: Int { _count }
-    @usableFromInline var _count = 0
+    @usableFromInline @exclusivity(unchecked) var _count = 0
 
     public init(capacity: Int = 4096) {
         self.capacity = max(capacity, 16)

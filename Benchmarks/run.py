@@ -1,0 +1,825 @@
+#!/usr/bin/env python3
+"""Hearth benchmarks: the program behind `make bench`.
+
+Runs the selected benchmark sections, prints a table per section and a final summary
+with target / ratio / pass-or-miss columns, and writes machine-readable results to
+Benchmarks/results/latest.json.
+
+    .venv/bin/python Benchmarks/run.py --release-dir .build/release [--quick] [--only json,http]
+
+Benchmarks never fail on time: the exit status is 0 even when a target is missed. It is
+non-zero only when something broke (a binary or wrk is missing, the server crashed, a
+request answered non-2xx, writes went missing, ...).
+
+Adding a benchmark: write a function `bench_<name>(ctx: Context) -> dict` decorated with
+`@section("<name>", "description")`. It returns the raw figures to store in the JSON
+file, and calls `ctx.row(...)` for each summary line and `ctx.fail(...)` for anything
+broken. Sections run in the order they are defined.
+
+Only 127.0.0.1 is ever contacted: the server binds to loopback and every client here
+(http.client, wrk) is pointed at it directly, never through a proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import http.client
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Collection
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - environment problem, reported plainly
+    sys.exit("orjson is missing: run `make python-deps` and use .venv/bin/python")
+
+HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO_ROOT / "Benchmarks" / "results" / "latest.json"
+
+JSON_DOCUMENT_BYTES = 10_000_000
+WRK_THREADS = 2
+WRK_CONNECTIONS = 32
+SERVER_START_TIMEOUT = 20.0
+SERVER_STOP_GRACE = 10.0
+SERVER_START_ATTEMPTS = 3
+
+# A ~200-byte webhook-like record, shaped like the records HearthBench generates.
+# ASCII only, so it can be embedded verbatim in a Lua long string.
+SMALL_RECORD: dict[str, Any] = {
+    "device_id": "dev-42-1352477790",
+    "mac": "d5915011351f",
+    "type": "testresult",
+    "msg": "All tests passed",
+    "timestamp": 1700000000042,
+    "success": True,
+    "temperature": 35.83,
+    "firmware": {"version": "3.1.1", "build": 42},
+    "tags": ["line-4", "station-2"],
+}
+
+
+class BenchmarkError(Exception):
+    """Something broke (as opposed to a benchmark merely missing its target)."""
+
+
+# --------------------------------------------------------------------------------------
+# Results model
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the final summary.
+
+    `target` is a minimum for `ratio`; rows without a target are informational unless
+    `ok` says whether a correctness check held.
+    """
+
+    section: str
+    name: str
+    result: str
+    ratio: float | None = None
+    target: float | None = None
+    ok: bool | None = None
+
+    @property
+    def status(self) -> str:
+        if self.ok is False:
+            return "FAIL"
+        if self.target is not None and self.ratio is not None:
+            return "PASS" if self.ratio >= self.target else "MISS"
+        if self.ok is True:
+            return "OK"
+        return "info"
+
+
+@dataclass
+class Context:
+    """What every section gets: settings, a scratch directory and the result sinks."""
+
+    release_dir: Path
+    quick: bool
+    json_seconds: float
+    http_seconds: int
+    workdir: Path
+    rows: list[Row] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    current_section: str = ""
+
+    def binary(self, name: str) -> Path:
+        """Path of a release binary, or BenchmarkError if it is not there."""
+        path = self.release_dir / name
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise BenchmarkError(f"{path} not found or not executable (build it with `make bench`)")
+        return path
+
+    def row(self, name: str, result: str, **kwargs: Any) -> Row:
+        """Adds a summary row for the current section."""
+        row = Row(self.current_section, name, result, **kwargs)
+        self.rows.append(row)
+        return row
+
+    def fail(self, message: str) -> None:
+        """Records something broken; printed loudly and makes the exit status non-zero."""
+        self.failures.append(f"[{self.current_section}] {message}")
+        print(f"\n!!! FAILURE [{self.current_section}]: {message}\n", flush=True)
+
+
+Section = Callable[[Context], dict[str, Any]]
+SECTIONS: dict[str, tuple[str, Section]] = {}
+
+
+def section(name: str, description: str) -> Callable[[Section], Section]:
+    """Registers a benchmark section under `name` (selectable with --only)."""
+
+    def register(function: Section) -> Section:
+        SECTIONS[name] = (description, function)
+        return function
+
+    return register
+
+
+# --------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------
+
+
+def heading(text: str) -> None:
+    """Prints a section heading."""
+    print(f"\n=== {text} ===", flush=True)
+
+
+def print_table(headers: list[str], rows: list[list[str]], right: Collection[int] = ()) -> None:
+    """Prints a plain-text table; columns whose index is in `right` are right-aligned."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            str(cell).rjust(width) if index in right else str(cell).ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths))
+        ]
+        return "  ".join(parts).rstrip()
+
+    print(line(headers))
+    print("  ".join("-" * width for width in widths))
+    for cells in rows:
+        print(line(cells))
+    sys.stdout.flush()
+
+
+def best_time(body: Callable[[], Any], seconds: float, min_runs: int = 3) -> tuple[float, int]:
+    """Best per-call time of `body`, HearthBench's method: one warm-up call, then repeat
+    for at least `seconds` (and at least `min_runs` times) and keep the minimum.
+
+    The garbage collector is paused while timing, as `timeit` does, so a cyclic
+    collection of unrelated garbage is not charged to one call. Returns (seconds, runs).
+    """
+    body()
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        best = float("inf")
+        runs = 0
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or runs < min_runs:
+            start = time.perf_counter()
+            body()
+            best = min(best, time.perf_counter() - start)
+            runs += 1
+        return best, runs
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, 0 when the denominator is 0."""
+    return numerator / denominator if denominator else 0.0
+
+
+def run_command(command: list[str], timeout: float) -> str:
+    """Runs a command, returns its stdout; BenchmarkError if it fails or times out."""
+    try:
+        completed = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise BenchmarkError(f"`{' '.join(command)}` timed out after {timeout:.0f}s") from error
+    if completed.returncode != 0:
+        raise BenchmarkError(
+            f"`{' '.join(command)}` exited with {completed.returncode}: "
+            f"{(completed.stderr or completed.stdout).strip()[-2000:]}"
+        )
+    return completed.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Machine information
+# --------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_total_mb() -> int | None:
+    """Total memory in MB from /proc/meminfo."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def load_average() -> list[float]:
+    """The 1/5/15-minute load averages."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def git_revision() -> str | None:
+    """HEAD's short hash, with "+dirty" when the work tree has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if head and dirty else head or None
+
+
+def wrk_version() -> str | None:
+    """The first line of `wrk --version`, if wrk is installed."""
+    path = shutil.which("wrk")
+    if not path:
+        return None
+    completed = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    return (completed.stdout or completed.stderr).splitlines()[0].strip()
+
+
+def machine_info() -> dict[str, Any]:
+    """Facts about the machine that explain the figures."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "memory_mb": memory_total_mb(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "orjson": orjson.__version__,
+        "wrk": wrk_version(),
+        "git": git_revision(),
+        "load_average_start": load_average(),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Section: JSON parse / serialise throughput
+# --------------------------------------------------------------------------------------
+
+
+def measure_orjson(data: bytes, seconds: float) -> dict[str, Any]:
+    """orjson parse (loads) and serialise (dumps) throughput on `data`, in MB/s (10^6)."""
+    megabytes = len(data) / 1_000_000
+    document = orjson.loads(data)
+    parse, parse_runs = best_time(lambda: orjson.loads(data), seconds)
+    serialize, serialize_runs = best_time(lambda: orjson.dumps(document), seconds)
+    return {
+        "orjson_parse_mb_s": megabytes / parse,
+        "orjson_serialize_mb_s": megabytes / serialize,
+        "orjson_serialized_bytes": len(orjson.dumps(document)),
+        "orjson_parse_runs": parse_runs,
+        "orjson_serialize_runs": serialize_runs,
+    }
+
+
+def run_hearth_bench_json(bench: Path, document: Path, seconds: float) -> dict[str, Any]:
+    """Runs `HearthBench json` and returns the JSON object it prints."""
+    output = run_command([str(bench), "json", str(document), f"{seconds:g}"], timeout=900)
+    lines = [line for line in output.splitlines() if line.strip().startswith("{")]
+    if not lines:
+        raise BenchmarkError(f"HearthBench json printed no JSON line: {output[-500:]!r}")
+    return orjson.loads(lines[-1])
+
+
+def print_json_table(figures: dict[str, Any]) -> None:
+    """The throughput table of the JSON section."""
+    rows = [
+        [name, f"{figures[f'{key}_parse_mb_s']:.1f}", f"{figures[f'{key}_serialize_mb_s']:.1f}"]
+        for name, key in (("Hearth", "hearth"), ("orjson", "orjson"), ("Foundation", "foundation"))
+    ]
+    print_table(["Implementation", "Parse MB/s", "Serialise MB/s"], rows, right={1, 2})
+
+
+@section("json", "JSON parse/serialise throughput: Hearth vs orjson vs Foundation")
+def bench_json(ctx: Context) -> dict[str, Any]:
+    """Parse and serialise the same ~10 MB webhook document with Hearth, Foundation
+    (both via HearthBench) and orjson (here), and compare."""
+    bench = ctx.binary("HearthBench")
+    document = ctx.workdir / "webhooks.json"
+    print(f"generating {JSON_DOCUMENT_BYTES:,}-byte document ...", flush=True)
+    run_command([str(bench), "generate", str(document), str(JSON_DOCUMENT_BYTES)], timeout=300)
+    data = document.read_bytes()
+
+    print(f"HearthBench json ({ctx.json_seconds:g}s per measurement) ...", flush=True)
+    figures = run_hearth_bench_json(bench, document, ctx.json_seconds)
+    if figures.get("bytes") != len(data):
+        ctx.fail(f"HearthBench measured {figures.get('bytes')} bytes, the file has {len(data)}")
+    print(f"orjson {orjson.__version__} ({ctx.json_seconds:g}s per measurement) ...", flush=True)
+    figures.update(measure_orjson(data, ctx.json_seconds))
+    figures["document_bytes"] = len(data)
+    print_json_table(figures)
+
+    for operation, label in (("parse", "parse"), ("serialize", "serialise")):
+        hearth = figures[f"hearth_{operation}_mb_s"]
+        orj = figures[f"orjson_{operation}_mb_s"]
+        foundation = figures[f"foundation_{operation}_mb_s"]
+        ctx.row(f"JSON {label} Hearth/orjson", f"{hearth:.1f} vs {orj:.1f} MB/s",
+                ratio=ratio(hearth, orj), target=1.0)
+        ctx.row(f"JSON {label} Hearth/Foundation", f"{hearth:.1f} vs {foundation:.1f} MB/s",
+                ratio=ratio(hearth, foundation))
+    return figures
+
+
+# --------------------------------------------------------------------------------------
+# Hearth server process
+# --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def http_request(port: int, method: str, path: str, body: bytes | None = None,
+                 timeout: float = 30.0) -> tuple[int, bytes]:
+    """One HTTP request to 127.0.0.1:`port` (never through a proxy); (status, body)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+class HearthServer:
+    """`hearth serve` on loopback with a scratch data directory.
+
+    Use as a context manager: the process is stopped (SIGTERM, then SIGKILL) on exit,
+    whatever happened inside.
+    """
+
+    def __init__(self, binary: Path, workdir: Path) -> None:
+        self.binary = binary
+        self.data_dir = workdir / "hearth-data"
+        self.log_path = workdir / "hearth.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def __enter__(self) -> HearthServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Starts the server on a free port and waits for GET /.health = 200.
+
+        Retries on another port a few times in case the probed port was taken meanwhile.
+        """
+        problems = []
+        for _ in range(SERVER_START_ATTEMPTS):
+            self.port = free_port()
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            command = [str(self.binary), "serve", "--host", HOST, "--port", str(self.port),
+                       "--data-dir", str(self.data_dir)]
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            problem = self.wait_until_healthy()
+            if problem is None:
+                return
+            self.stop()
+            problems.append(f"port {self.port}: {problem}")
+        raise BenchmarkError("hearth did not start: " + "; ".join(problems) +
+                             f"\n--- log ---\n{self.log_tail()}")
+
+    def wait_until_healthy(self) -> str | None:
+        """Polls /.health; None once it answers 200, else why it never did."""
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                return f"exited with status {self.process.returncode} during startup"
+            try:
+                status, _ = http_request(self.port, "GET", "/.health", timeout=1)
+                if status == 200:
+                    return None
+                last = f"/.health answered {status}"
+            except OSError as error:
+                last = f"{type(error).__name__}: {error}"
+            time.sleep(0.1)
+        return f"/.health not 200 within {SERVER_START_TIMEOUT:.0f}s ({last})"
+
+    def ensure_alive(self, when: str) -> None:
+        """BenchmarkError if the server process has exited."""
+        if self.process is None or self.process.poll() is not None:
+            code = None if self.process is None else self.process.returncode
+            raise BenchmarkError(f"hearth exited (status {code}) {when}\n"
+                                 f"--- log ---\n{self.log_tail()}")
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """An HTTP request to this server."""
+        return http_request(self.port, method, path, body)
+
+    def memory_kb(self) -> dict[str, int]:
+        """Current and peak resident memory of the server (VmRSS, VmHWM), in kB."""
+        if self.process is None:
+            return {}
+        figures = {}
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    figures[key] = int(value.split()[0])
+        except (OSError, ValueError):
+            pass
+        return figures
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the server log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period; only the process we started."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=SERVER_STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=SERVER_STOP_GRACE)
+
+
+# --------------------------------------------------------------------------------------
+# wrk
+# --------------------------------------------------------------------------------------
+
+TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def parse_duration_ms(text: str) -> float:
+    """wrk's latency text ("512.00us", "1.23ms", "2.00s") in milliseconds."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not match:
+        raise BenchmarkError(f"unparseable wrk latency {text!r}")
+    return float(match.group(1)) * TIME_UNITS[match.group(2)]
+
+
+def parse_wrk_output(output: str) -> dict[str, Any]:
+    """Requests/s, totals, latency percentiles and error counts from `wrk --latency`."""
+
+    def find(pattern: str) -> re.Match[str] | None:
+        return re.search(pattern, output, re.MULTILINE)
+
+    rate = find(r"^Requests/sec:\s+([\d.]+)")
+    total = find(r"^\s*(\d+) requests in ([\d.]+\w+), ([\d.]+\w+) read")
+    if not rate or not total:
+        raise BenchmarkError(f"could not parse wrk output:\n{output}")
+    percentiles = {
+        f"p{match.group(1)}_ms": parse_duration_ms(match.group(2))
+        for match in re.finditer(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.MULTILINE)
+    }
+    sockets = find(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+    socket_errors = dict(zip(("connect", "read", "write", "timeout"),
+                             (int(value) for value in sockets.groups()) if sockets else (0,) * 4))
+    bad_status = find(r"Non-2xx or 3xx responses: (\d+)")
+    return {
+        "requests_per_s": float(rate.group(1)),
+        "requests": int(total.group(1)),
+        "duration": total.group(2),
+        "read": total.group(3),
+        **percentiles,
+        "socket_errors": socket_errors,
+        "non_2xx": int(bad_status.group(1)) if bad_status else 0,
+    }
+
+
+def write_post_script(path: Path, body: bytes) -> Path:
+    """A wrk Lua script that POSTs `body` as JSON."""
+    text = body.decode("ascii")
+    if "]==]" in text:
+        raise BenchmarkError("POST body cannot be embedded in a Lua long string")
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = [==[{text}]==]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return path
+
+
+def run_wrk(port: int, path: str, seconds: int, script: Path | None = None) -> dict[str, Any]:
+    """Runs wrk (-t2 -c32 --latency) against http://127.0.0.1:`port``path`."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchmarkError("wrk not found: run `make deps` (or apt-get install -y wrk)")
+    command = [wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(f"http://{HOST}:{port}{path}")
+    output = run_command(command, timeout=seconds + 60)
+    result = parse_wrk_output(output)
+    result["command"] = " ".join(command)
+    result["output"] = output
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Section: HTTP throughput
+# --------------------------------------------------------------------------------------
+
+
+def seed_and_check(server: HearthServer, record: bytes) -> None:
+    """PUTs the small record at /bench/item.json, reads it back, and checks that a POST
+    elsewhere works, so the wrk runs start from known-good endpoints."""
+    status, body = server.request("PUT", "/bench/item.json", record)
+    if status != 200:
+        raise BenchmarkError(f"seeding PUT /bench/item.json answered {status}: {body[:200]!r}")
+    status, body = server.request("GET", "/bench/item.json")
+    if status != 200 or orjson.loads(body) != orjson.loads(record):
+        raise BenchmarkError(f"GET /bench/item.json answered {status}: {body[:200]!r}")
+    status, body = server.request("POST", "/preflight.json", record)
+    if status != 200 or "name" not in orjson.loads(body):
+        raise BenchmarkError(f"preflight POST answered {status}: {body[:200]!r}")
+
+
+def count_children(server: HearthServer, path: str) -> int:
+    """Number of children at `path` (a shallow GET)."""
+    status, body = server.request("GET", f"{path}.json?shallow=true")
+    if status != 200:
+        raise BenchmarkError(f"GET {path}.json?shallow=true answered {status}: {body[:200]!r}")
+    value = orjson.loads(body)
+    return len(value) if isinstance(value, dict) else 0
+
+
+def check_wrk_errors(ctx: Context, label: str, result: dict[str, Any]) -> None:
+    """Flags non-2xx answers and socket errors of one wrk run as failures.
+
+    wrk counts status >= 400 as "Non-2xx or 3xx"; every endpoint here answers 200.
+    """
+    if result["non_2xx"]:
+        ctx.fail(f"{label}: {result['non_2xx']} of {result['requests']} responses were not 2xx")
+    errors = {kind: count for kind, count in result["socket_errors"].items() if count}
+    if errors:
+        ctx.fail(f"{label}: socket errors {errors}")
+
+
+def check_posts_stored(ctx: Context, server: HearthServer, post: dict[str, Any]) -> dict[str, Any]:
+    """Checks the server still answers after the POST run and that /blessing holds one
+    child per successful POST.
+
+    wrk does not count requests still in flight when its clock stops, but the server may
+    complete them, so up to one extra child per connection is expected.
+    """
+    server.ensure_alive("after the POST run")
+    status, _ = server.request("GET", "/.health")
+    if status != 200:
+        ctx.fail(f"GET /.health answered {status} after the POST run")
+    children = count_children(server, "/blessing")
+    successful = post["requests"] - post["non_2xx"]
+    extra = children - successful
+    matches = 0 <= extra <= WRK_CONNECTIONS
+    ctx.row("POST /blessing children vs 2xx POSTs",
+            f"{children:,} vs {successful:,} (in flight at stop: {extra:+d})", ok=matches)
+    if not matches:
+        ctx.fail(f"/blessing has {children} children but wrk saw {successful} successful POSTs")
+    return {"blessing_children": children, "successful_posts": successful,
+            "children_minus_posts": extra}
+
+
+HTTP_RUNS = (
+    # (key, label, method, path)
+    ("health", "GET /.health", "GET", "/.health"),
+    ("get", "GET /bench/item.json", "GET", "/bench/item.json"),
+    ("post", "POST /blessing.json", "POST", "/blessing.json"),
+)
+
+
+def print_http_table(runs: dict[str, dict[str, Any]]) -> None:
+    """The throughput/latency table of the HTTP section."""
+    rows = []
+    for key, label, _, _ in HTTP_RUNS:
+        if key not in runs:
+            continue
+        run = runs[key]
+        errors = sum(run["socket_errors"].values())
+        rows.append([label, f"{run['requests_per_s']:,.0f}", f"{run.get('p50_ms', 0):.3f}",
+                     f"{run.get('p99_ms', 0):.3f}", f"{run['requests']:,}",
+                     str(run["non_2xx"]), str(errors)])
+    print_table(["Endpoint", "Req/s", "p50 ms", "p99 ms", "Requests", "Non-2xx", "Sock err"],
+                rows, right={1, 2, 3, 4, 5, 6})
+
+
+@section("http", f"HTTP throughput with wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}: health, GET, POST")
+def bench_http(ctx: Context) -> dict[str, Any]:
+    """wrk against a live server: /.health (framework floor), a small-object GET and a
+    ~200-byte POST, in that order; then check every POST was stored."""
+    hearth = ctx.binary("hearth")
+    if shutil.which("wrk") is None:
+        raise BenchmarkError("wrk not found: run `make deps` (or apt-get install -y wrk)")
+    record = orjson.dumps(SMALL_RECORD)
+    script = write_post_script(ctx.workdir / "post.lua", record)
+    warmup = 1 if ctx.quick else 2
+    runs: dict[str, dict[str, Any]] = {}
+    figures: dict[str, Any] = {"record_bytes": len(record), "seconds": ctx.http_seconds,
+                               "threads": WRK_THREADS, "connections": WRK_CONNECTIONS,
+                               "runs": runs}
+
+    with HearthServer(hearth, ctx.workdir) as server:
+        print(f"hearth serving on {HOST}:{server.port}; record {len(record)} bytes", flush=True)
+        seed_and_check(server, record)
+        run_wrk(server.port, "/.health", warmup)  # warm-up, not recorded
+        for key, label, method, path in HTTP_RUNS:
+            print(f"wrk {label} for {ctx.http_seconds}s ...", flush=True)
+            runs[key] = run_wrk(server.port, path, ctx.http_seconds,
+                                script if method == "POST" else None)
+            server.ensure_alive(f"during the {label} run")
+            check_wrk_errors(ctx, label, runs[key])
+        print_http_table(runs)
+        add_http_rows(ctx, runs)
+        figures.update(check_posts_stored(ctx, server, runs["post"]))
+        figures["server_memory_kb"] = server.memory_kb()
+    return figures
+
+
+def add_http_rows(ctx: Context, runs: dict[str, dict[str, Any]]) -> None:
+    """Summary rows: the GET/health ratio against its target, then per-endpoint figures."""
+    health, get = runs["health"]["requests_per_s"], runs["get"]["requests_per_s"]
+    ctx.row("HTTP data GET / health", f"{get:,.0f} vs {health:,.0f} req/s",
+            ratio=ratio(get, health), target=0.85)
+    for key, label, _, _ in HTTP_RUNS:
+        run = runs[key]
+        ctx.row(f"HTTP {label}", f"{run['requests_per_s']:,.0f} req/s, "
+                f"p50 {run.get('p50_ms', 0):.2f} ms, p99 {run.get('p99_ms', 0):.2f} ms")
+
+
+# --------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--release-dir", type=Path, default=REPO_ROOT / ".build" / "release",
+                        help="directory holding the hearth and HearthBench release binaries")
+    parser.add_argument("--quick", action="store_true",
+                        help="short runs for a smoke test (figures are rough)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
+    parser.add_argument("--http-seconds", type=int, help="duration of each wrk run")
+    parser.add_argument("--json-seconds", type=float, help="duration of each JSON measurement")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="where to write the JSON results")
+    arguments = parser.parse_args(argv)
+    unknown = set(arguments.only.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {','.join(sorted(unknown))}; known: {','.join(SECTIONS)}")
+    return arguments
+
+
+def run_section(ctx: Context, name: str) -> dict[str, Any]:
+    """Runs one section; a crash is recorded as a failure instead of ending the run."""
+    description, function = SECTIONS[name]
+    ctx.current_section = name
+    heading(f"{name}: {description}")
+    started = time.monotonic()
+    try:
+        figures = function(ctx)
+    except BenchmarkError as error:
+        ctx.fail(str(error))
+        figures = {"error": str(error)}
+    except Exception as error:  # noqa: BLE001 - a broken section must not hide the others
+        traceback.print_exc()
+        ctx.fail(f"crashed: {type(error).__name__}: {error}")
+        figures = {"error": f"{type(error).__name__}: {error}"}
+    figures["elapsed_s"] = round(time.monotonic() - started, 1)
+    return figures
+
+
+def print_summary(ctx: Context, machine: dict[str, Any]) -> None:
+    """The final table: one row per figure, with ratio, target and status."""
+    heading("Summary")
+    print(f"{machine['date']}  {machine['cpu_model']}  nproc={machine['nproc']}  "
+          f"load {machine['load_average_start']} -> {machine.get('load_average_end')}  "
+          f"git {machine['git']}" + ("  [QUICK]" if ctx.quick else ""))
+    rows = [[row.section, row.name, row.result,
+             "" if row.ratio is None else f"{row.ratio:.3f}",
+             "" if row.target is None else f">= {row.target:.2f}", row.status]
+            for row in ctx.rows]
+    if rows:
+        print_table(["Section", "Benchmark", "Result", "Ratio", "Target", "Status"], rows,
+                    right={3})
+    else:
+        print("(no figures)")
+    if ctx.failures:
+        print(f"\n!!! {len(ctx.failures)} FAILURE(S):")
+        for failure in ctx.failures:
+            print(f"  - {failure}")
+
+
+def write_results(path: Path, document: dict[str, Any]) -> None:
+    """Writes the results file, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"\nresults written to {path}")
+
+
+def raise_on_sigterm() -> None:
+    """Turns SIGTERM into SystemExit so cleanup (stopping the server) still runs."""
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the selected sections; 0 unless something broke."""
+    arguments = parse_arguments(argv)
+    raise_on_sigterm()
+    machine = machine_info()
+    selected = [name for name in SECTIONS if name in arguments.only.split(",")]
+    with tempfile.TemporaryDirectory(prefix="hearth-bench-") as workdir:
+        ctx = Context(
+            release_dir=arguments.release_dir.resolve(),
+            quick=arguments.quick,
+            json_seconds=arguments.json_seconds or (1.0 if arguments.quick else 3.0),
+            http_seconds=arguments.http_seconds or (3 if arguments.quick else 10),
+            workdir=Path(workdir),
+        )
+        print(f"Hearth benchmarks: {', '.join(selected)}"
+              f"{' (quick)' if ctx.quick else ''}; machine: {machine['cpu_model']}, "
+              f"nproc={machine['nproc']}, load {machine['load_average_start']}")
+        sections = {name: run_section(ctx, name) for name in selected}
+    machine["load_average_end"] = load_average()
+    print_summary(ctx, machine)
+    write_results(arguments.output, {
+        "schema": 1,
+        "quick": ctx.quick,
+        "settings": {"json_seconds": ctx.json_seconds, "http_seconds": ctx.http_seconds,
+                     "release_dir": str(ctx.release_dir)},
+        "machine": machine,
+        "sections": sections,
+        "summary": [{**asdict(row), "status": row.status} for row in ctx.rows],
+        "failures": ctx.failures,
+        "ok": not ctx.failures,
+    })
+    return 1 if ctx.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

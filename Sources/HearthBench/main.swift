@@ -48,13 +48,12 @@ case "profile-parse", "profile-serialize":
     // Runs one Hearth operation in a loop for a profiler (perf record ...).
     let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: arguments[2])))
     let node = try JSONParser.parse(bytes).node
-    let output = OutputBuffer(capacity: bytes.count + 1024)
+    var writer = JSONWriter(options: .compact, capacity: bytes.count + 1024)
     for _ in 0..<(arguments.count > 3 ? Int(arguments[3]) ?? 20 : 20) {
         if arguments[1] == "profile-parse" {
             blackHole(try JSONParser.parse(bytes))
         } else {
-            output.removeAll()
-            var writer = JSONWriter(output: output, options: .compact)
+            writer.output.removeAll()
             writer.write(node)
         }
     }
@@ -64,14 +63,13 @@ case "json":
     let bytes = [UInt8](data)
     let megabytes = Double(bytes.count) / 1_000_000
     let node = try JSONParser.parse(bytes).node
-    let output = OutputBuffer(capacity: bytes.count + 1024)
+    var writer = JSONWriter(options: .compact, capacity: bytes.count + 1024)
 
     let hearthParse = try measure(seconds: seconds) { blackHole(try JSONParser.parse(bytes)) }
     let hearthSerialize = measure(seconds: seconds) {
-        output.removeAll()
-        var writer = JSONWriter(output: output, options: .compact)
+        writer.output.removeAll()
         writer.write(node)
-        blackHole(output.count)
+        blackHole(writer.output.count)
     }
     let object = try JSONSerialization.jsonObject(with: data)
     let foundationParse = try measure(seconds: seconds) { blackHole(try JSONSerialization.jsonObject(with: data)) }
@@ -80,7 +78,7 @@ case "json":
         "bytes": bytes.count,
         "hearth_parse_mb_s": megabytes / hearthParse,
         "hearth_serialize_mb_s": megabytes / hearthSerialize,
-        "hearth_serialized_bytes": output.count,
+        "hearth_serialized_bytes": writer.output.count,
         "foundation_parse_mb_s": megabytes / foundationParse,
         "foundation_serialize_mb_s": megabytes / foundationSerialize,
     ])

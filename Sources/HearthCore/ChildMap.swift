@@ -109,6 +109,15 @@ public struct ChildMap: Sendable {
         }
     }
 
+    /// True if the smallest key reads as an integer (a cheap first test for arrays).
+    @inlinable
+    public var firstKeyIsInteger: Bool {
+        switch root {
+        case .leaf(let entries): return !entries.isEmpty && entries[0].key.integerValue != nil
+        case .branch(let branch): return branch.firstKeys[0].integerValue != nil
+        }
+    }
+
     /// Calls `body` with each leaf page's entries, in key order: the fastest full traversal.
     @inlinable
     public func forEachLeaf(_ body: (ContiguousArray<ChildEntry>) throws -> Void) rethrows {

@@ -9,10 +9,9 @@ public enum ETag {
     /// The ETag of `node`.
     public static func of(_ node: Node) -> String {
         if node.isNull { return null }
-        let output = OutputBuffer()
-        var writer = JSONWriter(output: output, options: JSONWriter.Options(export: true))
+        var writer = JSONWriter(options: JSONWriter.Options(export: true))
         writer.writeValue(node)
-        let digest = output.withBytes { SHA1.hash($0) }
+        let digest = writer.output.withBytes { SHA1.hash($0) }
         return Base64.encode(digest)
     }
 }

@@ -226,11 +226,22 @@ public struct JSONParser {
         })
     }
 
+    /// A trivially destroyed entry (small empty string key, null value).
+    static let placeholder = ChildEntry(key: ChildKey(string: "", integerValue: nil, isASCII: true), value: .null)
+
     /// Moves the entries pushed since `start` into an exactly sized array.
     @inline(__always)
     mutating func popEntries(from start: Int) -> ContiguousArray<ChildEntry> {
-        let entries = ContiguousArray(scratch[start...])
-        scratch.removeSubrange(start...)
+        let moved = scratch.count - start
+        // Move the entries out (no reference counting), leave trivial placeholders behind.
+        let entries = scratch.withUnsafeMutableBufferPointer { buffer in
+            ContiguousArray<ChildEntry>(unsafeUninitializedCapacity: moved) { output, initialized in
+                output.baseAddress!.moveInitialize(from: buffer.baseAddress! + start, count: moved)
+                (buffer.baseAddress! + start).initialize(repeating: JSONParser.placeholder, count: moved)
+                initialized = moved
+            }
+        }
+        scratch.removeLast(moved)
         return entries
     }
 
@@ -335,15 +346,18 @@ public struct JSONParser {
     /// Sorts entries by key; where a key repeats, the last one wins (as in `JSON.parse`).
     static func sortLastWins(_ entries: inout ContiguousArray<ChildEntry>) {
         if entries.count <= 24 {
-            // Insertion sort: stable, and fastest for the small objects that dominate.
-            for index in 1..<entries.count {
-                let entry = entries[index]
-                var slot = index
-                while slot > 0 && ChildKey.compare(entries[slot - 1].key, entry.key) > 0 {
-                    entries[slot] = entries[slot - 1]
-                    slot -= 1
+            // Insertion sort: stable, and fastest for the small objects that dominate. Entries
+            // are moved, not copied, so no reference counts change.
+            entries.withUnsafeMutableBufferPointer { buffer in
+                let base = buffer.baseAddress!
+                for index in 1..<buffer.count {
+                    var slot = index
+                    while slot > 0 && ChildKey.compare(base[slot - 1].key, base[index].key) > 0 { slot -= 1 }
+                    guard slot != index else { continue }
+                    let entry = (base + index).move()
+                    (base + slot + 1).moveInitialize(from: base + slot, count: index - slot)
+                    (base + slot).initialize(to: entry)
                 }
-                entries[slot] = entry
             }
         } else {
             var order = Array(entries.indices)

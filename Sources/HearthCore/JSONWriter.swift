@@ -5,7 +5,7 @@
 /// - `pretty`: Firebase's `print=pretty` layout (`"key" : value`, two-space indent,
 ///   arrays on one line as `[ 1, 2 ]`), with a trailing newline.
 /// - `export`: priorities included (`.priority`, `.value`), no array conversion.
-public struct JSONWriter {
+public struct JSONWriter: ~Copyable {
     public enum Layout: Sendable {
         case compact
         case pretty
@@ -25,30 +25,30 @@ public struct JSONWriter {
         public static let pretty = Options(layout: .pretty)
     }
 
-    let output: OutputBuffer
+
+    /// What has been written.
+    public var output: OutputBuffer
     let options: Options
     /// Object nesting, for the pretty layout's indentation.
     var nesting = 0
 
-    public init(output: OutputBuffer, options: Options) {
-        self.output = output
+    public init(options: Options, capacity: Int = 4096) {
+        self.output = OutputBuffer(capacity: capacity)
         self.options = options
     }
 
     /// Serialises `node` to a new byte array.
     public static func serialize(_ node: Node, options: Options = .compact) -> [UInt8] {
-        let output = OutputBuffer()
-        var writer = JSONWriter(output: output, options: options)
+        var writer = JSONWriter(options: options)
         writer.write(node)
-        return output.bytes
+        return writer.output.bytes
     }
 
     /// Serialises `node` to a string (for tests and messages).
     public static func string(_ node: Node, options: Options = .compact) -> String {
-        let output = OutputBuffer()
-        var writer = JSONWriter(output: output, options: options)
+        var writer = JSONWriter(options: options)
         writer.write(node)
-        return output.string
+        return writer.output.string
     }
 
     /// Writes a whole document (with the trailing newline of the pretty layout).
@@ -64,14 +64,10 @@ public struct JSONWriter {
         case .null: output.append("null")
         case .bool(let value): output.append(value ? "true" : "false")
         case .int(let value): output.append(integer: value)
-        case .double(let value): JSONWriter.writeDouble(value, to: output)
-        case .string(let value): JSONWriter.writeString(value, to: output)
+        case .double(let value): JSONWriter.writeDouble(value, to: &output)
+        case .string(let value): JSONWriter.writeString(value, to: &output)
         case .object(let children):
-            if !options.export, let length = JSONWriter.arrayLength(children) {
-                writeArray(children, length: length)
-            } else {
-                writeObject(children, priority: nil)
-            }
+            writeChildren(children)
         case .prioritized(let inner, let priority):
             if !options.export {
                 writeValue(inner)
@@ -89,11 +85,22 @@ public struct JSONWriter {
         }
     }
 
+    /// Writes an object's children as an array or an object, by Firebase's rule.
+    mutating func writeChildren(_ children: ChildMap) {
+        if !options.export, let length = JSONWriter.arrayLength(children) {
+            writeArray(children, length: length)
+        } else {
+            writeObject(children, priority: nil)
+        }
+    }
+
     /// Firebase's array rule: every key a canonical index and `maxKey < 2 × count`.
     /// Returns the array length (maxKey + 1) if the children should render as an array.
     @inlinable
     public static func arrayLength(_ children: ChildMap) -> Int? {
-        guard let last = children.lastKey, let maxKey = last.integerValue, maxKey >= 0, last.isArrayIndex,
+        // Integer-like keys sort first: if the smallest is not one, no key is.
+        guard children.firstKeyIsInteger, let last = children.lastKey, let maxKey = last.integerValue, maxKey >= 0,
+            last.isArrayIndex,
             Int(maxKey) < 2 * children.count
         else { return nil }
         // Integer-like keys sort first, so if the last is an index all keys are integer-like;
@@ -131,9 +138,11 @@ public struct JSONWriter {
                     writeMember(buffer[index].key.string, first: first)
                     // Leaves are written here, without a call per value; objects recurse.
                     switch buffer[index].value {
-                    case .string(let value): JSONWriter.writeString(value, to: output)
+                    case .string(let value): JSONWriter.writeString(value, to: &output)
                     case .int(let value): output.append(integer: value)
                     case .bool(let value): output.append(value ? "true" : "false")
+                    case .double(let value): JSONWriter.writeDouble(value, to: &output)
+                    case .object(let children): writeChildren(children)
                     default: writeValue(buffer[index].value)
                     }
                     first = false
@@ -173,10 +182,10 @@ public struct JSONWriter {
         if !first { output.append(UInt8(ascii: ",")) }
         if options.layout == .pretty {
             newline()
-            JSONWriter.writeString(key, to: output)
+            JSONWriter.writeString(key, to: &output)
             output.append(" : ")
         } else {
-            JSONWriter.writeString(key, to: output)
+            JSONWriter.writeString(key, to: &output)
             output.append(UInt8(ascii: ":"))
         }
     }
@@ -190,7 +199,7 @@ public struct JSONWriter {
 
     /// Integral doubles below 2^63 are written without a fraction (`1.0` → `1`), as JavaScript
     /// and Firebase show them; others in the shortest form that reads back to the same double.
-    public static func writeDouble(_ value: Double, to output: OutputBuffer) {
+    public static func writeDouble(_ value: Double, to output: inout OutputBuffer) {
         if value.rounded(.towardZero) == value, abs(value) < 9_223_372_036_854_775_808 {
             output.append(integer: Int64(value))
         } else {
@@ -202,15 +211,21 @@ public struct JSONWriter {
 
     /// Writes a quoted, escaped string. Non-ASCII is written as UTF-8.
     @inline(__always)
-    public static func writeString(_ string: String, to output: OutputBuffer) {
-        var copy = string
-        copy.withUTF8 { writeString(bytes: UnsafeRawBufferPointer($0), to: output) }
+    public static func writeString(_ string: String, to output: inout OutputBuffer) {
+        // Non-mutating access: no copy of the string, so no reference count traffic.
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { bytes in
+            writeString(bytes: UnsafeRawBufferPointer(bytes), to: &output)
+        }
+        if done == nil {
+            var copy = string
+            copy.withUTF8 { writeString(bytes: UnsafeRawBufferPointer($0), to: &output) }
+        }
     }
 
     /// Writes UTF-8 bytes as a quoted JSON string, copying runs that need no escape at once and
     /// scanning eight bytes at a time.
     @inline(__always)
-    public static func writeString(bytes: UnsafeRawBufferPointer, to output: OutputBuffer) {
+    public static func writeString(bytes: UnsafeRawBufferPointer, to output: inout OutputBuffer) {
         let count = bytes.count
         output.reserve(count + 2)
         output.append(UInt8(ascii: "\""))
@@ -233,7 +248,7 @@ public struct JSONWriter {
             let byte = bytes[index]
             if byte < 0x20 || byte == 0x22 || byte == 0x5C {
                 output.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
-                writeEscape(byte, to: output)
+                writeEscape(byte, to: &output)
                 index += 1
                 runStart = index
             }
@@ -255,7 +270,7 @@ public struct JSONWriter {
         return (below20 | hasQuote | hasBackslash) != 0
     }
 
-    static func writeEscape(_ byte: UInt8, to output: OutputBuffer) {
+    static func writeEscape(_ byte: UInt8, to output: inout OutputBuffer) {
         switch byte {
         case 0x22: output.append("\\\"")
         case 0x5C: output.append("\\\\")

@@ -1,89 +1,94 @@
-/// A growable byte buffer for serialisers: raw memory, no per-append uniqueness checks.
-public final class OutputBuffer {
-    @usableFromInline @exclusivity(unchecked) var storage: UnsafeMutablePointer<UInt8>
-    @usableFromInline @exclusivity(unchecked) var capacity: Int
+/// A growable byte buffer for serialisers.
+///
+/// Non-copyable, so it is owned in one place and appending costs no reference counting and no
+/// exclusivity checks: just a capacity test and a store.
+public struct OutputBuffer: ~Copyable {
+    @usableFromInline var storage: UnsafeMutablePointer<UInt8>
+    @usableFromInline var capacity: Int
+    @usableFromInline var written = 0
+
     /// Bytes written so far.
-    public var count: Int { _count }
-    @usableFromInline @exclusivity(unchecked) var _count = 0
+    @inlinable public var count: Int { written }
 
     public init(capacity: Int = 4096) {
-        self.capacity = max(capacity, 16)
+        self.capacity = Swift.max(capacity, 16)
         storage = .allocate(capacity: self.capacity)
     }
 
     deinit { storage.deallocate() }
 
     @usableFromInline
-    func grow(toFit extra: Int) {
+    mutating func grow(toFit extra: Int) {
         var newCapacity = capacity * 2
-        while newCapacity < _count + extra { newCapacity *= 2 }
+        while newCapacity < written + extra { newCapacity *= 2 }
         let newStorage = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
-        newStorage.update(from: storage, count: _count)
+        newStorage.update(from: storage, count: written)
         storage.deallocate()
         storage = newStorage
         capacity = newCapacity
     }
 
     @inlinable @inline(__always)
-    public func reserve(_ extra: Int) {
-        if _count + extra > capacity { grow(toFit: extra) }
+    public mutating func reserve(_ extra: Int) {
+        if written + extra > capacity { grow(toFit: extra) }
     }
 
     @inlinable @inline(__always)
-    public func append(_ byte: UInt8) {
-        if _count == capacity { grow(toFit: 1) }
-        storage[_count] = byte
-        _count += 1
+    public mutating func append(_ byte: UInt8) {
+        if written == capacity { grow(toFit: 1) }
+        storage[written] = byte
+        written += 1
     }
 
     @inlinable @inline(__always)
-    public func append(_ bytes: UnsafeRawBufferPointer) {
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         reserve(bytes.count)
-        (storage + _count).update(from: source.assumingMemoryBound(to: UInt8.self), count: bytes.count)
-        _count += bytes.count
+        (storage + written).update(from: source.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        written += bytes.count
     }
 
     @inlinable
-    public func append(_ string: StaticString) {
+    public mutating func append(_ string: StaticString) {
         append(UnsafeRawBufferPointer(start: string.utf8Start, count: string.utf8CodeUnitCount))
     }
 
     @inlinable
-    public func append(_ string: String) {
+    public mutating func append(_ string: String) {
         var copy = string
         copy.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
     @inlinable
-    public func append(repeating byte: UInt8, count repeatCount: Int) {
+    public mutating func append(repeating byte: UInt8, count repeatCount: Int) {
         reserve(repeatCount)
-        (storage + _count).update(repeating: byte, count: repeatCount)
-        _count += repeatCount
+        (storage + written).update(repeating: byte, count: repeatCount)
+        written += repeatCount
     }
 
     /// Writes a signed integer in decimal.
     @inlinable
-    public func append(integer value: Int64) {
+    public mutating func append(integer value: Int64) {
         reserve(20)
         var magnitude = value.magnitude
         if value < 0 {
-            storage[_count] = UInt8(ascii: "-")
-            _count += 1
+            storage[written] = UInt8(ascii: "-")
+            written += 1
         }
-        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes of scratch
-        let written: Int = withUnsafeMutableBytes(of: &digits) { scratch in
-            var index = 32
-            repeat {
-                index -= 1
-                scratch[index] = UInt8(truncatingIfNeeded: magnitude % 10) + UInt8(ascii: "0")
-                magnitude /= 10
-            } while magnitude > 0
-            let length = 32 - index
-            (storage + _count).update(from: scratch.baseAddress!.assumingMemoryBound(to: UInt8.self) + index, count: length)
-            return length
+        // Count the digits, then write them backwards in place.
+        var digits = 1
+        var probe = magnitude
+        while probe >= 10 {
+            probe /= 10
+            digits += 1
         }
-        _count += written
+        var index = written + digits
+        written = index
+        repeat {
+            index -= 1
+            storage[index] = UInt8(truncatingIfNeeded: magnitude % 10) &+ UInt8(ascii: "0")
+            magnitude /= 10
+        } while magnitude > 0
     }
 
     /// The bytes written, valid only inside `body`.
@@ -102,5 +107,5 @@ public final class OutputBuffer {
     }
 
     /// Forgets what was written, keeping the memory.
-    public func removeAll() { _count = 0 }
+    public mutating func removeAll() { written = 0 }
 }

@@ -79,15 +79,13 @@ public enum KeyValidator {
     public static let maxKeyBytes = 768
 
     /// True if `byte` may never appear in a key: `. $ # [ ] /`, 0x00-0x1F and 0x7F.
-    @inlinable
+    @inlinable @inline(__always)
     public static func isForbidden(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x00...0x1F, 0x7F, UInt8(ascii: "."), UInt8(ascii: "$"), UInt8(ascii: "#"),
-            UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "/"):
-            return true
-        default:
-            return false
-        }
+        // One bit per forbidden byte below 128: 0x00-0x1F # $ . / (low word), [ ] DEL (high word).
+        let low: UInt64 = 0x0000_C018_FFFF_FFFF
+        let high: UInt64 = 0x8000_0000_2800_0000
+        if byte >= 128 { return false }
+        return byte < 64 ? (low >> UInt64(byte)) & 1 != 0 : (high >> UInt64(byte - 64)) & 1 != 0
     }
 
     /// True if the UTF-8 bytes form a valid key.

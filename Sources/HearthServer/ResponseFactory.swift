@@ -34,22 +34,21 @@ enum ResponseFactory {
         _ node: Node, options: RequestOptions, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]
     ) -> Response {
         if options.print == .silent { return silent(headers: extra) }
-        let output = OutputBuffer(capacity: 256)
-        if let callback = options.callback { output.append(callback + "(") }
         var writer = JSONWriter(
-            output: output,
-            options: JSONWriter.Options(layout: options.print == .pretty ? .pretty : .compact, export: options.export))
+            options: JSONWriter.Options(layout: options.print == .pretty ? .pretty : .compact, export: options.export),
+            capacity: 256)
+        if let callback = options.callback { writer.output.append(callback + "(") }
         writer.write(node)
         var headers = extra
         if options.callback != nil {
-            output.append(");")
+            writer.output.append(");")
             headers[.contentType] = "application/javascript; charset=utf-8"
         }
         if let download = options.download {
             let safe = download.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline }
             headers[.contentDisposition] = "attachment; filename=\"\(safe)\""
         }
-        return output.withBytes { bytes in
+        return writer.output.withBytes { bytes in
             var response = json(bytes, status: status)
             for field in headers { response.headers[field.name] = field.value }
             return response

@@ -105,8 +105,11 @@ public struct JSONWriter: ~Copyable {
         else { return nil }
         // Integer-like keys sort first, so if the last is an index all keys are integer-like;
         // each must also be a canonical non-negative index.
-        for entry in children where !entry.key.isArrayIndex { return nil }
-        return Int(maxKey) + 1
+        var allIndices = true
+        children.forEachLeaf { entries in
+            for position in entries.indices where !entries[position].key.isArrayIndex { allIndices = false }
+        }
+        return allIndices ? Int(maxKey) + 1 : nil
     }
 
     mutating func writeArray(_ children: ChildMap, length: Int) {
@@ -114,16 +117,18 @@ public struct JSONWriter: ~Copyable {
         let pretty = options.layout == .pretty
         if pretty { output.append(UInt8(ascii: " ")) }
         var next = 0
-        for entry in children {
-            let index = Int(entry.key.integerValue!)
-            while next < index {
+        children.forEachLeaf { entries in
+            for position in entries.indices {
+                let index = Int(entries[position].key.integerValue!)
+                while next < index {
+                    if next > 0 { output.append(pretty ? ", " : ",") }
+                    output.append("null")
+                    next += 1
+                }
                 if next > 0 { output.append(pretty ? ", " : ",") }
-                output.append("null")
+                writeValue(entries[position].value)
                 next += 1
             }
-            if next > 0 { output.append(pretty ? ", " : ",") }
-            writeValue(entry.value)
-            next += 1
         }
         if pretty { output.append(UInt8(ascii: " ")) }
         output.append(UInt8(ascii: "]"))
@@ -132,22 +137,10 @@ public struct JSONWriter: ~Copyable {
     mutating func writeObject(_ children: ChildMap, priority: Priority?) {
         beginObject()
         var first = true
-        children.forEachLeaf { entries in
-            entries.withUnsafeBufferPointer { buffer in
-                for index in buffer.indices {
-                    writeMember(buffer[index].key.string, first: first)
-                    // Leaves are written here, without a call per value; objects recurse.
-                    switch buffer[index].value {
-                    case .string(let value): JSONWriter.writeString(value, to: &output)
-                    case .int(let value): output.append(integer: value)
-                    case .bool(let value): output.append(value ? "true" : "false")
-                    case .double(let value): JSONWriter.writeDouble(value, to: &output)
-                    case .object(let children): writeChildren(children)
-                    default: writeValue(buffer[index].value)
-                    }
-                    first = false
-                }
-            }
+        if case .leaf(let entries) = children.root {
+            writeMembers(entries, first: &first)
+        } else {
+            children.forEachLeaf { writeMembers($0, first: &first) }
         }
         if let priority {
             writeMember(".priority", first: first)
@@ -155,6 +148,24 @@ public struct JSONWriter: ~Copyable {
             first = false
         }
         endObject(empty: first)
+    }
+
+    /// Writes the members of one leaf page. Leaves are written here, without a call per value;
+    /// objects recurse.
+    @inline(__always)
+    mutating func writeMembers(_ entries: ContiguousArray<ChildEntry>, first: inout Bool) {
+        for index in entries.indices {
+            writeMember(entries[index].key.string, first: first)
+            switch entries[index].value {
+            case .string(let value): JSONWriter.writeString(value, to: &output)
+            case .int(let value): output.append(integer: value)
+            case .bool(let value): output.append(value ? "true" : "false")
+            case .double(let value): JSONWriter.writeDouble(value, to: &output)
+            case .object(let children): writeChildren(children)
+            default: writeValue(entries[index].value)
+            }
+            first = false
+        }
     }
 
     @inline(__always)
@@ -222,39 +233,47 @@ public struct JSONWriter: ~Copyable {
         }
     }
 
-    /// Writes UTF-8 bytes as a quoted JSON string, copying runs that need no escape at once and
-    /// scanning eight bytes at a time.
+    /// Writes UTF-8 bytes as a quoted JSON string. Clean stretches are copied eight bytes at a
+    /// time while they are checked (SWAR); only bytes that need escaping take the slow path.
     @inline(__always)
     public static func writeString(bytes: UnsafeRawBufferPointer, to output: inout OutputBuffer) {
         let count = bytes.count
-        output.reserve(count + 2)
-        output.append(UInt8(ascii: "\""))
-        var runStart = 0
+        // Room for the quotes plus one word of slack for the final eight-byte store.
+        output.reserve(count + 10)
+        var destination = output.storage + output.written
+        destination[0] = UInt8(ascii: "\"")
+        var out = 1
         var index = 0
-        while index < count {
-            // Skip eight clean bytes at a time.
-            while index + 8 <= count {
-                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                if JSONWriter.wordNeedsEscape(word) { break }
-                index += 8
-            }
+        if let source = bytes.baseAddress {
             while index < count {
-                let byte = bytes[index]
-                if byte < 0x20 || byte == 0x22 || byte == 0x5C { break }
-                index += 1
-                if index & 7 == 0 { break }
-            }
-            guard index < count else { break }
-            let byte = bytes[index]
-            if byte < 0x20 || byte == 0x22 || byte == 0x5C {
-                output.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
-                writeEscape(byte, to: &output)
-                index += 1
-                runStart = index
+                while index + 8 <= count {
+                    let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    if JSONWriter.wordNeedsEscape(word) { break }
+                    UnsafeMutableRawPointer(destination + out).storeBytes(of: word, as: UInt64.self)
+                    out += 8
+                    index += 8
+                }
+                // Fewer than eight bytes left, or a word with something to escape: go bytewise
+                // to the end of this word.
+                let stop = Swift.min(count, index + 8)
+                while index < stop {
+                    let byte = source.load(fromByteOffset: index, as: UInt8.self)
+                    index += 1
+                    if byte >= 0x20 && byte != 0x22 && byte != 0x5C {
+                        destination[out] = byte
+                        out += 1
+                    } else {
+                        output.written += out
+                        writeEscape(byte, to: &output)
+                        output.reserve(count - index + 10)
+                        destination = output.storage + output.written
+                        out = 0
+                    }
+                }
             }
         }
-        output.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<count]))
-        output.append(UInt8(ascii: "\""))
+        destination[out] = UInt8(ascii: "\"")
+        output.written += out + 1
     }
 
     /// True if any byte of `word` is below 0x20, `"` or `\` (SWAR: no branches per byte).

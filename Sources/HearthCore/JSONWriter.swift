@@ -244,6 +244,7 @@ public struct JSONWriter: ~Copyable {
         destination[0] = UInt8(ascii: "\"")
         var out = 1
         var index = 0
+        var escaped = false
         if let source = bytes.baseAddress {
             while index < count {
                 while index + 8 <= count {
@@ -252,6 +253,28 @@ public struct JSONWriter: ~Copyable {
                     UnsafeMutableRawPointer(destination + out).storeBytes(of: word, as: UInt64.self)
                     out += 8
                     index += 8
+                }
+                let remaining = count - index
+                if remaining > 0 && remaining < 8 && !escaped {
+                    // The clean tail in one word: the last eight bytes of a long string (which
+                    // rewrites a few bytes already written, identically), or a short string
+                    // padded with spaces.
+                    if count >= 8 {
+                        let word = source.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+                        if !JSONWriter.wordNeedsEscape(word) {
+                            UnsafeMutableRawPointer(destination + out - (8 - remaining)).storeBytes(of: word, as: UInt64.self)
+                            out += remaining
+                            break
+                        }
+                    } else {
+                        var word: UInt64 = 0x2020_2020_2020_2020
+                        withUnsafeMutableBytes(of: &word) { $0.copyMemory(from: UnsafeRawBufferPointer(start: source, count: remaining)) }
+                        if !JSONWriter.wordNeedsEscape(word) {
+                            UnsafeMutableRawPointer(destination + out).storeBytes(of: word, as: UInt64.self)
+                            out += remaining
+                            break
+                        }
+                    }
                 }
                 // Fewer than eight bytes left, or a word with something to escape: go bytewise
                 // to the end of this word.
@@ -263,6 +286,7 @@ public struct JSONWriter: ~Copyable {
                         destination[out] = byte
                         out += 1
                     } else {
+                        escaped = true
                         output.written += out
                         writeEscape(byte, to: &output)
                         output.reserve(count - index + 10)

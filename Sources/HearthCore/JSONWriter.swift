@@ -213,12 +213,54 @@ public struct JSONWriter: ~Copyable {
     public static func writeDouble(_ value: Double, to output: inout OutputBuffer) {
         if value.rounded(.towardZero) == value, abs(value) < 9_223_372_036_854_775_808 {
             output.append(integer: Int64(value))
-        } else {
+        } else if !writeShortDecimal(value, to: &output) {
             output.append(value.description)
         }
     }
 
     static let hexDigits: StaticString = "0123456789abcdef"
+
+    static let powersOfTen: [Double] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+
+    /// The fast path for doubles with few decimals (`27.45`): finds the smallest k ≤ 8 such that
+    /// m = value × 10^k is an integer and m / 10^k (a correctly rounded division of two exact
+    /// doubles) is `value` again, so the decimal m·10^-k reads back as exactly `value`.
+    static func writeShortDecimal(_ value: Double, to output: inout OutputBuffer) -> Bool {
+        let magnitude = abs(value)
+        guard magnitude < 1e15, magnitude >= 1e-6 else { return false }
+        return powersOfTen.withUnsafeBufferPointer { powers in
+            for k in 1...8 {
+                let scaled = magnitude * powers[k]
+                guard scaled < 9_007_199_254_740_992 else { return false }
+                if scaled.rounded() == scaled && scaled / powers[k] == magnitude {
+                    var mantissa = UInt64(scaled)
+                    var digits = k
+                    while mantissa % 10 == 0 && digits > 0 {
+                        mantissa /= 10
+                        digits -= 1
+                    }
+                    if value < 0 { output.append(UInt8(ascii: "-")) }
+                    let divisor = UInt64(powers[digits])
+                    output.append(integer: Int64(mantissa / divisor))
+                    if digits > 0 {
+                        output.append(UInt8(ascii: "."))
+                        let fraction = mantissa % divisor
+                        // Leading zeros of the fraction, then its digits.
+                        var width = 1
+                        var probe = fraction
+                        while probe >= 10 {
+                            probe /= 10
+                            width += 1
+                        }
+                        output.append(repeating: UInt8(ascii: "0"), count: digits - width)
+                        output.append(integer: Int64(fraction))
+                    }
+                    return true
+                }
+            }
+            return false
+        }
+    }
 
     /// Writes a quoted, escaped string. Non-ASCII is written as UTF-8.
     @inline(__always)

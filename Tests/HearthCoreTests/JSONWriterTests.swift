@@ -1,4 +1,5 @@
 import HearthCore
+import HearthTestSupport
 import Testing
 
 @Suite("JSON writer")
@@ -66,6 +67,29 @@ struct JSONWriterTests {
             let text = JSONWriter.string(.double(value))
             #expect(Double(text) == value, "\(value) wrote \(text)")
         }
+    }
+
+    @Test func randomDoublesReadBackExactly() throws {
+        var random = SeededRandom(seed: 7)
+        for _ in 0..<20_000 {
+            let value: Double
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: value = Double(Int.random(in: -1_000_000...1_000_000, using: &random)) / 100
+            case 1: value = Double(Int.random(in: -99_999_999...99_999_999, using: &random)) / 1e8
+            case 2: value = Double.random(in: -1e6...1e6, using: &random)
+            default: value = Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &random))
+            }
+            guard value.isFinite else { continue }
+            let text = JSONWriter.string(.double(value))
+            #expect(Double(text) == value, "\(value) wrote \(text)")
+            // Integral values read back as integers, which compare equal to the same double.
+            #expect(try JSONParser.parse(Array(text.utf8)).node == .double(value))
+        }
+        #expect(JSONWriter.string(.double(27.45)) == "27.45")
+        #expect(JSONWriter.string(.double(-0.05)) == "-0.05")
+        #expect(JSONWriter.string(.double(0.000001)) == "0.000001")
+        #expect(JSONWriter.string(.double(1.0e-7)) == "1e-07")
+        #expect(JSONWriter.string(.double(123.456789)) == "123.456789")
     }
 
     @Test func largeDocumentRoundTrips() throws {

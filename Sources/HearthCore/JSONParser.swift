@@ -8,7 +8,7 @@
 /// ```swift
 /// let parsed = try JSONParser.parse(bytes, options: .init(serverTime: now))
 /// ```
-public struct JSONParser {
+public struct JSONParser: ~Copyable {
     /// Limits and context for one parse.
     public struct Options: Sendable {
         /// How deep (in keys) the data may go below the write location.
@@ -126,7 +126,7 @@ public struct JSONParser {
     var keyOffsets: [Int] = []
     /// Entries of the objects being read, as a stack: each object pushes its entries here and
     /// copies them out once, exactly sized, when it ends.
-    var scratch: ContiguousArray<ChildEntry> = []
+    var scratch = EntryStack()
     var increments: [PendingIncrement] = []
 
     init(bytes: UnsafeRawBufferPointer, options: Options) {
@@ -220,29 +220,17 @@ public struct JSONParser {
     func currentKeyPath() -> Path {
         Path(keys: keyOffsets.map { offset in
             if offset < 0 { return ArrayKeys.key(-offset - 1) }
-            var reader = self
+            var reader = JSONParser(bytes: UnsafeRawBufferPointer(start: base, count: count), options: options)
             reader.position = offset
             return ChildKey((try? reader.parseString()) ?? "")
         })
     }
 
-    /// A trivially destroyed entry (small empty string key, null value).
-    static let placeholder = ChildEntry(key: ChildKey(string: "", integerValue: nil, isASCII: true), value: .null)
 
     /// Moves the entries pushed since `start` into an exactly sized array.
     @inline(__always)
     mutating func popEntries(from start: Int) -> ContiguousArray<ChildEntry> {
-        let moved = scratch.count - start
-        // Move the entries out (no reference counting), leave trivial placeholders behind.
-        let entries = scratch.withUnsafeMutableBufferPointer { buffer in
-            ContiguousArray<ChildEntry>(unsafeUninitializedCapacity: moved) { output, initialized in
-                output.baseAddress!.moveInitialize(from: buffer.baseAddress! + start, count: moved)
-                (buffer.baseAddress! + start).initialize(repeating: JSONParser.placeholder, count: moved)
-                initialized = moved
-            }
-        }
-        scratch.removeLast(moved)
-        return entries
+        scratch.pop(from: start)
     }
 
     mutating func parseArray() throws(DataError) -> Node {
@@ -259,7 +247,7 @@ public struct JSONParser {
             try descend(offset: -(index + 1))
             let value = try parseValue()
             keyOffsets.removeLast()
-            if !value.isNull { scratch.append(ChildEntry(key: ArrayKeys.key(index), value: value)) }
+            if !value.isNull { scratch.push(ChildEntry(key: ArrayKeys.key(index), value: value)) }
             index += 1
             skipWhitespace()
             guard position < count else { throw DataError.unparseable }
@@ -299,10 +287,10 @@ public struct JSONParser {
                 try descend(offset: keyStart)
                 let value = try parseValue()
                 keyOffsets.removeLast()
-                if sorted, scratch.count > start, ChildKey.compare(scratch[scratch.count - 1].key, childKey) >= 0 {
+                if sorted, scratch.count > start, ChildKey.compare(scratch.lastKey, childKey) >= 0 {
                     sorted = false
                 }
-                scratch.append(ChildEntry(key: childKey, value: value))
+                scratch.push(ChildEntry(key: childKey, value: value))
             case .priority:
                 priority = try parsePriority()
             case .value:
@@ -368,10 +356,17 @@ public struct JSONParser {
             entries = ContiguousArray(order.map { entries[$0] })
         }
         // Drop earlier duplicates: after a stable sort, the last of equal keys is the latest.
+        // Duplicates are rare, so look before rewriting anything.
+        var hasDuplicates = false
+        for index in entries.indices.dropFirst() where entries[index - 1].key == entries[index].key {
+            hasDuplicates = true
+            break
+        }
+        guard hasDuplicates else { return }
         var write = 0
         for read in entries.indices {
             if read + 1 < entries.count && entries[read + 1].key == entries[read].key { continue }
-            entries[write] = entries[read]
+            entries.swapAt(write, read)
             write += 1
         }
         entries.removeLast(entries.count - write)

@@ -90,7 +90,9 @@ public final class Database: Sendable {
         let current = state.root
         let location = request.path
         if let expected = request.ifMatch {
-            let existing = current.at(location)
+            // A write to `/.priority` is conditional on the priority, the value it replaces.
+            var existing = current.at(location)
+            if case .setPriority = request.operation { existing = existing.priority?.node ?? .null }
             guard ETag.of(existing) == expected else {
                 return (.conditionFailed(current: existing), nil)
             }

@@ -81,6 +81,10 @@ public struct JSONParser: ~Copyable {
                 guard parser.peek() == UInt8(ascii: "\"") else { throw DataError.unparseable }
                 let rawKey = try parser.parseString()
                 var keyPath = try Path(validatingUpdateKey: rawKey, position: parser.lineColumn(keyStart))
+                guard !keyPath.isRoot else {
+                    throw DataError.invalidData(
+                        "Invalid data; couldn't parse key beginning at \(parser.lineColumn(keyStart)). Key value can't be empty or contain $ # [ ] / or .")
+                }
                 var isPriority = false
                 if keyPath.lastKey?.string == ".priority" {
                     isPriority = true
@@ -396,7 +400,11 @@ public struct JSONParser: ~Copyable {
     }
 
     mutating func parsePriority() throws(DataError) -> Priority? {
+        let pending = increments.count
         let value = try parseValue()
+        guard increments.count == pending else {
+            throw DataError.invalidData("Invalid data; a priority can't be an increment.")
+        }
         switch value {
         case .null: return nil
         case .int(let number): return .number(Double(number))

@@ -23,6 +23,9 @@ struct DataRequestHandler {
         if !options.query.isEmpty {
             throw DataError("Queries (orderBy, startAt, limitToFirst, ...) are not supported by this server yet.")
         }
+        if options.dryRun && method != "GET" {
+            throw DataError("dryRun is only supported when writing rules (/.settings/rules.json).")
+        }
         if ifMatch != nil {
             guard method == "PUT" || method == "DELETE" else {
                 throw DataError("if-match is not supported for \(method) requests; use it with PUT or DELETE.")
@@ -47,10 +50,11 @@ struct DataRequestHandler {
         let root = namespaces.existing(namespace)?.root ?? .null
         var node = root.at(path)
         if priorityTarget { node = node.priority?.node ?? .null }
+        // The ETag is that of the data itself (not of a shallow view), so it works in if-match.
+        let etag = wantsETag || ifNoneMatch != nil ? ETag.of(node) : nil
         if options.shallow { node = DataRequestHandler.shallow(node) }
         var headers = HTTPFields()
-        if wantsETag || ifNoneMatch != nil {
-            let etag = ETag.of(node)
+        if let etag {
             headers[ResponseFactory.etagHeader] = etag
             if let ifNoneMatch, ifNoneMatch == etag {
                 var notModified = ResponseFactory.baseHeaders()
@@ -77,17 +81,23 @@ struct DataRequestHandler {
         try await request.body.collect(upTo: configuration.maxBodyBytes)
     }
 
-    func parseBody(depth: Int, database: Database) async throws -> ParsedNode {
+    /// Parses the body. Server timestamps are the time the request was read.
+    func parseBody(depth: Int) async throws -> ParsedNode {
         let buffer = try await body()
-        let parseOptions = JSONParser.Options(maxDepth: Path.maxDepth - depth, serverTime: database.now())
+        let parseOptions = JSONParser.Options(maxDepth: Path.maxDepth - depth, serverTime: Database.systemMilliseconds())
         return try buffer.withUnsafeReadableBytes { bytes throws -> ParsedNode in
             try JSONParser.parse(bytes, options: parseOptions)
         }
     }
 
+    /// The namespace's database for a write that has passed every check of its input, so that
+    /// refused requests never create a namespace.
+    func database() throws -> Database {
+        try namespaces.database(namespace)
+    }
+
     func put() async throws -> Response {
-        let database = try namespaces.database(namespace)
-        let parsed = try await parseBody(depth: path.depth, database: database)
+        let parsed = try await parseBody(depth: path.depth)
         let operation: WriteRequest.Operation
         if priorityTarget {
             guard parsed.increments.isEmpty else { throw DataError("Invalid data; a priority can't be an increment.") }
@@ -95,35 +105,36 @@ struct DataRequestHandler {
         } else {
             operation = .set(parsed)
         }
-        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: database)
+        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: try database())
     }
 
     func delete() async throws -> Response {
-        let database = try namespaces.database(namespace)
         let operation: WriteRequest.Operation = priorityTarget ? .setPriority(nil) : .set(ParsedNode(node: .null))
+        guard let database = namespaces.existing(namespace) else {
+            // Nothing to delete in a namespace that does not exist; don't create it.
+            return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: Database(name: namespace))
+        }
         return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: database)
     }
 
     func post() async throws -> Response {
         guard !priorityTarget else { throw DataError("Invalid path: can't POST to a priority.") }
-        let database = try namespaces.database(namespace)
         guard path.depth < Path.maxDepth else { throw DataError.invalidPath("Path is too deep") }
-        let parsed = try await parseBody(depth: path.depth + 1, database: database)
-        return try await write(WriteRequest(path: path, operation: .push(parsed)), in: database)
+        let parsed = try await parseBody(depth: path.depth + 1)
+        return try await write(WriteRequest(path: path, operation: .push(parsed)), in: try database())
     }
 
     func patch() async throws -> Response {
         guard !priorityTarget else { throw DataError("Invalid path: can't PATCH a priority.") }
         guard !wantsETag else { throw DataError("X-Firebase-ETag is not supported for PATCH requests.") }
-        let database = try namespaces.database(namespace)
         let buffer = try await body()
-        let parseOptions = JSONParser.Options(serverTime: database.now())
+        let parseOptions = JSONParser.Options(serverTime: Database.systemMilliseconds())
         let entries = try buffer.withUnsafeReadableBytes { bytes throws -> [UpdateEntry] in
             try JSONParser.parseUpdate(bytes, locationDepth: path.depth, options: parseOptions)
         }
         try UpdateEntry.checkNoOverlap(entries)
         if entries.isEmpty { return ResponseFactory.node(.null, options: options) }
-        return try await write(WriteRequest(path: path, operation: .update(entries)), in: database)
+        return try await write(WriteRequest(path: path, operation: .update(entries)), in: try database())
     }
 
     /// Runs the write and answers as Firebase does: the data written (PUT, PATCH, DELETE), the

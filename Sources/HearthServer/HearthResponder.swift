@@ -53,11 +53,17 @@ public struct HearthResponder: HTTPResponder {
                 options: RequestOptions())
         case .inspectDatabases:
             guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
-            let list = namespaces.names.enumerated().map { index, name in
+            let names = namespaces.names
+            // An empty list is `[]`, which a Node (where empty means null) cannot express.
+            guard !names.isEmpty else {
+                let empty: StaticString = "[]"
+                return ResponseFactory.json(UnsafeRawBufferPointer(start: empty.utf8Start, count: empty.utf8CodeUnitCount))
+            }
+            let list = names.enumerated().map { index, name in
                 ChildEntry(key: ChildKey(String(index)),
                     value: .object(ChildMap(sortedEntries: [ChildEntry(key: "name", value: .string(name))])))
             }
-            return ResponseFactory.node(.object(normalizing: ChildMap(sortedEntries: ContiguousArray(list))), options: options)
+            return ResponseFactory.node(.object(ChildMap(sortedEntries: ContiguousArray(list))), options: options)
         case .settings:
             throw HTTPFailure(.notFound, "Not found: database settings are not supported yet.")
         case .data(let path, let priority):
@@ -116,6 +122,7 @@ public struct HearthResponder: HTTPResponder {
         headers[.accessControlAllowMethods] = "GET, PUT, POST, PATCH, DELETE, OPTIONS"
         headers[.accessControlAllowHeaders] = "Authorization, Content-Type, X-Firebase-ETag, If-Match, If-None-Match, X-HTTP-Method-Override, Last-Event-ID"
         headers[.accessControlMaxAge] = "3600"
+        headers[.contentType] = nil
         return Response(status: .noContent, headers: headers)
     }
 }

@@ -30,6 +30,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    func validate() throws {
+        guard NamespaceRegistry.isValidName(defaultNamespace) else {
+            throw ValidationError("--default-namespace must be 1-63 characters of a-z, 0-9, '-' and '_'.")
+        }
+        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0-65535.") }
+        guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive.") }
+    }
+
     func run() async throws {
         var logger = Logger(label: "hearth")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

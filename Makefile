@@ -30,7 +30,8 @@ release:
 
 ## Benchmarks print figures; they never fail on time. See Docs/PERFORMANCE.md.
 bench: deps
-	$(SWIFT) build -c release --product hearth --product HearthBench
+	$(SWIFT) build -c release --product hearth
+	$(SWIFT) build -c release --product HearthBench
 	$(PYTHON) Benchmarks/run.py --release-dir .build/release
 
 deps: system-deps python-deps

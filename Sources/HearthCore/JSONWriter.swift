@@ -15,11 +15,18 @@ public struct JSONWriter: ~Copyable {
         public var layout: Layout
         /// Include priorities and never render arrays (`format=export`).
         public var export: Bool
+        /// Write integral doubles as doubles (`1.0`), so that reading back keeps every number's
+        /// type. Storage uses this; clients get JavaScript-style numbers.
+        public var preservesNumberTypes: Bool
 
-        public init(layout: Layout = .compact, export: Bool = false) {
+        public init(layout: Layout = .compact, export: Bool = false, preservesNumberTypes: Bool = false) {
             self.layout = layout
             self.export = export
+            self.preservesNumberTypes = preservesNumberTypes
         }
+
+        /// Storage's format: compact, export, exact number types.
+        public static let storage = Options(export: true, preservesNumberTypes: true)
 
         public static let compact = Options()
         public static let pretty = Options(layout: .pretty)
@@ -64,7 +71,7 @@ public struct JSONWriter: ~Copyable {
         case .null: output.append("null")
         case .bool(let value): output.append(value ? "true" : "false")
         case .int(let value): output.append(integer: value)
-        case .double(let value): JSONWriter.writeDouble(value, to: &output)
+        case .double(let value): writeDouble(value)
         case .string(let value): JSONWriter.writeString(value, to: &output)
         case .object(let children):
             writeChildren(children)
@@ -160,7 +167,7 @@ public struct JSONWriter: ~Copyable {
             case .string(let value): JSONWriter.writeString(value, to: &output)
             case .int(let value): output.append(integer: value)
             case .bool(let value): output.append(value ? "true" : "false")
-            case .double(let value): JSONWriter.writeDouble(value, to: &output)
+            case .double(let value): writeDouble(value)
             case .object(let children): writeChildren(children)
             default: writeValue(entries[index].value)
             }
@@ -210,6 +217,15 @@ public struct JSONWriter: ~Copyable {
 
     /// Integral doubles below 2^63 are written without a fraction (`1.0` → `1`), as JavaScript
     /// and Firebase show them; others in the shortest form that reads back to the same double.
+    @inline(__always)
+    mutating func writeDouble(_ value: Double) {
+        if options.preservesNumberTypes && value.rounded(.towardZero) == value {
+            output.append(value.description)  // "1.0", "1e+20": read back as doubles
+        } else {
+            JSONWriter.writeDouble(value, to: &output)
+        }
+    }
+
     public static func writeDouble(_ value: Double, to output: inout OutputBuffer) {
         if value.rounded(.towardZero) == value, abs(value) < 9_223_372_036_854_775_808 {
             output.append(integer: Int64(value))

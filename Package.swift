@@ -17,10 +17,12 @@ let package = Package(
     targets: [
         // Pure Swift: JSON, paths, the persistent tree, push IDs, server values. No I/O.
         .target(name: "HearthCore"),
+        // The system zlib (Debian: zlib1g-dev), for compressed snapshots.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The write log and snapshots. Files only.
         .target(
             name: "HearthStorage",
-            dependencies: ["HearthCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HearthCore", "CZlib", .product(name: "Logging", package: "swift-log")]
         ),
         // The Hummingbird application: REST routes, namespaces, auth.
         .target(
@@ -59,7 +61,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore", "HearthTestSupport"]),
-        .testTarget(name: "HearthStorageTests", dependencies: ["HearthStorage", "HearthCore"]),
+        .testTarget(name: "HearthStorageTests", dependencies: ["HearthStorage", "HearthCore", "HearthTestSupport"]),
         .testTarget(
             name: "HearthServerTests",
             dependencies: [

@@ -63,16 +63,24 @@ public struct LogRecord: Sendable, Equatable {
 /// What the namespace's writer needs from storage: append records in order, and wait until
 /// a record is durable. HearthStorage implements it; tests may use ``MemoryWriteLog``.
 public protocol WriteLog: Sendable {
-    /// Appends a record. Called by the single writer of a namespace, in sequence order.
-    /// Throwing means the record was not appended and the write must fail unchanged.
-    func append(_ record: LogRecord) throws
-    /// Returns once every record up to `sequence` is durable under the log's policy.
+    /// Appends a record. Called by the single writer of a namespace, in sequence order, with
+    /// the newest push-ID timestamp issued so far. Throwing means the record was not appended
+    /// and the write must fail with nothing changed.
+    func append(_ record: LogRecord, pushTime: Int64) throws
+    /// Returns once every record up to `sequence` is durable under the log's policy. Throws if
+    /// the log failed before that (for example the disk is full); then the record is lost.
     func waitUntilDurable(_ sequence: UInt64) async throws
+    /// After `waitUntilDurable` threw `failure`: drops every record after the last durable one
+    /// and accepts appends again. Returns that last durable sequence if this call did the reset
+    /// (the caller then rolls its tree back to it), or nil if the failure was already handled.
+    /// Called by the namespace's writer, under its lock.
+    func recover(from failure: any Error) -> UInt64?
 }
 
-/// A log that keeps nothing: every record is "durable" at once. For tests and `--in-memory`.
+/// A log that keeps nothing: every record is "durable" at once. For tests and in-memory servers.
 public struct MemoryWriteLog: WriteLog {
     public init() {}
-    public func append(_ record: LogRecord) throws {}
+    public func append(_ record: LogRecord, pushTime: Int64) throws {}
     public func waitUntilDurable(_ sequence: UInt64) async throws {}
+    public func recover(from failure: any Error) -> UInt64? { nil }
 }

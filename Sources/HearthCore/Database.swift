@@ -52,6 +52,9 @@ public final class Database: Sendable {
         committed.withLock { ($0.root, $0.sequence) }
     }
 
+    /// The newest push-ID timestamp issued (ms), for snapshots.
+    public var lastPushTime: Int64 { writer.withLock { $0.pushIDs.lastTime } }
+
     /// The server's time now, in milliseconds since the epoch (the value of `.sv: timestamp`).
     public func now() -> Int64 { clock() }
 
@@ -61,9 +64,27 @@ public final class Database: Sendable {
             try apply(request, to: &state)
         }
         guard let sequence else { return outcome }
-        try await log.waitUntilDurable(sequence)
+        do {
+            try await log.waitUntilDurable(sequence)
+        } catch {
+            rollBack(after: error)
+            throw error
+        }
         markDurable(through: sequence)
         return outcome
+    }
+
+    /// After the log failed: forgets every write it did not make durable, so the tree, the
+    /// sequence and the log agree again and later writes can succeed.
+    func rollBack(after failure: any Error) {
+        let durable: UInt64? = writer.withLock { state in
+            guard let durable = log.recover(from: failure), state.sequence > durable else { return nil }
+            state.pending.removeAll { $0.sequence > durable }
+            state.root = state.pending.last?.root ?? committed.withLock { $0.root }
+            state.sequence = durable
+            return durable
+        }
+        if let durable { markDurable(through: durable) }
     }
 
     /// Makes every write up to `sequence` visible to readers.
@@ -135,7 +156,7 @@ public final class Database: Sendable {
         let change = Change(kind: kind, path: location, mutations: mutations)
         let newRoot = change.applied(to: current)
         let sequence = state.sequence + 1
-        try log.append(LogRecord(sequence: sequence, change: change))
+        try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
         state.sequence = sequence
         state.root = newRoot
         state.pending.append((sequence, newRoot))

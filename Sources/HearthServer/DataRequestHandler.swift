@@ -146,7 +146,8 @@ struct DataRequestHandler {
         } catch let error as DataError {
             throw error
         } catch {
-            throw StorageUnavailable(reason: "the write could not be made durable (\(error)); nothing was written.")
+            throw StorageUnavailable(reason: "the write could not be made durable (\(error)); nothing was written.",
+                outOfSpace: StorageUnavailable.isOutOfSpace(error))
         }
         switch outcome {
         case .conditionFailed(let current):

@@ -1,5 +1,6 @@
 import HTTPTypes
 import HearthCore
+import HearthStorage
 import Hummingbird
 import Logging
 import NIOCore
@@ -29,6 +30,7 @@ public struct HearthResponder: HTTPResponder {
                 .contentTooLarge, "Payload too large: the request body exceeds \(configuration.maxBodyBytes) bytes.")
         } catch let error as StorageUnavailable {
             context.logger.error("write failed in storage: \(error.reason)")
+            if error.outOfSpace { return ResponseFactory.error(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "Insufficient storage: \(error.reason)") }
             return ResponseFactory.error(.serviceUnavailable, "Service unavailable: \(error.reason)")
         }
     }
@@ -145,5 +147,18 @@ struct HTTPFailure: Error {
 /// Storage could not take a write (disk full, I/O error). The write did not happen.
 public struct StorageUnavailable: Error, Sendable {
     public let reason: String
-    public init(reason: String) { self.reason = reason }
+    /// The disk is full (507) rather than failing otherwise (503).
+    public let outOfSpace: Bool
+
+    public init(reason: String, outOfSpace: Bool = false) {
+        self.reason = reason
+        self.outOfSpace = outOfSpace
+    }
+
+    static func isOutOfSpace(_ error: any Error) -> Bool {
+        if let failure = error as? FileWriteLog.Failure, let io = failure.underlying as? StorageIOError {
+            return io.isOutOfSpace
+        }
+        return false
+    }
 }

@@ -1,23 +1,84 @@
+import Foundation
 import HearthCore
+import Logging
 
-/// Opens the namespaces of a data directory.
-///
-/// This is the seam between the server and durable storage. Until the append-only log lands,
-/// every namespace is held in memory with a ``MemoryWriteLog`` and the data directory is only
-/// created, not written: a restart starts empty.
-public struct StorageEngine: Sendable {
+/// Settings for durable storage.
+public struct StorageOptions: Sendable {
+    public var fsync: FsyncPolicy
+    /// A segment is closed and a new one started once it passes this size.
+    public var segmentBytes: Int
+    /// Take a snapshot once this many log bytes were written since the last one...
+    public var snapshotAfterBytes: Int
+    /// ...or this many records.
+    public var snapshotAfterRecords: Int
+
+    public init(
+        fsync: FsyncPolicy = .always, segmentBytes: Int = 64 << 20, snapshotAfterBytes: Int = 256 << 20,
+        snapshotAfterRecords: Int = 1_000_000
+    ) {
+        self.fsync = fsync
+        self.segmentBytes = segmentBytes
+        self.snapshotAfterBytes = snapshotAfterBytes
+        self.snapshotAfterRecords = snapshotAfterRecords
+    }
+}
+
+/// Opens the namespaces of a data directory (`<directory>/<namespace>/`), recovering each from
+/// its snapshot and log; or keeps everything in memory when there is no directory.
+public final class StorageEngine: Sendable {
     /// The data directory, or nil for a purely in-memory server.
     public let directory: String?
+    public let options: StorageOptions
+    let logger: Logger
+    let stores = LockedStores()
 
-    public init(directory: String?) {
+    public init(directory: String?, options: StorageOptions = StorageOptions(), logger: Logger = Logger(label: "hearth.storage")) {
         self.directory = directory
+        self.options = options
+        self.logger = logger
     }
 
-    /// Opens (or creates) the database for `namespace`.
+    /// Opens (recovering) or creates the database for `namespace`.
     public func open(namespace: String) throws -> Database {
-        Database(name: namespace, log: MemoryWriteLog())
+        guard let directory else { return Database(name: namespace, log: MemoryWriteLog()) }
+        try FileIO.makeDirectory(directory)
+        let store = try NamespaceStore.open(
+            directory: directory + "/" + namespace, namespace: namespace, options: options, logger: logger)
+        stores.add(store)
+        return store.database
     }
 
-    /// The namespaces that already exist in the data directory.
-    public func existingNamespaces() throws -> [String] { [] }
+    /// The namespaces that already exist in the data directory (those with a MANIFEST).
+    public func existingNamespaces() throws -> [String] {
+        guard let directory, FileIO.exists(directory) else { return [] }
+        return try FileIO.list(directory).filter { FileIO.exists(directory + "/" + $0 + "/MANIFEST") }
+    }
+
+    /// Takes a snapshot of every open namespace now.
+    public func compactAll() throws {
+        for store in stores.all { try store.writeSnapshot() }
+    }
+
+    /// Flushes and closes every log (graceful shutdown).
+    public func close() {
+        for store in stores.all { store.close() }
+    }
+}
+
+/// The open namespace stores, for shutdown and compaction.
+final class LockedStores: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stores: [NamespaceStore] = []
+
+    func add(_ store: NamespaceStore) {
+        lock.lock()
+        stores.append(store)
+        lock.unlock()
+    }
+
+    var all: [NamespaceStore] {
+        lock.lock()
+        defer { lock.unlock() }
+        return stores
+    }
 }

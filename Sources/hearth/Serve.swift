@@ -30,12 +30,31 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Option(help: "When to fdatasync the log: always (default; group commit), interval[:<ms>], none. See Docs/DURABILITY.md.")
+    var fsync = "always"
+
+    @Option(name: .customLong("segment-bytes"), help: "Start a new log segment after this many bytes.")
+    var segmentBytes = 64 << 20
+
+    @Option(name: .customLong("snapshot-after-records"), help: "Snapshot after this many log records.")
+    var snapshotAfterRecords = 1_000_000
+
+    @Option(name: .customLong("snapshot-after-bytes"), help: "Snapshot after this many log bytes.")
+    var snapshotAfterBytes = 256 << 20
+
+    @Flag(name: .customLong("in-memory"), help: "Keep data in memory only (nothing is written; a restart starts empty).")
+    var inMemory = false
+
     func validate() throws {
         guard NamespaceRegistry.isValidName(defaultNamespace) else {
             throw ValidationError("--default-namespace must be 1-63 characters of a-z, 0-9, '-' and '_'.")
         }
         guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0-65535.") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive.") }
+        guard FsyncPolicy(fsync) != nil else { throw ValidationError("--fsync must be always, none, interval or interval:<ms>.") }
+        guard segmentBytes >= 4096, snapshotAfterRecords > 0, snapshotAfterBytes > 0 else {
+            throw ValidationError("--segment-bytes must be at least 4096, snapshot thresholds positive.")
+        }
     }
 
     func run() async throws {
@@ -48,9 +67,21 @@ struct Serve: AsyncParsableCommand {
         if emulator {
             logger.warning("EMULATOR MODE: 'Authorization: Bearer owner' is accepted as admin. Never expose this server.")
         }
-        let storage = StorageEngine(directory: dataDirectory)
-        let application = try HearthApplication.make(configuration: configuration, storage: storage, logger: logger)
-        logger.info("Hearth listening on http://\(host):\(port) with data in \(dataDirectory)")
+        let options = StorageOptions(
+            fsync: FsyncPolicy(fsync)!, segmentBytes: segmentBytes, snapshotAfterBytes: snapshotAfterBytes,
+            snapshotAfterRecords: snapshotAfterRecords)
+        let storage = StorageEngine(directory: inMemory ? nil : dataDirectory, options: options, logger: logger)
+        let application = try Result { try HearthApplication.make(configuration: configuration, storage: storage, logger: logger) }
+            .mapError { error -> ExitCode in
+                logger.critical("Hearth cannot start: \(error)")
+                return ExitCode(2)
+            }
+            .get()
+        logger.info(
+            "Hearth listening on http://\(host):\(port)",
+            metadata: ["data": "\(inMemory ? "in memory" : dataDirectory)", "fsync": "\(options.fsync)"])
         try await application.runService()
+        // Graceful shutdown: the server has stopped accepting and finished its requests.
+        storage.close()
     }
 }

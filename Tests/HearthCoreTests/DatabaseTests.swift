@@ -52,8 +52,9 @@ struct DatabaseTests {
     /// A log that refuses appends, like a full disk.
     struct FailingLog: WriteLog {
         struct DiskFull: Error {}
-        func append(_ record: LogRecord) throws { throw DiskFull() }
+        func append(_ record: LogRecord, pushTime: Int64) throws { throw DiskFull() }
         func waitUntilDurable(_ sequence: UInt64) async throws {}
+        func recover(from failure: any Error) -> UInt64? { nil }
     }
 
     @Test func aRefusedAppendChangesNothing() async throws {

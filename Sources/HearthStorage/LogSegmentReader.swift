@@ -1,0 +1,109 @@
+import HearthCore
+
+/// Reads the records of one log segment and says how it ends.
+public struct LogSegmentReader {
+    /// How a segment ended.
+    public enum Ending: Equatable, Sendable {
+        /// Every byte belongs to a good record.
+        case clean
+        /// The last record is incomplete (a crash during a write): it starts at `offset`.
+        case tornTail(offset: Int)
+        /// A record that is not the last one is damaged: the log cannot be trusted past `offset`.
+        case corrupt(offset: Int, reason: String)
+    }
+
+    public struct Result: Sendable {
+        public var firstSequence: UInt64
+        public var entries: [LogRecordCodec.Entry]
+        /// Byte offset just past the last good record.
+        public var goodLength: Int
+        public var ending: Ending
+    }
+
+    /// A segment whose header is unreadable.
+    public struct BadHeader: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Reads a whole segment held in memory.
+    public static func read(_ bytes: UnsafeRawBufferPointer) throws -> Result {
+        guard bytes.count >= StorageFormat.segmentHeaderSize else {
+            throw BadHeader(description: "the file is shorter than a segment header (\(bytes.count) bytes)")
+        }
+        var header = ByteReader(bytes)
+        let magic = Array(try header.take(8))
+        guard magic == StorageFormat.segmentMagic else { throw BadHeader(description: "not a Hearth log segment (bad magic)") }
+        let version = try header.u32()
+        guard version == StorageFormat.version else { throw BadHeader(description: "unsupported format version \(version)") }
+        _ = try header.u32()
+        let firstSequence = try header.u64()
+
+        var entries: [LogRecordCodec.Entry] = []
+        var offset = StorageFormat.segmentHeaderSize
+        var expected = firstSequence
+        while offset < bytes.count {
+            let start = offset
+            let available = bytes.count - start
+            // A record header cut short, or zeros where a record should begin (space allocated
+            // but never written): the tail was torn.
+            guard available >= StorageFormat.recordHeaderSize else {
+                return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
+            }
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[start...]))
+            let length = Int(try reader.u32())
+            let crc = try reader.u32()
+            let type = try reader.u8()
+            let end = start + StorageFormat.recordHeaderSize + length
+            if length == 0 && crc == 0 && type == 0 {
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+                if rest.allSatisfy({ $0 == 0 }) {
+                    return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
+                }
+                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
+                    ending: .corrupt(offset: start, reason: "zeroed record header followed by data"))
+            }
+            guard length <= StorageFormat.maxRecordPayload, end <= bytes.count else {
+                // Runs past the end of the file: torn if nothing could follow it.
+                return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
+            }
+            let body = UnsafeRawBufferPointer(rebasing: bytes[(start + StorageFormat.recordHeaderSize - 1)..<end])
+            guard CRC32C.checksum(body) == crc else {
+                if end == bytes.count {
+                    // The last record, damaged: a write that did not finish.
+                    return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
+                }
+                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
+                    ending: .corrupt(offset: start, reason: "checksum mismatch"))
+            }
+            guard type == StorageFormat.changeRecordType else {
+                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
+                    ending: .corrupt(offset: start, reason: "unknown record type \(type)"))
+            }
+            let entry: LogRecordCodec.Entry
+            do {
+                entry = try LogRecordCodec.decodePayload(UnsafeRawBufferPointer(rebasing: bytes[(start + StorageFormat.recordHeaderSize)..<end]))
+            } catch {
+                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
+                    ending: .corrupt(offset: start, reason: "\(error)"))
+            }
+            guard entry.record.sequence == expected else {
+                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
+                    ending: .corrupt(offset: start, reason: "sequence \(entry.record.sequence) where \(expected) was expected"))
+            }
+            entries.append(entry)
+            expected += 1
+            offset = end
+        }
+        return Result(firstSequence: firstSequence, entries: entries, goodLength: offset, ending: .clean)
+    }
+
+    /// The 24-byte header of a new segment.
+    public static func header(firstSequence: UInt64) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.raw(StorageFormat.segmentMagic)
+        writer.u32(StorageFormat.version)
+        writer.u32(0)
+        writer.u64(firstSequence)
+        return writer.bytes
+    }
+}

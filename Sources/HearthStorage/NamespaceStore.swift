@@ -1,0 +1,136 @@
+import Foundation
+import HearthCore
+import Logging
+
+/// One namespace on disk: its log, its snapshots and MANIFEST, and the database recovered
+/// from them. Schedules snapshots in the background as the log grows.
+final class NamespaceStore: @unchecked Sendable {
+    let directory: String
+    let options: StorageOptions
+    let logger: Logger
+    private(set) var database: Database!
+    private(set) var log: FileWriteLog!
+    /// Guards snapshot scheduling.
+    let lock = NSLock()
+    var snapshotRunning = false
+    var recordsSinceSnapshot = 0
+    var bytesSinceSnapshot = 0
+
+    init(directory: String, options: StorageOptions, logger: Logger) {
+        self.directory = directory
+        self.options = options
+        self.logger = logger
+    }
+
+    var manifestPath: String { directory + "/MANIFEST" }
+
+    /// Recovers the namespace: snapshot, then every later record of the log.
+    static func open(directory: String, namespace: String, options: StorageOptions, logger: Logger) throws -> NamespaceStore {
+        let store = NamespaceStore(directory: directory, options: options, logger: logger)
+        let recovered = try Recovery.recover(directory: directory, logger: logger, repair: false)
+        let log = try FileWriteLog(
+            directory: directory, policy: options.fsync, segmentLimit: options.segmentBytes,
+            lastSequence: recovered.lastSequence, openSegment: recovered.lastSegment, logger: logger)
+        let countingLog = CountingLog(inner: log, store: store)
+        store.log = log
+        store.database = Database(
+            name: namespace, root: recovered.root, sequence: recovered.lastSequence, log: countingLog,
+            lastPushTime: recovered.pushTime)
+        store.recordsSinceSnapshot = recovered.replayedRecords
+        logger.info(
+            "namespace recovered",
+            metadata: [
+                "namespace": "\(namespace)", "sequence": "\(recovered.lastSequence)",
+                "replayed": "\(recovered.replayedRecords)", "snapshot": "\(recovered.manifest.snapshot ?? "none")",
+            ])
+        return store
+    }
+
+    /// Called for each appended record: starts a background snapshot past the thresholds.
+    func noteAppended(bytes: Int) {
+        lock.lock()
+        recordsSinceSnapshot += 1
+        bytesSinceSnapshot += bytes
+        let due = !snapshotRunning
+            && (recordsSinceSnapshot >= options.snapshotAfterRecords || bytesSinceSnapshot >= options.snapshotAfterBytes)
+        if due { snapshotRunning = true }
+        lock.unlock()
+        guard due else { return }
+        Task.detached(priority: .background) { [self] in
+            do {
+                try self.writeSnapshot(alreadyClaimed: true)
+            } catch {
+                self.logger.error("background snapshot failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Writes a snapshot of the committed tree, points the MANIFEST at it, then removes the
+    /// segments and snapshots it makes unnecessary. Writes continue meanwhile: the tree is
+    /// immutable.
+    func writeSnapshot(alreadyClaimed: Bool = false) throws {
+        if !alreadyClaimed {
+            lock.lock()
+            if snapshotRunning {
+                lock.unlock()
+                return
+            }
+            snapshotRunning = true
+            lock.unlock()
+        }
+        defer {
+            lock.lock()
+            snapshotRunning = false
+            lock.unlock()
+        }
+        let (root, sequence) = database.snapshot
+        let pushTime = database.lastPushTime
+        lock.lock()
+        recordsSinceSnapshot = 0
+        bytesSinceSnapshot = 0
+        lock.unlock()
+        let name = StorageFormat.snapshotName(sequence: sequence)
+        let bytes = try SnapshotFile(sequence: sequence, pushTime: pushTime, root: root).encode()
+        try FileIO.writeAtomically(bytes, to: directory + "/" + name, directory: directory)
+
+        // Replay must start at the segment holding sequence + 1.
+        let segments = try Recovery.segments(in: directory)
+        let first = segments.last { $0.firstSequence <= sequence + 1 } ?? segments.first
+        guard let first else { return }
+        let manifest = Manifest(snapshot: name, snapshotSequence: sequence, pushTime: pushTime, firstSegment: first.name)
+        try FileIO.writeAtomically(manifest.encode(), to: manifestPath, directory: directory)
+
+        // Only now, with the new snapshot and MANIFEST durable, remove what they replace.
+        for segment in segments where segment.firstSequence < first.firstSequence {
+            try FileIO.remove(directory + "/" + segment.name)
+        }
+        for file in try FileIO.list(directory) where file.hasPrefix("snap-") && file != name {
+            try FileIO.remove(directory + "/" + file)
+        }
+        try FileIO.syncDirectory(directory)
+        logger.info("snapshot written", metadata: ["file": "\(name)", "bytes": "\(bytes.count)"])
+    }
+
+    func close() {
+        log.close()
+    }
+}
+
+/// Forwards to the file log and tells the store how much was appended.
+struct CountingLog: WriteLog {
+    let inner: FileWriteLog
+    unowned let store: NamespaceStore
+
+    func append(_ record: LogRecord, pushTime: Int64) throws {
+        let bytes = try inner.appendCountingBytes(record, pushTime: pushTime)
+        store.noteAppended(bytes: bytes)
+    }
+
+    func waitUntilDurable(_ sequence: UInt64) async throws {
+        try await inner.waitUntilDurable(sequence)
+    }
+
+    func recover(from failure: any Error) -> UInt64? {
+        inner.recover(from: failure)
+    }
+}

@@ -37,6 +37,11 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         var segmentDescriptor: Int32
         var segmentLength: Int
         var durableSegmentLength: Int
+        /// How many times the data was synced (a measure of group commit).
+        var syncCount = 0
+        /// Tests: fail the next writes with this errno, this many times.
+        var injectedFailures = 0
+        var injectedErrno: Int32 = 0
     }
 
     public let directory: String
@@ -138,6 +143,21 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         return state.durableSequence
     }
 
+    /// How many `fdatasync` calls the log has made.
+    public var syncCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return state.syncCount
+    }
+
+    /// Makes the next `count` batch writes fail with `code` (for tests of disk trouble).
+    func injectWriteFailures(_ count: Int, errno code: Int32) {
+        condition.lock()
+        state.injectedFailures = count
+        state.injectedErrno = code
+        condition.unlock()
+    }
+
     /// Flushes what is pending, syncs, and stops the flusher. Later appends are refused.
     public func close() {
         condition.lock()
@@ -168,9 +188,21 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
             let descriptor = state.segmentDescriptor
             let path = state.segmentPath
             let stopping = state.stopping
+            var injected: StorageIOError?
+            if state.injectedFailures > 0 && !batch.isEmpty {
+                state.injectedFailures -= 1
+                injected = StorageIOError(operation: "write", path: path, code: state.injectedErrno)
+            }
             condition.unlock()
 
             do {
+                if let injected {
+                    // Half the batch reaches the file, as a real failure might leave it.
+                    try batch.withUnsafeBytes {
+                        try FileIO.writeAll(descriptor, UnsafeRawBufferPointer(rebasing: $0[..<($0.count / 2)]), path: path)
+                    }
+                    throw injected
+                }
                 if !batch.isEmpty {
                     try batch.withUnsafeBytes { try FileIO.writeAll(descriptor, $0, path: path) }
                     unsyncedBytes = true
@@ -180,12 +212,14 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
                     if unsyncedBytes {
                         try FileIO.syncData(descriptor, path: path)
                         unsyncedBytes = false
+                        countSync()
                     }
                 case .interval(let milliseconds):
                     if unsyncedBytes && (stopping || ContinuousClock.now - lastSync >= .milliseconds(milliseconds)) {
                         try FileIO.syncData(descriptor, path: path)
                         unsyncedBytes = false
                         lastSync = .now
+                        countSync()
                     }
                 case .none:
                     if stopping && unsyncedBytes {
@@ -207,6 +241,12 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    func countSync() {
+        condition.lock()
+        state.syncCount += 1
+        condition.unlock()
     }
 
     /// Records a written batch as durable and wakes the writers it covered.

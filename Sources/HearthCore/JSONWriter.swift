@@ -38,10 +38,39 @@ public struct JSONWriter: ~Copyable {
     let options: Options
     /// Object nesting, for the pretty layout's indentation.
     var nesting = 0
+    /// Streaming: once `output` holds this many bytes, they are handed to `sink` and dropped.
+    var flushThreshold = Int.max
+    var sink: ((UnsafeRawBufferPointer) throws -> Void)?
+    var sinkError: (any Error)?
 
     public init(options: Options, capacity: Int = 4096) {
         self.output = OutputBuffer(capacity: capacity)
         self.options = options
+    }
+
+    /// Writes `node` in pieces of about `chunkBytes` to `sink`, so that a large tree is never
+    /// held twice in memory (`hearth export`).
+    public static func stream(
+        _ node: Node, options: Options, chunkBytes: Int = 1 << 20, to sink: @escaping (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        var writer = JSONWriter(options: options, capacity: chunkBytes + 4096)
+        writer.flushThreshold = chunkBytes
+        writer.sink = sink
+        writer.write(node)
+        if let error = writer.sinkError { throw error }
+        try writer.output.withBytes { try sink($0) }
+    }
+
+    /// Hands what was written to the sink, if streaming and past the threshold.
+    @inline(__always)
+    mutating func flushIfNeeded() {
+        guard output.count >= flushThreshold, let sink, sinkError == nil else { return }
+        do {
+            try output.withBytes { try sink($0) }
+        } catch {
+            sinkError = error
+        }
+        output.removeAll()
     }
 
     /// Serialises `node` to a new byte array.
@@ -172,6 +201,7 @@ public struct JSONWriter: ~Copyable {
             default: writeValue(entries[index].value)
             }
             first = false
+            flushIfNeeded()
         }
     }
 

@@ -77,7 +77,8 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         state = State(
             appendedSequence: lastSequence, durableSequence: lastSequence, segmentPath: path,
             segmentDescriptor: descriptor, segmentLength: length, durableSegmentLength: length)
-        let thread = Thread { [unowned self] in self.flushLoop() }
+        // The flusher keeps the log alive until `close()` ends it.
+        let thread = Thread { self.flushLoop() }
         thread.name = "hearth-log-flusher"
         flusher = thread
         thread.start()

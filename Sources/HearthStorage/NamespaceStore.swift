@@ -116,14 +116,15 @@ final class NamespaceStore: @unchecked Sendable {
     }
 }
 
-/// Forwards to the file log and tells the store how much was appended.
+/// Forwards to the file log and tells the store how much was appended (for snapshot
+/// scheduling). The store owns the database, so this reference is weak.
 struct CountingLog: WriteLog {
     let inner: FileWriteLog
-    unowned let store: NamespaceStore
+    weak var store: NamespaceStore?
 
     func append(_ record: LogRecord, pushTime: Int64) throws {
         let bytes = try inner.appendCountingBytes(record, pushTime: pushTime)
-        store.noteAppended(bytes: bytes)
+        store?.noteAppended(bytes: bytes)
     }
 
     func waitUntilDurable(_ sequence: UInt64) async throws {

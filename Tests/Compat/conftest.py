@@ -26,7 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import firebase_admin
 import pytest
@@ -179,23 +179,34 @@ def _wait_until_healthy(server: HearthServer) -> str | None:
         probe.close()
 
 
-def _start_server(binary: Path, data_dir: Path, log_dir: Path) -> HearthServer:
-    """Starts `hearth serve --emulator` on a free port and waits until it is healthy.
+def _start_server(
+    binary: Path,
+    data_dir: Path,
+    log_dir: Path,
+    *,
+    emulator: bool = True,
+    extra_args: Sequence[str] = (),
+    log_name: str = "hearth-stderr",
+) -> HearthServer:
+    """Starts `hearth serve` on a free port and waits until it is healthy.
 
+    `--emulator` is passed unless `emulator` is False; `extra_args` are appended to the
+    command line. The server's stderr (and stdout) go to `<log_dir>/<log_name>-<attempt>.log`.
     Retries on a new port a few times, in case another process grabbed the port between
     probing and binding.
     """
     failures = []
     for attempt in range(1, START_ATTEMPTS + 1):
         port = _free_port()
-        stderr_path = log_dir / f"hearth-stderr-{attempt}.log"
+        stderr_path = log_dir / f"{log_name}-{attempt}.log"
         command = [
-            str(binary), "serve", "--emulator",
+            str(binary), "serve", *(["--emulator"] if emulator else []),
             "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
+            *extra_args,
         ]
         with open(stderr_path, "wb") as stderr:
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
             )
         server = HearthServer(process, port, data_dir, stderr_path)
         problem = _wait_until_healthy(server)
@@ -230,6 +241,29 @@ def hearth_server(pytestconfig, tmp_path_factory) -> Iterator[HearthServer]:
         if crashed is not None:
             pytest.fail(f"hearth exited with status {crashed} while the suite was running\n"
                         f"--- stderr ---\n{server.stderr_tail()}", pytrace=False)
+
+
+@pytest.fixture
+def hearth_launcher(pytestconfig) -> Iterator[Callable[..., HearthServer]]:
+    """A function that starts extra `hearth serve` processes for one test.
+
+    Call it as ``launch(data_dir, log_dir, emulator=..., extra_args=..., log_name=...)``
+    (the keywords of `_start_server`); it returns a healthy `HearthServer`. Every process
+    it started is stopped (SIGTERM, then SIGKILL) when the test ends, whatever happened.
+    """
+    binary = _resolve_binary(pytestconfig)
+    started: list[subprocess.Popen] = []
+
+    def launch(data_dir: Path, log_dir: Path, **options) -> HearthServer:
+        server = _start_server(binary, data_dir, log_dir, **options)
+        started.append(server.process)
+        return server
+
+    try:
+        yield launch
+    finally:
+        for process in started:
+            _stop(process)
 
 
 @pytest.fixture(scope="session")

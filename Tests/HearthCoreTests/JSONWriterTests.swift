@@ -1,3 +1,4 @@
+import Foundation
 import HearthCore
 import HearthTestSupport
 import Testing
@@ -99,5 +100,28 @@ struct JSONWriterTests {
         let value = Node.object(ChildMap(sortedEntries: entries))
         let text = JSONWriter.string(value)
         #expect(try node(text) == value)
+    }
+}
+
+@Suite("Streaming writer")
+struct StreamingWriterTests {
+    @Test func chunksConcatenateToTheWholeDocument() throws {
+        let bytes = DataGenerator.webhookDocument(bytes: 200_000, seed: 3)
+        let node = try JSONParser.parse(bytes).node
+        var chunks: [[UInt8]] = []
+        try JSONWriter.stream(node, options: .compact, chunkBytes: 4096) { chunks.append(Array($0)) }
+        #expect(chunks.count > 10)
+        #expect(chunks.dropLast().allSatisfy { $0.count >= 4096 && $0.count < 4096 + 2048 })
+        #expect(chunks.flatMap { $0 } == JSONWriter.serialize(node))
+    }
+
+    @Test func sinkErrorsStopTheExport() {
+        struct Full: Error {}
+        let node = Node.object(ChildMap(sortedEntries: ContiguousArray((0..<1000).map {
+            ChildEntry(key: ChildKey("k\(String(format: "%04d", $0))"), value: .string(String(repeating: "x", count: 100)))
+        })))
+        #expect(throws: Full.self) {
+            try JSONWriter.stream(node, options: .compact, chunkBytes: 1024) { _ in throw Full() }
+        }
     }
 }

@@ -48,7 +48,7 @@ let package = Package(
         // Benchmarks that print figures (`make bench`); never tests.
         .executableTarget(
             name: "HearthBench",
-            dependencies: ["HearthCore", "HearthTestSupport"]
+            dependencies: ["HearthCore", "HearthStorage", "HearthTestSupport"]
         ),
         // Shared test helpers: live servers, data generators.
         .target(

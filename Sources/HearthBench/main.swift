@@ -2,10 +2,13 @@
 //
 //   HearthBench generate <file> <bytes>     write the realistic webhook document
 //   HearthBench json <file> [seconds]       parse/serialise throughput: Hearth and Foundation
+//   HearthBench recovery <dir> <records>    time to recover a log of that many small records
+//   HearthBench snapshot <file>             snapshot write throughput for the tree of <file>
 //
 // Output is one JSON object per line so Benchmarks/run.py can collect it.
 import Foundation
 import HearthCore
+import HearthStorage
 import HearthTestSupport
 
 @inline(never)
@@ -82,6 +85,56 @@ case "json":
         "foundation_parse_mb_s": megabytes / foundationParse,
         "foundation_serialize_mb_s": megabytes / foundationSerialize,
     ])
+case "recovery":
+    // Build a log of N small records directly (as the server would have written them), then
+    // time a cold open: MANIFEST, segment read, CRC checks, decoding and replay.
+    let directory = arguments[2]
+    let records = arguments.count > 3 ? Int(arguments[3]) ?? 1_000_000 : 1_000_000
+    try? FileManager.default.removeItem(atPath: directory)
+    let options = StorageOptions(fsync: .none, segmentBytes: 1 << 40, snapshotAfterBytes: 1 << 40, snapshotAfterRecords: Int.max)
+    let creator = StorageEngine(directory: directory, options: options)
+    _ = try creator.open(namespace: "bench")
+    creator.close()
+    let segment = directory + "/bench/log-00000000000000000001.hlog"
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: segment))
+    try handle.seekToEnd()
+    var random = SeededRandom(seed: 1)
+    var generator = PushIDGenerator()
+    var buffer: [UInt8] = []
+    var logBytes = 0
+    for sequence in 1...UInt64(records) {
+        let name = ChildKey(generator.next(now: 1_700_000_000_000 + Int64(sequence / 8), using: &random))
+        let path = Path(keys: ["readings", name])
+        let value = try JSONParser.parse(Array(#"{"device":"d-\#(sequence % 100)","temp":\#(20 + Int(sequence % 15)),"ok":true}"#.utf8)).node
+        let change = Change(kind: .set, path: path, mutations: [.set(path, value)])
+        buffer += LogRecordCodec.frame(LogRecordCodec.Entry(record: LogRecord(sequence: sequence, change: change), pushTime: generator.lastTime))
+        if buffer.count > 1 << 22 {
+            try handle.write(contentsOf: buffer)
+            logBytes += buffer.count
+            buffer.removeAll(keepingCapacity: true)
+        }
+    }
+    try handle.write(contentsOf: buffer)
+    logBytes += buffer.count
+    try handle.close()
+    let clock = ContinuousClock()
+    let start = clock.now
+    let engine = StorageEngine(directory: directory, options: options)
+    let database = try engine.open(namespace: "bench")
+    let elapsed = clock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    precondition(database.snapshot.sequence == UInt64(records), "recovered \(database.snapshot.sequence) of \(records)")
+    engine.close()
+    emit(["records": records, "log_bytes": logBytes, "recovery_seconds": seconds, "records_per_second": Double(records) / seconds])
+case "snapshot":
+    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: arguments[2])))
+    let root = try JSONParser.parse(bytes).node
+    let clock = ContinuousClock()
+    let start = clock.now
+    let file = try SnapshotFile(sequence: 1, pushTime: 0, root: root).encode()
+    let elapsed = clock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    emit(["json_bytes": bytes.count, "snapshot_bytes": file.count, "seconds": seconds, "mb_per_second": Double(bytes.count) / 1e6 / seconds])
 default:
     FileHandle.standardError.write(Data("unknown benchmark \(arguments[1])\n".utf8))
     exit(2)

@@ -35,16 +35,22 @@ public struct Change: Sendable, Equatable {
         self.mutations = mutations
     }
 
-    /// The tree after this change.
+    /// The tree after this change; `root` itself is unchanged (shared pages are copied).
     public func applied(to root: Node) -> Node {
-        var root = root
+        var copy = root
+        apply(to: &copy)
+        return copy
+    }
+
+    /// Applies the change in place: pages that only `root` references are changed without
+    /// copying (recovery replays millions of records this way).
+    public func apply(to root: inout Node) {
         for mutation in mutations {
             switch mutation {
-            case .set(let path, let value): root = root.setting(path, to: value)
+            case .set(let path, let value): root.set(path, to: value)
             case .setPriority(let path, let priority): root = root.settingPriority(path, to: priority)
             }
         }
-        return root
     }
 }
 

@@ -174,12 +174,17 @@ public struct ChildMap: Sendable {
     ///
     /// - Complexity: O(log n); pages shared with other copies are copied, not changed.
     public mutating func set(_ key: ChildKey, _ value: Node) {
-        let (left, right) = root.inserting(key, value)
-        if let right {
-            root = .branch(ChildBranch(pages: [left, right]))
-        } else {
-            root = left
+        let (split, _) = root.insert(key, value)
+        if let split {
+            root = .branch(ChildBranch(pages: [root, split]))
         }
+    }
+
+    /// Takes the value of `key` out of the map (leaving `.null` in its place), so that the caller
+    /// holds the only reference to it and can change it in place before putting it back.
+    @usableFromInline
+    mutating func take(_ key: ChildKey) -> Node? {
+        root.take(key)
     }
 
     /// Removes the child `key`; returns whether it was present.
@@ -325,6 +330,69 @@ enum ChildPage: Sendable {
         return (low, false)
     }
 
+    /// Inserts or replaces in place where this page holds the only reference to its storage
+    /// (copying otherwise). Returns the right half if the page split, and whether a key was added.
+    mutating func insert(_ key: ChildKey, _ value: Node) -> (split: ChildPage?, added: Bool) {
+        // `consume` moves the payload out, so that `entries` or `branch` may be unique.
+        switch consume self {
+        case .leaf(var entries):
+            let (index, found) = ChildPage.search(entries, key)
+            if found {
+                entries[index].value = value
+                self = .leaf(entries)
+                return (nil, false)
+            }
+            entries.insert(ChildEntry(key: key, value: value), at: index)
+            if entries.count <= ChildMap.leafCapacity {
+                self = .leaf(entries)
+                return (nil, true)
+            }
+            let half = entries.count / 2
+            let right = ContiguousArray(entries[half...])
+            entries.removeSubrange(half...)
+            self = .leaf(entries)
+            return (.leaf(right), true)
+        case .branch(var branch):
+            if !isKnownUniquelyReferenced(&branch) { branch = ChildBranch(copying: branch) }
+            let index = branch.pageIndex(for: key)
+            let (split, added) = branch.pages[index].insert(key, value)
+            branch.firstKeys[index] = branch.pages[index].firstKey
+            if added { branch.count += 1 }
+            if let split {
+                branch.pages.insert(split, at: index + 1)
+                branch.firstKeys.insert(split.firstKey, at: index + 1)
+            }
+            guard branch.pages.count > ChildMap.branchCapacity else {
+                self = .branch(branch)
+                return (nil, added)
+            }
+            let half = branch.pages.count / 2
+            let right = ChildBranch(pages: ContiguousArray(branch.pages[half...]))
+            self = .branch(ChildBranch(pages: ContiguousArray(branch.pages[..<half])))
+            return (.branch(right), added)
+        }
+    }
+
+    /// Replaces the value of `key` with `.null` in place and returns the old value.
+    mutating func take(_ key: ChildKey) -> Node? {
+        switch consume self {
+        case .leaf(var entries):
+            let (index, found) = ChildPage.search(entries, key)
+            var taken: Node?
+            if found {
+                taken = entries[index].value
+                entries[index].value = .null
+            }
+            self = .leaf(entries)
+            return taken
+        case .branch(var branch):
+            if !isKnownUniquelyReferenced(&branch) { branch = ChildBranch(copying: branch) }
+            let taken = branch.pages[branch.pageIndex(for: key)].take(key)
+            self = .branch(branch)
+            return taken
+        }
+    }
+
     /// Inserts or replaces; returns the new page and, if it split, the new right sibling.
     func inserting(_ key: ChildKey, _ value: Node) -> (ChildPage, ChildPage?) {
         switch self {
@@ -462,10 +530,21 @@ enum ChildPage: Sendable {
 
 /// An inner page: its child pages, each page's first key, and the total count below it.
 @usableFromInline
-final class ChildBranch: Sendable {
-    @usableFromInline let pages: ContiguousArray<ChildPage>
-    @usableFromInline let firstKeys: ContiguousArray<ChildKey>
-    @usableFromInline let count: Int
+///
+/// Branches are shared between versions of a map. They are changed in place only when the
+/// changing map holds the only reference (checked with `isKnownUniquelyReferenced`), which is
+/// what makes that safe; that is also why the class is `@unchecked Sendable`.
+final class ChildBranch: @unchecked Sendable {
+    @usableFromInline var pages: ContiguousArray<ChildPage>
+    @usableFromInline var firstKeys: ContiguousArray<ChildKey>
+    @usableFromInline var count: Int
+
+    /// A shallow copy: the same pages, shared until changed.
+    init(copying other: ChildBranch) {
+        pages = other.pages
+        firstKeys = other.firstKeys
+        count = other.count
+    }
 
     init(pages: ContiguousArray<ChildPage>) {
         self.pages = pages

@@ -24,15 +24,53 @@ extension Node {
     }
 
     func setting(_ keys: ArraySlice<ChildKey>, to value: Node) -> Node {
-        guard let key = keys.first else { return value }
-        let newChild = child(key).setting(keys.dropFirst(), to: value)
-        var children = self.children
-        if newChild.isNull {
-            guard children.remove(key) else { return self }
-        } else {
-            children.set(key, newChild)
+        var copy = self
+        copy.set(keys, to: value)
+        return copy
+    }
+
+    /// Replaces the value at `path` in place: where this tree holds the only reference to a
+    /// page (as during recovery) it is changed without copying; shared pages are copied, so
+    /// other versions of the tree never change.
+    public mutating func set(_ path: Path, to value: Node) {
+        set(path.keys[...], to: value)
+    }
+
+    mutating func set(_ keys: ArraySlice<ChildKey>, to value: Node) {
+        guard let key = keys.first else {
+            self = value
+            return
         }
-        return Node.object(normalizing: children).with(priority: priority)
+        let priority = self.priority
+        var children: ChildMap
+        // `consume` moves the children out, so that they may be unique and changed in place.
+        switch consume self {
+        case .object(let map):
+            children = map
+        case .prioritized(.object(let map), _):
+            children = map
+        case let other:
+            self = other
+            // A leaf or nothing: there is nothing below it to delete; writing below it replaces
+            // it with an object (keeping its priority, as Firebase does).
+            var child = Node.null
+            child.set(keys.dropFirst(), to: value)
+            guard !child.isNull else { return }
+            var fresh = ChildMap()
+            fresh.set(key, child)
+            self = Node.object(fresh).with(priority: priority)
+            return
+        }
+        // Take the child out so that it, too, may be changed in place.
+        var child = children.take(key) ?? .null
+        let wasPresent = !child.isNull
+        child.set(keys.dropFirst(), to: value)
+        if !child.isNull {
+            children.set(key, child)
+        } else if wasPresent {
+            children.remove(key)
+        }
+        self = Node.object(normalizing: children).with(priority: priority)
     }
 
     /// A copy with the priority of the node at `path` set (nil clears it). A priority on a

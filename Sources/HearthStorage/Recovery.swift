@@ -130,7 +130,7 @@ enum Recovery {
                     reason: "records \(sequence + 1)...\(first - 1) are missing (a segment was removed?)")
             }
             for entry in result.entries where entry.record.sequence > sequence {
-                root = entry.record.change.applied(to: root)
+                entry.record.change.apply(to: &root)
                 sequence = entry.record.sequence
                 pushTime = max(pushTime, entry.pushTime)
                 replayed += 1

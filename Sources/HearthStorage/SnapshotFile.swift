@@ -7,6 +7,12 @@ public struct SnapshotFile: Sendable {
     public var pushTime: Int64
     public var root: Node
 
+    public init(sequence: UInt64, pushTime: Int64, root: Node) {
+        self.sequence = sequence
+        self.pushTime = pushTime
+        self.root = root
+    }
+
     /// Header: magic (8), version (4), flags (4), sequence (8), push time (8), JSON length (8),
     /// stored length (8), CRC-32C of the stored bytes (4).
     static let headerSize = 52

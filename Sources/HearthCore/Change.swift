@@ -71,11 +71,12 @@ public struct LogRecord: Sendable, Equatable {
 public protocol WriteLog: Sendable {
     /// Appends a record. Called by the single writer of a namespace, in sequence order, with
     /// the newest push-ID timestamp issued so far. Throwing means the record was not appended
-    /// and the write must fail with nothing changed.
-    func append(_ record: LogRecord, pushTime: Int64) throws
-    /// Returns once every record up to `sequence` is durable under the log's policy. Throws if
-    /// the log failed before that (for example the disk is full); then the record is lost.
-    func waitUntilDurable(_ sequence: UInt64) async throws
+    /// and the write must fail with nothing changed. Returns a ticket for `waitUntilDurable`.
+    func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64
+    /// Returns once the record appended with `ticket` at `sequence` is durable under the log's
+    /// policy. Throws if the log failed before that (for example the disk is full); then the
+    /// record is lost, even if a later record reuses its sequence number.
+    func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws
     /// After `waitUntilDurable` threw `failure`: drops every record after the last durable one
     /// and accepts appends again. Returns that last durable sequence if this call did the reset
     /// (the caller then rolls its tree back to it), or nil if the failure was already handled.
@@ -86,7 +87,7 @@ public protocol WriteLog: Sendable {
 /// A log that keeps nothing: every record is "durable" at once. For tests and in-memory servers.
 public struct MemoryWriteLog: WriteLog {
     public init() {}
-    public func append(_ record: LogRecord, pushTime: Int64) throws {}
-    public func waitUntilDurable(_ sequence: UInt64) async throws {}
+    public func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 { 0 }
+    public func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {}
     public func recover(from failure: any Error) -> UInt64? { nil }
 }

@@ -183,7 +183,7 @@ public struct ChildMap: Sendable {
     /// Takes the value of `key` out of the map (leaving `.null` in its place), so that the caller
     /// holds the only reference to it and can change it in place before putting it back.
     @usableFromInline
-    mutating func take(_ key: ChildKey) -> Node? {
+    mutating func take(_ key: ChildKey) -> Node {
         root.take(key)
     }
 
@@ -373,16 +373,14 @@ enum ChildPage: Sendable {
         }
     }
 
-    /// Replaces the value of `key` with `.null` in place and returns the old value.
-    mutating func take(_ key: ChildKey) -> Node? {
+    /// Replaces the value of `key` with `.null` in place and returns the old value (`.null`
+    /// if there was none).
+    mutating func take(_ key: ChildKey) -> Node {
         switch consume self {
         case .leaf(var entries):
             let (index, found) = ChildPage.search(entries, key)
-            var taken: Node?
-            if found {
-                taken = entries[index].value
-                entries[index].value = .null
-            }
+            var taken = Node.null
+            if found { swap(&taken, &entries[index].value) }
             self = .leaf(entries)
             return taken
         case .branch(var branch):
@@ -585,3 +583,4 @@ extension ChildMap {
         return levels
     }
 }
+

@@ -60,12 +60,21 @@ public final class Database: Sendable {
 
     /// Performs one write atomically; returns once it is durable (or refused).
     public func write(_ request: WriteRequest) async throws -> WriteOutcome {
-        let (outcome, sequence) = try writer.withLock { state throws -> (WriteOutcome, UInt64?) in
-            try apply(request, to: &state)
-        }
-        guard let sequence else { return outcome }
+        let outcome: WriteOutcome
+        let pending: (sequence: UInt64, ticket: UInt64)?
         do {
-            try await log.waitUntilDurable(sequence)
+            (outcome, pending) = try writer.withLock { state throws -> (WriteOutcome, (UInt64, UInt64)?) in
+                try apply(request, to: &state)
+            }
+        } catch {
+            // The log refused the append (it failed earlier, perhaps with no writer waiting):
+            // let it recover so that later writes can succeed.
+            rollBack(after: error)
+            throw error
+        }
+        guard let (sequence, ticket) = pending else { return outcome }
+        do {
+            try await log.waitUntilDurable(sequence, ticket: ticket)
         } catch {
             rollBack(after: error)
             throw error
@@ -107,7 +116,7 @@ public final class Database: Sendable {
     }
 
     /// Runs inside the writer lock: checks conditions, builds the change, logs it.
-    func apply(_ request: WriteRequest, to state: inout WriterState) throws -> (WriteOutcome, UInt64?) {
+    func apply(_ request: WriteRequest, to state: inout WriterState) throws -> (WriteOutcome, (UInt64, UInt64)?) {
         let current = state.root
         let location = request.path
         if let expected = request.ifMatch {
@@ -156,11 +165,11 @@ public final class Database: Sendable {
         let change = Change(kind: kind, path: location, mutations: mutations)
         let newRoot = change.applied(to: current)
         let sequence = state.sequence + 1
-        try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
+        let ticket = try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
         state.sequence = sequence
         state.root = newRoot
         state.pending.append((sequence, newRoot))
-        return (.written(sequence: sequence, result: result), sequence)
+        return (.written(sequence: sequence, result: result), (sequence, ticket))
     }
 
     /// Milliseconds since the epoch from the system clock.

@@ -41,36 +41,51 @@ extension Node {
             self = value
             return
         }
-        let priority = self.priority
-        var children: ChildMap
-        // `consume` moves the children out, so that they may be unique and changed in place.
-        switch consume self {
-        case .object(let map):
-            children = map
-        case .prioritized(.object(let map), _):
-            children = map
-        case let other:
-            self = other
-            // A leaf or nothing: there is nothing below it to delete; writing below it replaces
-            // it with an object (keeping its priority, as Firebase does).
-            var child = Node.null
-            child.set(keys.dropFirst(), to: value)
-            guard !child.isNull else { return }
-            var fresh = ChildMap()
-            fresh.set(key, child)
-            self = Node.object(fresh).with(priority: priority)
+        guard case .object = self else {
+            setBelowNonObject(keys, to: value)
             return
         }
-        // Take the child out so that it, too, may be changed in place.
-        var child = children.take(key) ?? .null
+        // `consume` moves the children out, so that they may be unique and changed in place.
+        // (The switch binds nothing else: a binding of the whole value makes a copy first.)
+        var children: ChildMap
+        switch consume self {
+        case .object(let map): children = map
+        default: preconditionFailure("checked above")
+        }
+        Node.set(key, in: &children, below: keys.dropFirst(), to: value)
+        self = Node.object(normalizing: children)
+    }
+
+    /// Sets `rest` below child `key` of `children`, taking the child out so that it, too, can
+    /// change in place.
+    static func set(_ key: ChildKey, in children: inout ChildMap, below rest: ArraySlice<ChildKey>, to value: Node) {
+        var child = children.take(key)
         let wasPresent = !child.isNull
-        child.set(keys.dropFirst(), to: value)
+        child.set(rest, to: value)
         if !child.isNull {
             children.set(key, child)
         } else if wasPresent {
             children.remove(key)
         }
-        self = Node.object(normalizing: children).with(priority: priority)
+    }
+
+    /// Writing below a leaf, nothing, or an object with a priority (the rare cases; these copy).
+    mutating func setBelowNonObject(_ keys: ArraySlice<ChildKey>, to value: Node) {
+        let priority = self.priority
+        var children = self.children
+        if case .object = withoutPriority {
+            Node.set(keys.first!, in: &children, below: keys.dropFirst(), to: value)
+            self = Node.object(normalizing: children).with(priority: priority)
+            return
+        }
+        // A leaf or nothing: there is nothing below it to delete; writing below it replaces it
+        // with an object (keeping its priority, as Firebase does).
+        var child = Node.null
+        child.set(keys.dropFirst(), to: value)
+        guard !child.isNull else { return }
+        var fresh = ChildMap()
+        fresh.set(keys.first!, child)
+        self = Node.object(fresh).with(priority: priority)
     }
 
     /// A copy with the priority of the node at `path` set (nil clears it). A priority on a

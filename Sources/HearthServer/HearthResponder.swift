@@ -32,6 +32,14 @@ public struct HearthResponder: HTTPResponder {
             context.logger.error("write failed in storage: \(error.reason)")
             if error.outOfSpace { return ResponseFactory.error(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "Insufficient storage: \(error.reason)") }
             return ResponseFactory.error(.serviceUnavailable, "Service unavailable: \(error.reason)")
+        } catch let error as RecoveryError {
+            context.logger.error("namespace cannot be opened: \(error)")
+            return ResponseFactory.error(.serviceUnavailable, "Service unavailable: this database cannot be opened; see the server log.")
+        } catch let error as HTTPError {
+            return ResponseFactory.error(error.status, error.body ?? "\(error.status.reasonPhrase)")
+        } catch {
+            context.logger.error("unexpected error: \(error)")
+            return ResponseFactory.error(.internalServerError, "Internal server error; see the server log.")
         }
     }
 

@@ -37,8 +37,12 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         var segmentDescriptor: Int32
         var segmentLength: Int
         var durableSegmentLength: Int
+        /// The durable sequence when each failure happened (index: the epoch it ended).
+        var durableAtFailure: [UInt64] = []
         /// How many times the data was synced (a measure of group commit).
         var syncCount = 0
+        /// Someone waits in `syncNow()`.
+        var syncRequested = false
         /// Tests: fail the next writes with this errno, this many times.
         var injectedFailures = 0
         var injectedErrno: Int32 = 0
@@ -91,13 +95,16 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
 
     // MARK: WriteLog
 
-    public func append(_ record: LogRecord, pushTime: Int64) throws {
-        _ = try appendCountingBytes(record, pushTime: pushTime)
+    public func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 {
+        try appendCountingBytes(record, pushTime: pushTime).ticket
     }
 
-    /// Appends and returns the record's size on disk.
-    func appendCountingBytes(_ record: LogRecord, pushTime: Int64) throws -> Int {
+    /// Appends; returns the ticket (the failure epoch the record belongs to) and its size on disk.
+    func appendCountingBytes(_ record: LogRecord, pushTime: Int64) throws -> (ticket: UInt64, bytes: Int) {
         let framed = LogRecordCodec.frame(LogRecordCodec.Entry(record: record, pushTime: pushTime))
+        guard framed.count - StorageFormat.recordHeaderSize <= StorageFormat.maxRecordPayload else {
+            throw RecordTooLarge(bytes: framed.count)
+        }
         condition.lock()
         defer { condition.unlock() }
         if let failure = state.failure { throw failure }
@@ -107,13 +114,23 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         state.pendingLastSequence = record.sequence
         state.appendedSequence = record.sequence
         condition.signal()
-        return framed.count
+        return (UInt64(state.failureEpoch), framed.count)
     }
 
-    public func waitUntilDurable(_ sequence: UInt64) async throws {
+    public func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             condition.lock()
-            if state.durableSequence >= sequence {
+            if Int(ticket) != state.failureEpoch {
+                // A failure came after this record was appended: it survived only if it was
+                // durable before that failure (later records may reuse its sequence number).
+                let durableThen = state.durableAtFailure[Int(ticket)]
+                condition.unlock()
+                if sequence <= durableThen {
+                    continuation.resume()
+                } else {
+                    continuation.resume(throwing: Failure(epoch: Int(ticket) + 1, underlying: RecordDiscarded()))
+                }
+            } else if state.durableSequence >= sequence {
                 condition.unlock()
                 continuation.resume()
             } else if let failure = state.failure {
@@ -171,14 +188,17 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     // MARK: Flusher
 
     func flushLoop() {
-        var lastSync = ContinuousClock.now
+        // Under `interval`, when the oldest unsynced write was made.
+        var firstUnsynced: ContinuousClock.Instant?
         var unsyncedBytes = false
         while true {
             condition.lock()
-            while state.pending.isEmpty && !state.stopping {
-                if case .interval(let milliseconds) = policy, unsyncedBytes {
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: Double(milliseconds) / 1000))
-                    if state.pending.isEmpty { break }
+            while state.pending.isEmpty && !state.stopping && !state.syncRequested {
+                if case .interval(let milliseconds) = policy, let first = firstUnsynced {
+                    let remaining = first + .milliseconds(milliseconds) - ContinuousClock.now
+                    if remaining <= .zero { break }
+                    let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
                 } else {
                     condition.wait()
                 }
@@ -189,6 +209,7 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
             let descriptor = state.segmentDescriptor
             let path = state.segmentPath
             let stopping = state.stopping
+            let syncRequested = state.syncRequested
             var injected: StorageIOError?
             if state.injectedFailures > 0 && !batch.isEmpty {
                 state.injectedFailures -= 1
@@ -207,28 +228,23 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
                 if !batch.isEmpty {
                     try batch.withUnsafeBytes { try FileIO.writeAll(descriptor, $0, path: path) }
                     unsyncedBytes = true
+                    if firstUnsynced == nil { firstUnsynced = .now }
                 }
+                let due: Bool
                 switch policy {
-                case .always:
-                    if unsyncedBytes {
-                        try FileIO.syncData(descriptor, path: path)
-                        unsyncedBytes = false
-                        countSync()
-                    }
+                case .always: due = true
                 case .interval(let milliseconds):
-                    if unsyncedBytes && (stopping || ContinuousClock.now - lastSync >= .milliseconds(milliseconds)) {
-                        try FileIO.syncData(descriptor, path: path)
-                        unsyncedBytes = false
-                        lastSync = .now
-                        countSync()
-                    }
-                case .none:
-                    if stopping && unsyncedBytes {
-                        try FileIO.syncData(descriptor, path: path)
-                        unsyncedBytes = false
-                    }
+                    due = firstUnsynced.map { ContinuousClock.now - $0 >= .milliseconds(milliseconds) } ?? false
+                case .none: due = false
+                }
+                if unsyncedBytes && (due || stopping || syncRequested) {
+                    try FileIO.syncData(descriptor, path: path)
+                    unsyncedBytes = false
+                    firstUnsynced = nil
+                    countSync()
                 }
                 if !batch.isEmpty { completeBatch(through: last, bytes: batch.count) }
+                if syncRequested { finishSyncRequest() }
                 if stopping {
                     finishStopping()
                     return
@@ -236,12 +252,31 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
                 try rotateIfNeeded()
             } catch {
                 fail(error)
+                if syncRequested { finishSyncRequest() }
                 if stopping {
                     finishStopping()
                     return
                 }
             }
         }
+    }
+
+    /// Writes and syncs everything appended so far, whatever the policy (before a snapshot, so
+    /// that a snapshot never holds writes the log could still lose).
+    public func syncNow() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        state.syncRequested = true
+        condition.broadcast()
+        while state.syncRequested && !state.stopped { condition.wait() }
+        if let failure = state.failure { throw failure }
+    }
+
+    func finishSyncRequest() {
+        condition.lock()
+        state.syncRequested = false
+        condition.broadcast()
+        condition.unlock()
     }
 
     func countSync() {
@@ -279,6 +314,8 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         let oldDescriptor = state.segmentDescriptor
         condition.unlock()
 
+        // The old segment is complete: make it durable before moving on, whatever the policy.
+        try FileIO.syncData(oldDescriptor, path: state.segmentPath)
         let path = directory + "/" + StorageFormat.segmentName(firstSequence: first)
         try FileWriteLog.createSegment(path, firstSequence: first, directory: directory)
         let descriptor = try FileIO.openForAppend(path)
@@ -296,6 +333,7 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     /// and refuse appends until the namespace rolls back.
     func fail(_ error: any Error) {
         condition.lock()
+        state.durableAtFailure.append(state.durableSequence)
         state.failureEpoch += 1
         let failure = Failure(epoch: state.failureEpoch, underlying: error)
         state.failure = failure
@@ -331,4 +369,15 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
 /// The log is closed (the server is shutting down).
 public struct StorageClosed: Error, CustomStringConvertible {
     public var description: String { "storage is closed" }
+}
+
+/// A record was appended, then dropped by a log failure before it became durable.
+struct RecordDiscarded: Error, CustomStringConvertible {
+    var description: String { "the log failed before this write was durable" }
+}
+
+/// A record larger than the format allows (Docs/STORAGE_FORMAT.md).
+public struct RecordTooLarge: Error, CustomStringConvertible {
+    public let bytes: Int
+    public var description: String { "a write of \(bytes) bytes is larger than the log accepts" }
 }

@@ -63,7 +63,12 @@ public struct LogSegmentReader {
                     ending: .corrupt(offset: start, reason: "zeroed record header followed by data"))
             }
             guard length <= StorageFormat.maxRecordPayload, end <= bytes.count else {
-                // Runs past the end of the file: torn if nothing could follow it.
+                // Runs past the end of the file: a torn write, unless a good record follows
+                // (then the length itself was damaged, and records after it would be lost).
+                if hasValidRecord(in: bytes, after: start) {
+                    return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
+                        ending: .corrupt(offset: start, reason: "record length runs past the end of the file, yet good records follow"))
+                }
                 return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
             }
             let body = UnsafeRawBufferPointer(rebasing: bytes[(start + StorageFormat.recordHeaderSize - 1)..<end])
@@ -95,6 +100,22 @@ public struct LogSegmentReader {
             offset = end
         }
         return Result(firstSequence: firstSequence, entries: entries, goodLength: offset, ending: .clean)
+    }
+
+    /// True if a complete record with a good checksum starts anywhere after `offset`. Used only
+    /// on damage, to tell a torn tail from a damaged length field.
+    static func hasValidRecord(in bytes: UnsafeRawBufferPointer, after offset: Int) -> Bool {
+        var candidate = offset + 1
+        while candidate + StorageFormat.recordHeaderSize <= bytes.count {
+            defer { candidate += 1 }
+            guard bytes[candidate + 8] == StorageFormat.changeRecordType else { continue }
+            let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate, as: UInt32.self)))
+            let end = candidate + StorageFormat.recordHeaderSize + length
+            guard length >= 16, end <= bytes.count else { continue }
+            let crc = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate + 4, as: UInt32.self))
+            if CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[(candidate + 8)..<end])) == crc { return true }
+        }
+        return false
     }
 
     /// The 24-byte header of a new segment.

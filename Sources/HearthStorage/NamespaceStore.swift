@@ -30,7 +30,12 @@ final class NamespaceStore: @unchecked Sendable {
         let recovered = try Recovery.recover(directory: directory, logger: logger, repair: false)
         let log = try FileWriteLog(
             directory: directory, policy: options.fsync, segmentLimit: options.segmentBytes,
-            lastSequence: recovered.lastSequence, openSegment: recovered.lastSegment, logger: logger)
+            lastSequence: recovered.lastSequence,
+            // Continue the last segment only if it ends where the data does; after a snapshot
+            // that got ahead of an unsynced log (a power failure under `interval`/`none`), the
+            // next records start a new segment, so the files never skip a sequence number.
+            openSegment: recovered.lastSegmentLastSequence == recovered.lastSequence ? recovered.lastSegment : nil,
+            logger: logger)
         let countingLog = CountingLog(inner: log, store: store)
         store.log = log
         store.database = Database(
@@ -85,10 +90,28 @@ final class NamespaceStore: @unchecked Sendable {
         }
         let (root, sequence) = database.snapshot
         let pushTime = database.lastPushTime
+        // Under `interval` or `none` the committed tree may hold writes not yet synced: sync
+        // them first, so that the snapshot never gets ahead of the log on disk.
+        try log.syncNow()
         lock.lock()
+        let records = recordsSinceSnapshot
+        let logBytes = bytesSinceSnapshot
         recordsSinceSnapshot = 0
         bytesSinceSnapshot = 0
         lock.unlock()
+        do {
+            try writeSnapshotFiles(root: root, sequence: sequence, pushTime: pushTime)
+        } catch {
+            // Count the records again so that the next append retries the snapshot.
+            lock.lock()
+            recordsSinceSnapshot += records
+            bytesSinceSnapshot += logBytes
+            lock.unlock()
+            throw error
+        }
+    }
+
+    func writeSnapshotFiles(root: Node, sequence: UInt64, pushTime: Int64) throws {
         let name = StorageFormat.snapshotName(sequence: sequence)
         let bytes = try SnapshotFile(sequence: sequence, pushTime: pushTime, root: root).encode()
         try FileIO.writeAtomically(bytes, to: directory + "/" + name, directory: directory)
@@ -122,13 +145,14 @@ struct CountingLog: WriteLog {
     let inner: FileWriteLog
     weak var store: NamespaceStore?
 
-    func append(_ record: LogRecord, pushTime: Int64) throws {
-        let bytes = try inner.appendCountingBytes(record, pushTime: pushTime)
+    func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 {
+        let (ticket, bytes) = try inner.appendCountingBytes(record, pushTime: pushTime)
         store?.noteAppended(bytes: bytes)
+        return ticket
     }
 
-    func waitUntilDurable(_ sequence: UInt64) async throws {
-        try await inner.waitUntilDurable(sequence)
+    func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {
+        try await inner.waitUntilDurable(sequence, ticket: ticket)
     }
 
     func recover(from failure: any Error) -> UInt64? {

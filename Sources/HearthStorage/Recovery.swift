@@ -31,6 +31,8 @@ enum Recovery {
         var pushTime: Int64
         /// The segment to continue appending to.
         var lastSegment: String?
+        /// The sequence of the last record in that segment (its first sequence - 1 if empty).
+        var lastSegmentLastSequence: UInt64 = 0
         var replayedRecords: Int
         /// Problems found (verify) or fixed (open: torn tails; repair: truncations).
         var notes: [String]
@@ -59,11 +61,16 @@ enum Recovery {
     static func recover(directory: String, logger: Logger, mode: Mode) throws -> Result {
         let manifestPath = directory + "/MANIFEST"
         if !FileIO.exists(manifestPath) {
-            let isEmpty = try !FileIO.exists(directory) || FileIO.list(directory).isEmpty
-            if mode == .open && isEmpty {
+            if try mode == .open && isUnfinishedCreation(directory) {
                 return try create(directory: directory)
             }
             throw RecoveryError(file: manifestPath, offset: nil, reason: "the MANIFEST is missing")
+        }
+        if mode == .open {
+            // Leftovers of files being replaced when the server stopped.
+            for name in try FileIO.list(directory) where name.hasSuffix(".tmp") {
+                try FileIO.remove(directory + "/" + name)
+            }
         }
         let manifest: Manifest
         do {
@@ -101,6 +108,7 @@ enum Recovery {
         var notes: [String] = []
         var replayed = 0
         var lastSegment: String?
+        var lastSegmentLastSequence: UInt64 = 0
         var index = 0
         while index < live.count {
             let segment = live[index]
@@ -136,6 +144,7 @@ enum Recovery {
                 replayed += 1
             }
             lastSegment = path
+            lastSegmentLastSequence = result.entries.last?.record.sequence ?? (result.firstSequence - 1)
             switch result.ending {
             case .clean:
                 break
@@ -143,7 +152,8 @@ enum Recovery {
                 if !isLast && mode != .repair {
                     throw RecoveryError(file: path, offset: offset, reason: "a record is cut short in the middle of the log")
                 }
-                notes.append("\(segment.name): incomplete record at byte \(offset) (a write interrupted by a crash); truncated")
+                notes.append("\(segment.name): incomplete record at byte \(offset) (a write interrupted by a crash); "
+                    + (mode == .verify ? "start-up truncates it" : "truncated"))
                 if mode != .verify {
                     logger.warning("truncating a torn log tail", metadata: ["file": "\(path)", "offset": "\(offset)"])
                     if mode == .repair { try keepBrokenCopy(path, bytes: bytes) }
@@ -152,7 +162,7 @@ enum Recovery {
                 if !isLast { try dropSegments(after: index, of: &live, directory: directory, mode: mode, notes: &notes) }
             case .corrupt(let offset, let reason):
                 guard mode != .open else { throw RecoveryError(file: path, offset: offset, reason: reason) }
-                notes.append("\(segment.name): \(reason) at byte \(offset); the log is cut there")
+                notes.append("\(segment.name): \(reason) at byte \(offset); " + (mode == .verify ? "repair would cut the log there" : "the log is cut there"))
                 if mode == .repair {
                     try keepBrokenCopy(path, bytes: bytes)
                     try FileIO.truncate(path: path, to: offset)
@@ -166,14 +176,28 @@ enum Recovery {
         }
         return Result(
             manifest: manifest, root: root, lastSequence: sequence, pushTime: pushTime, lastSegment: lastSegment,
-            replayedRecords: replayed, notes: notes)
+            lastSegmentLastSequence: lastSegmentLastSequence, replayedRecords: replayed, notes: notes)
+    }
+
+    /// A directory with no MANIFEST that holds nothing but what `create` writes before the
+    /// MANIFEST (an empty first segment, temporary files): a namespace whose creation was cut
+    /// short, safe to start again.
+    static func isUnfinishedCreation(_ directory: String) throws -> Bool {
+        guard FileIO.exists(directory) else { return true }
+        for name in try FileIO.list(directory) {
+            if name.hasSuffix(".tmp") { continue }
+            guard StorageFormat.sequence(inName: name, prefix: "log-", suffix: ".hlog") != nil,
+                try FileIO.size(directory + "/" + name) <= StorageFormat.segmentHeaderSize
+            else { return false }
+        }
+        return true
     }
 
     /// Removes (repair) or reports the segments after a cut.
     static func dropSegments(after index: Int, of live: inout [Segment], directory: String, mode: Mode, notes: inout [String]) throws {
         for later in live[(index + 1)...] {
             let path = directory + "/" + later.name
-            notes.append("\(later.name): follows the cut; removed")
+            notes.append("\(later.name): follows the cut; " + (mode == .verify ? "repair would remove it" : "removed"))
             if mode == .repair {
                 try keepBrokenCopy(path, bytes: try FileIO.read(path))
                 try FileIO.remove(path)
@@ -182,14 +206,22 @@ enum Recovery {
         live.removeSubrange((index + 1)...)
     }
 
+    /// Keeps what repair cuts, as `<file>.broken` (or `.broken.2`, ... so earlier copies stay).
     static func keepBrokenCopy(_ path: String, bytes: [UInt8]) throws {
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-        try FileIO.writeAtomically(bytes, to: path + ".broken", directory: directory)
+        var target = path + ".broken"
+        var number = 2
+        while FileIO.exists(target) {
+            target = path + ".broken.\(number)"
+            number += 1
+        }
+        try FileIO.writeAtomically(bytes, to: target, directory: directory)
     }
 
     /// A new, empty namespace: its first segment, then the MANIFEST that names it.
     static func create(directory: String) throws -> Result {
         try FileIO.makeDirectory(directory)
+        for name in try FileIO.list(directory) { try FileIO.remove(directory + "/" + name) }
         let first = StorageFormat.segmentName(firstSequence: 1)
         try FileWriteLog.createSegment(directory + "/" + first, firstSequence: 1, directory: directory)
         let manifest = Manifest(snapshot: nil, snapshotSequence: 0, pushTime: -1, firstSegment: first)
@@ -198,6 +230,6 @@ enum Recovery {
         if !parent.isEmpty { try FileIO.syncDirectory(parent) }
         return Result(
             manifest: manifest, root: .null, lastSequence: 0, pushTime: -1, lastSegment: directory + "/" + first,
-            replayedRecords: 0, notes: [])
+            lastSegmentLastSequence: 0, replayedRecords: 0, notes: [])
     }
 }

@@ -54,7 +54,9 @@ struct Compact: ParsableCommand {
 
     func run() throws {
         let storage = StorageEngine(directory: data.dataDirectory)
+        let existing = try storage.existingNamespaces()
         for namespace in try data.namespaces() {
+            guard existing.contains(namespace) else { throw ValidationError("no namespace \(namespace) in \(data.dataDirectory)") }
             let database = try storage.open(namespace: namespace)
             print("\(namespace): snapshot at sequence \(database.snapshot.sequence)")
         }
@@ -84,6 +86,9 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let namespace = data.namespace ?? "default"
+        guard try StorageEngine(directory: data.dataDirectory).existingNamespaces().contains(namespace) else {
+            throw ValidationError("no namespace \(namespace) in \(data.dataDirectory)")
+        }
         let tree = try StorageInspector.load(directory: data.dataDirectory + "/" + namespace)
         let node = tree.at(try Path(urlPath: path))
         let handle: FileHandle

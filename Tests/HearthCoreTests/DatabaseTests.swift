@@ -52,8 +52,8 @@ struct DatabaseTests {
     /// A log that refuses appends, like a full disk.
     struct FailingLog: WriteLog {
         struct DiskFull: Error {}
-        func append(_ record: LogRecord, pushTime: Int64) throws { throw DiskFull() }
-        func waitUntilDurable(_ sequence: UInt64) async throws {}
+        func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 { throw DiskFull() }
+        func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {}
         func recover(from failure: any Error) -> UInt64? { nil }
     }
 
@@ -64,5 +64,36 @@ struct DatabaseTests {
         }
         #expect(database.root == .int(7))
         #expect(database.snapshot.sequence == 0)
+    }
+}
+
+@Suite("Database recovery from log failures")
+struct DatabaseLogFailureTests {
+    /// A log that failed while idle: it refuses appends until the writer lets it recover.
+    final class IdleFailedLog: WriteLog, @unchecked Sendable {
+        struct Failed: Error {}
+        var failed = true
+        var recoveries = 0
+        func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 {
+            if failed { throw Failed() }
+            return 0
+        }
+        func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {}
+        func recover(from failure: any Error) -> UInt64? {
+            guard failed, failure is Failed else { return nil }
+            failed = false
+            recoveries += 1
+            return 0
+        }
+    }
+
+    @Test func aRefusedAppendLetsTheLogRecover() async throws {
+        let log = IdleFailedLog()
+        let database = Database(name: "t", log: log)
+        let request = WriteRequest(path: Path(keys: ["a"]), operation: .set(try JSONParser.parse(Array("1".utf8))))
+        await #expect(throws: IdleFailedLog.Failed.self) { try await database.write(request) }
+        #expect(log.recoveries == 1)
+        _ = try await database.write(request)
+        #expect(database.root.child("a") == .int(1))
     }
 }

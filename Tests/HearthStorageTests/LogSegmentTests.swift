@@ -129,3 +129,23 @@ struct LogSegmentTests {
         #expect(result.ending == .corrupt(offset: second, reason: "sequence 3 where 2 was expected"))
     }
 }
+
+@Suite("Damage that looks like a torn tail")
+struct DamagedLengthTests {
+    @Test func aDamagedLengthInTheMiddleIsCorruption() throws {
+        let (bytes, starts) = SegmentFixture.segment(count: 6)
+        var damaged = bytes
+        damaged[starts[2] + 2] = 0x7F  // the length now runs far past the end of the file
+        let result = try SegmentFixture.read(damaged)
+        #expect(result.entries.count == 2)
+        guard case .corrupt(let offset, _) = result.ending else {
+            Issue.record("a damaged length with good records after it must not be taken for a torn tail")
+            return
+        }
+        #expect(offset == starts[2])
+        // The same damage in the last record is a torn tail: nothing good follows it.
+        var last = bytes
+        last[starts[5] + 2] = 0x7F
+        #expect(try SegmentFixture.read(last).ending == .tornTail(offset: starts[5]))
+    }
+}

@@ -207,3 +207,49 @@ struct RecoveryTests {
         #expect(reopened.snapshot.sequence == 2)
     }
 }
+
+@Suite("Log failures")
+struct LogFailureTests {
+    @Test func aRecordDroppedByAFailureIsNeverAcknowledgedLater() async throws {
+        let directory = temporaryDirectory()
+        try FileIO.makeDirectory(directory)
+        let log = try FileWriteLog(
+            directory: directory, policy: .always, segmentLimit: 1 << 20, lastSequence: 0, openSegment: nil,
+            logger: .init(label: "test"))
+        let path = Path(keys: ["a"])
+        func record(_ sequence: UInt64) -> LogRecord {
+            LogRecord(sequence: sequence, change: Change(kind: .set, path: path, mutations: [.set(path, .int(Int64(sequence)))]))
+        }
+        log.injectWriteFailures(1, errno: EIO)
+        let lost = try log.append(record(1), pushTime: 0)
+        // Wait until the flusher has failed, without registering as a waiter.
+        while log.recover(from: FileWriteLog.Failure(epoch: 1, underlying: RecordDiscarded())) == nil {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        // Sequence 1 is reused by a new record, which becomes durable...
+        let kept = try log.append(record(1), pushTime: 0)
+        try await log.waitUntilDurable(1, ticket: kept)
+        // ...but the first writer, who waits only now, must still learn that its record was lost.
+        await #expect(throws: FileWriteLog.Failure.self) { try await log.waitUntilDurable(1, ticket: lost) }
+        log.close()
+    }
+
+    @Test func aHalfCreatedNamespaceStartsAfresh() throws {
+        let directory = temporaryDirectory()
+        try FileIO.makeDirectory(directory + "/ns")
+        try FileWriteLog.createSegment(directory + "/ns/" + StorageFormat.segmentName(firstSequence: 1), firstSequence: 1, directory: directory + "/ns")
+        try FileIO.writeAtomically([1, 2, 3], to: directory + "/ns/MANIFEST.tmp", directory: directory + "/ns")
+        try FileIO.writeAtomically([1, 2, 3], to: directory + "/ns/x.tmp", directory: directory + "/ns")
+        let engine = StorageEngine(directory: directory)
+        let database = try engine.open(namespace: "ns")
+        #expect(database.snapshot.sequence == 0)
+        engine.close()
+    }
+
+    @Test func aDirectoryWithDataButNoManifestIsRefused() async throws {
+        let directory = temporaryDirectory()
+        try await writeItems(directory, count: 3)
+        try FileIO.remove(directory + "/ns/MANIFEST")
+        #expect(throws: RecoveryError.self) { try StorageEngine(directory: directory).open(namespace: "ns") }
+    }
+}

@@ -180,11 +180,18 @@ public struct ChildMap: Sendable {
         }
     }
 
-    /// Takes the value of `key` out of the map (leaving `.null` in its place), so that the caller
-    /// holds the only reference to it and can change it in place before putting it back.
-    @usableFromInline
-    mutating func take(_ key: ChildKey) -> Node {
-        root.take(key)
+    /// Changes the child `key` in place (`.null` if absent): `body` may set it, change it, or
+    /// make it `.null`, which removes it. One descent; pages only this map references are
+    /// changed without copying.
+    ///
+    /// - Complexity: O(log n)
+    public mutating func modify(_ key: ChildKey, _ body: (inout Node) -> Void) {
+        let (split, _) = root.modify(key, body)
+        if let split {
+            root = .branch(ChildBranch(pages: [root, split]))
+        } else if case .branch(let branch) = root, branch.pages.count <= 1 {
+            root = branch.pages.first ?? .leaf([])
+        }
     }
 
     /// Removes the child `key`; returns whether it was present.
@@ -373,21 +380,68 @@ enum ChildPage: Sendable {
         }
     }
 
-    /// Replaces the value of `key` with `.null` in place and returns the old value (`.null`
-    /// if there was none).
-    mutating func take(_ key: ChildKey) -> Node {
+    /// What `modify` did to the number of entries.
+    enum CountChange { case same, added, removed }
+
+    /// See ``ChildMap/modify(_:_:)``. Returns the right half if the page split.
+    mutating func modify(_ key: ChildKey, _ body: (inout Node) -> Void) -> (split: ChildPage?, change: CountChange) {
         switch consume self {
         case .leaf(var entries):
             let (index, found) = ChildPage.search(entries, key)
-            var taken = Node.null
-            if found { swap(&taken, &entries[index].value) }
+            if found {
+                body(&entries[index].value)
+                if entries[index].value.isNull {
+                    entries.remove(at: index)
+                    self = .leaf(entries)
+                    return (nil, .removed)
+                }
+                self = .leaf(entries)
+                return (nil, .same)
+            }
+            var value = Node.null
+            body(&value)
+            guard !value.isNull else {
+                self = .leaf(entries)
+                return (nil, .same)
+            }
+            entries.insert(ChildEntry(key: key, value: value), at: index)
+            if entries.count <= ChildMap.leafCapacity {
+                self = .leaf(entries)
+                return (nil, .added)
+            }
+            let half = entries.count / 2
+            let right = ContiguousArray(entries[half...])
+            entries.removeSubrange(half...)
             self = .leaf(entries)
-            return taken
+            return (.leaf(right), .added)
         case .branch(var branch):
             if !isKnownUniquelyReferenced(&branch) { branch = ChildBranch(copying: branch) }
-            let taken = branch.pages[branch.pageIndex(for: key)].take(key)
-            self = .branch(branch)
-            return taken
+            let index = branch.pageIndex(for: key)
+            let (split, change) = branch.pages[index].modify(key, body)
+            switch change {
+            case .added: branch.count += 1
+            case .removed: branch.count -= 1
+            case .same: break
+            }
+            if branch.pages[index].count == 0 {
+                branch.pages.remove(at: index)
+                branch.firstKeys.remove(at: index)
+            } else {
+                branch.firstKeys[index] = branch.pages[index].firstKey
+                if change == .removed { ChildPage.mergeIfSmall(&branch.pages, at: index, keys: &branch.firstKeys) }
+            }
+            if let split {
+                branch.pages.insert(split, at: index + 1)
+                branch.firstKeys.insert(split.firstKey, at: index + 1)
+            }
+            guard branch.pages.count > ChildMap.branchCapacity else {
+                self = .branch(branch)
+                return (nil, change)
+            }
+            let half = branch.pages.count / 2
+            let right = ChildBranch(pages: ContiguousArray(branch.pages[half...]))
+            self = .branch(ChildBranch(pages: ContiguousArray(branch.pages[..<half])))
+            return (.branch(right), change)
         }
     }
 
@@ -440,6 +494,14 @@ enum ChildPage: Sendable {
             if pages.isEmpty { return .some(nil) }
             return .some(.branch(ChildBranch(pages: pages)))
         }
+    }
+
+    /// `mergeIfSmall`, keeping a branch's first keys in step.
+    static func mergeIfSmall(_ pages: inout ContiguousArray<ChildPage>, at index: Int, keys: inout ContiguousArray<ChildKey>) {
+        let before = pages.count
+        mergeIfSmall(&pages, at: index)
+        guard pages.count < before else { return }
+        keys = ContiguousArray(pages.map(\.firstKey))
     }
 
     /// Merges a small leaf with a neighbour so that deletes do not leave many tiny leaves.

@@ -56,17 +56,9 @@ extension Node {
         self = Node.object(normalizing: children)
     }
 
-    /// Sets `rest` below child `key` of `children`, taking the child out so that it, too, can
-    /// change in place.
+    /// Sets `rest` below child `key` of `children`, changing the child in place.
     static func set(_ key: ChildKey, in children: inout ChildMap, below rest: ArraySlice<ChildKey>, to value: Node) {
-        var child = children.take(key)
-        let wasPresent = !child.isNull
-        child.set(rest, to: value)
-        if !child.isNull {
-            children.set(key, child)
-        } else if wasPresent {
-            children.remove(key)
-        }
+        children.modify(key) { child in child.set(rest, to: value) }
     }
 
     /// Writing below a leaf, nothing, or an object with a priority (the rare cases; these copy).

@@ -111,3 +111,36 @@ struct ChildMapTests {
         #endif
     }
 }
+
+@Suite("Child map in-place modify")
+struct ChildMapModifyTests {
+    @Test("modify matches a dictionary model, including removals down to empty", arguments: [21, 22, 23] as [UInt64])
+    func modifyModel(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        var map = ChildMap()
+        var model: [ChildKey: Int64] = [:]
+        var versions: [(ChildMap, [ChildKey: Int64])] = []
+        for step in 0..<4000 {
+            let key = ChildKey("k\(Int.random(in: 0..<500, using: &random))")
+            let remove = step > 3000 || Int.random(in: 0..<3, using: &random) == 0
+            map.modify(key) { value in value = remove ? .null : .int(Int64(step)) }
+            if remove { model[key] = nil } else { model[key] = Int64(step) }
+            #if DEBUG
+            map.checkInvariants()
+            #endif
+            if step % 500 == 0 { versions.append((map, model)) }
+        }
+        #expect(map.count == model.count)
+        #expect(map.keys == model.keys.sorted())
+        for (old, oldModel) in versions {
+            #expect(old.count == oldModel.count)
+            #expect(old.keys == oldModel.keys.sorted())
+        }
+        // Empty it completely.
+        for key in model.keys { map.modify(key) { $0 = .null } }
+        #expect(map.isEmpty)
+        #if DEBUG
+        map.checkInvariants()
+        #endif
+    }
+}

@@ -989,10 +989,13 @@ def bench_durable(ctx: Context) -> dict[str, Any]:
                                "redis_version": redis_version(), "runs": runs}
 
     # Hearth durable and Redis back to back, so the pair sees the same machine load.
+    first_row = len(ctx.rows)
     runs["always"] = hearth_post_run(ctx, hearth, "always", script, record)
     runs["redis"] = redis_set_run(ctx, redis)
     runs["none"] = hearth_post_run(ctx, hearth, "none", script, record)
     print_durable_table(runs)
+    check_rows = ctx.rows[first_row:]  # the stored-children checks go after the figures
+    del ctx.rows[first_row:]
 
     durable, redis_rate = runs["always"]["requests_per_s"], runs["redis"]["requests_per_s"]
     volatile = runs["none"]["requests_per_s"]
@@ -1010,6 +1013,7 @@ def bench_durable(ctx: Context) -> dict[str, Any]:
             f"p50 {runs['none'].get('p50_ms', 0):.2f} ms, p99 {runs['none'].get('p99_ms', 0):.2f} ms")
     ctx.row("Durable POST always / none", f"{durable:,.0f} vs {volatile:,.0f} req/s",
             ratio=ratio(durable, volatile))
+    ctx.rows.extend(check_rows)
     return figures
 
 

@@ -174,10 +174,7 @@ public struct ChildMap: Sendable {
     ///
     /// - Complexity: O(log n); pages shared with other copies are copied, not changed.
     public mutating func set(_ key: ChildKey, _ value: Node) {
-        let (split, _) = root.insert(key, value)
-        if let split {
-            root = .branch(ChildBranch(pages: [root, split]))
-        }
+        modifyCounting(key) { $0 = value }
     }
 
     /// Changes the child `key` in place (`.null` if absent): `body` may set it, change it, or
@@ -186,12 +183,7 @@ public struct ChildMap: Sendable {
     ///
     /// - Complexity: O(log n)
     public mutating func modify(_ key: ChildKey, _ body: (inout Node) -> Void) {
-        let (split, _) = root.modify(key, body)
-        if let split {
-            root = .branch(ChildBranch(pages: [root, split]))
-        } else if case .branch(let branch) = root, branch.pages.count <= 1 {
-            root = branch.pages.first ?? .leaf([])
-        }
+        modifyCounting(key, body)
     }
 
     /// Removes the child `key`; returns whether it was present.
@@ -199,14 +191,19 @@ public struct ChildMap: Sendable {
     /// - Complexity: O(log n)
     @discardableResult
     public mutating func remove(_ key: ChildKey) -> Bool {
-        guard let changed = root.removing(key) else { return false }
-        var page = changed ?? .leaf([])
-        // Collapse branches left with a single page.
-        while case .branch(let branch) = page, branch.pages.count == 1 {
-            page = branch.pages[0]
+        modifyCounting(key) { $0 = .null } == .removed
+    }
+
+    @discardableResult
+    mutating func modifyCounting(_ key: ChildKey, _ body: (inout Node) -> Void) -> ChildPage.CountChange {
+        let (split, change) = root.modify(key, body)
+        if let split {
+            root = .branch(ChildBranch(pages: [root, split]))
+        } else if case .branch(let branch) = root, branch.pages.count <= 1 {
+            // Collapse a root left with one page (or none).
+            root = branch.pages.first ?? .leaf([])
         }
-        root = page
-        return true
+        return change
     }
 
     /// A copy with the child `key` set to `value`.
@@ -337,49 +334,6 @@ enum ChildPage: Sendable {
         return (low, false)
     }
 
-    /// Inserts or replaces in place where this page holds the only reference to its storage
-    /// (copying otherwise). Returns the right half if the page split, and whether a key was added.
-    mutating func insert(_ key: ChildKey, _ value: Node) -> (split: ChildPage?, added: Bool) {
-        // `consume` moves the payload out, so that `entries` or `branch` may be unique.
-        switch consume self {
-        case .leaf(var entries):
-            let (index, found) = ChildPage.search(entries, key)
-            if found {
-                entries[index].value = value
-                self = .leaf(entries)
-                return (nil, false)
-            }
-            entries.insert(ChildEntry(key: key, value: value), at: index)
-            if entries.count <= ChildMap.leafCapacity {
-                self = .leaf(entries)
-                return (nil, true)
-            }
-            let half = entries.count / 2
-            let right = ContiguousArray(entries[half...])
-            entries.removeSubrange(half...)
-            self = .leaf(entries)
-            return (.leaf(right), true)
-        case .branch(var branch):
-            if !isKnownUniquelyReferenced(&branch) { branch = ChildBranch(copying: branch) }
-            let index = branch.pageIndex(for: key)
-            let (split, added) = branch.pages[index].insert(key, value)
-            branch.firstKeys[index] = branch.pages[index].firstKey
-            if added { branch.count += 1 }
-            if let split {
-                branch.pages.insert(split, at: index + 1)
-                branch.firstKeys.insert(split.firstKey, at: index + 1)
-            }
-            guard branch.pages.count > ChildMap.branchCapacity else {
-                self = .branch(branch)
-                return (nil, added)
-            }
-            let half = branch.pages.count / 2
-            let right = ChildBranch(pages: ContiguousArray(branch.pages[half...]))
-            self = .branch(ChildBranch(pages: ContiguousArray(branch.pages[..<half])))
-            return (.branch(right), added)
-        }
-    }
-
     /// What `modify` did to the number of entries.
     enum CountChange { case same, added, removed }
 
@@ -445,76 +399,19 @@ enum ChildPage: Sendable {
         }
     }
 
-    /// Inserts or replaces; returns the new page and, if it split, the new right sibling.
-    func inserting(_ key: ChildKey, _ value: Node) -> (ChildPage, ChildPage?) {
-        switch self {
-        case .leaf(var entries):
-            let (index, found) = ChildPage.search(entries, key)
-            if found {
-                entries[index].value = value
-                return (.leaf(entries), nil)
-            }
-            entries.insert(ChildEntry(key: key, value: value), at: index)
-            if entries.count <= ChildMap.leafCapacity { return (.leaf(entries), nil) }
-            let half = entries.count / 2
-            return (.leaf(ContiguousArray(entries[..<half])), .leaf(ContiguousArray(entries[half...])))
-        case .branch(let branch):
-            let index = branch.pageIndex(for: key)
-            let (left, right) = branch.pages[index].inserting(key, value)
-            var pages = branch.pages
-            pages[index] = left
-            if let right { pages.insert(right, at: index + 1) }
-            if pages.count <= ChildMap.branchCapacity { return (.branch(ChildBranch(pages: pages)), nil) }
-            let half = pages.count / 2
-            return (
-                .branch(ChildBranch(pages: ContiguousArray(pages[..<half]))),
-                .branch(ChildBranch(pages: ContiguousArray(pages[half...])))
-            )
-        }
-    }
-
-    /// Removes `key`. Returns nil if it was absent, `.some(nil)` if the page is now empty.
-    func removing(_ key: ChildKey) -> ChildPage?? {
-        switch self {
-        case .leaf(var entries):
-            let (index, found) = ChildPage.search(entries, key)
-            guard found else { return nil }
-            entries.remove(at: index)
-            return .some(entries.isEmpty ? nil : .leaf(entries))
-        case .branch(let branch):
-            let index = branch.pageIndex(for: key)
-            guard let changed = branch.pages[index].removing(key) else { return nil }
-            var pages = branch.pages
-            if let page = changed {
-                pages[index] = page
-                ChildPage.mergeIfSmall(&pages, at: index)
-            } else {
-                pages.remove(at: index)
-            }
-            if pages.isEmpty { return .some(nil) }
-            return .some(.branch(ChildBranch(pages: pages)))
-        }
-    }
-
-    /// `mergeIfSmall`, keeping a branch's first keys in step.
+    /// Merges a small leaf with a neighbour so that deletes do not leave many tiny leaves,
+    /// keeping a branch's first keys in step.
     static func mergeIfSmall(_ pages: inout ContiguousArray<ChildPage>, at index: Int, keys: inout ContiguousArray<ChildKey>) {
-        let before = pages.count
-        mergeIfSmall(&pages, at: index)
-        guard pages.count < before else { return }
-        keys = ContiguousArray(pages.map(\.firstKey))
-    }
-
-    /// Merges a small leaf with a neighbour so that deletes do not leave many tiny leaves.
-    static func mergeIfSmall(_ pages: inout ContiguousArray<ChildPage>, at index: Int) {
         guard case .leaf(let entries) = pages[index], entries.count < ChildMap.leafCapacity / 4 else { return }
         for neighbour in [index + 1, index - 1] where neighbour >= 0 && neighbour < pages.count {
             guard case .leaf(let other) = pages[neighbour], other.count + entries.count <= ChildMap.leafCapacity
             else { continue }
-            let low = min(index, neighbour)
+            let low = Swift.min(index, neighbour)
             var merged = neighbour < index ? other : entries
             merged.append(contentsOf: neighbour < index ? entries : other)
             pages[low] = .leaf(merged)
             pages.remove(at: low + 1)
+            keys.remove(at: low + 1)
             return
         }
     }

@@ -43,7 +43,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence, TypeVar
 
 try:
     import orjson
@@ -411,7 +411,7 @@ def bench_json(ctx: Context) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
-# Hearth server process
+# Server processes (hearth serve, redis-server)
 # --------------------------------------------------------------------------------------
 
 
@@ -422,43 +422,46 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def http_request(port: int, method: str, path: str, body: bytes | None = None,
-                 timeout: float = 30.0) -> tuple[int, bytes]:
-    """One HTTP request to 127.0.0.1:`port` (never through a proxy); (status, body)."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+ServerT = TypeVar("ServerT", bound="ServerProcess")
 
 
-class HearthServer:
-    """`hearth serve` on loopback with a scratch data directory.
+class ServerProcess:
+    """A server process on loopback with a scratch data directory and a log file: started
+    on a free port, polled until ready, stopped (SIGTERM, then SIGKILL).
 
-    Use as a context manager: the process is stopped (SIGTERM, then SIGKILL) on exit,
-    whatever happened inside.
+    A subclass supplies only what differs: `name` and `not_ready` for messages,
+    `command(port)` and `probe(port)`.
+
+    Use as a context manager: the process is stopped on exit, whatever happened inside.
     """
 
-    def __init__(self, binary: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
-        self.binary = binary
-        self.data_dir = workdir / "hearth-data"
-        self.log_path = workdir / "hearth.log"
-        self.extra_args = list(extra_args)
+    name = "server"  # in messages: "<name> did not start", "<name> exited ..."
+    not_ready = "not ready"  # on timeout: "<not_ready> within <n>s (<last probe answer>)"
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
-    def __enter__(self) -> HearthServer:
+    def __enter__(self: ServerT) -> ServerT:
         self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def command(self, port: int) -> list[str]:
+        """The command line that runs the server on 127.0.0.1:`port`."""
+        raise NotImplementedError
+
+    def probe(self, port: int) -> str | None:
+        """One readiness check of the server on `port`: None if ready, else a short reason
+        (an OSError, e.g. connection refused, also counts as not ready)."""
+        raise NotImplementedError
+
     def start(self) -> None:
-        """Starts the server on a free port and waits for GET /.health = 200.
+        """Starts the server on a free port and waits until `probe` says it is ready.
 
         Retries on another port a few times in case the probed port was taken meanwhile.
         """
@@ -466,62 +469,43 @@ class HearthServer:
         for _ in range(SERVER_START_ATTEMPTS):
             self.port = free_port()
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            command = [str(self.binary), "serve", "--host", HOST, "--port", str(self.port),
-                       "--data-dir", str(self.data_dir), *self.extra_args]
+            command = self.command(self.port)
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            problem = self.wait_until_healthy()
+            problem = self.wait_until_ready()
             if problem is None:
                 return
             self.stop()
             problems.append(f"port {self.port}: {problem}")
-        raise BenchmarkError("hearth did not start: " + "; ".join(problems) +
+        raise BenchmarkError(f"{self.name} did not start: " + "; ".join(problems) +
                              f"\n--- log ---\n{self.log_tail()}")
 
-    def wait_until_healthy(self) -> str | None:
-        """Polls /.health; None once it answers 200, else why it never did."""
+    def wait_until_ready(self) -> str | None:
+        """Polls `probe`; None once it reports ready, else why it never did."""
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         last = "no answer"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 return f"exited with status {self.process.returncode} during startup"
             try:
-                status, _ = http_request(self.port, "GET", "/.health", timeout=1)
-                if status == 200:
+                problem = self.probe(self.port)
+                if problem is None:
                     return None
-                last = f"/.health answered {status}"
+                last = problem
             except OSError as error:
                 last = f"{type(error).__name__}: {error}"
             time.sleep(0.1)
-        return f"/.health not 200 within {SERVER_START_TIMEOUT:.0f}s ({last})"
+        return f"{self.not_ready} within {SERVER_START_TIMEOUT:.0f}s ({last})"
 
     def ensure_alive(self, when: str) -> None:
         """BenchmarkError if the server process has exited."""
         if self.process is None or self.process.poll() is not None:
             code = None if self.process is None else self.process.returncode
-            raise BenchmarkError(f"hearth exited (status {code}) {when}\n"
+            raise BenchmarkError(f"{self.name} exited (status {code}) {when}\n"
                                  f"--- log ---\n{self.log_tail()}")
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """An HTTP request to this server."""
-        return http_request(self.port, method, path, body)
-
-    def memory_kb(self) -> dict[str, int]:
-        """Current and peak resident memory of the server (VmRSS, VmHWM), in kB."""
-        if self.process is None:
-            return {}
-        figures = {}
-        try:
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    figures[key] = int(value.split()[0])
-        except (OSError, ValueError):
-            pass
-        return figures
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of the server log."""
@@ -541,6 +525,69 @@ class HearthServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=SERVER_STOP_GRACE)
+
+
+# --------------------------------------------------------------------------------------
+# Hearth server process
+# --------------------------------------------------------------------------------------
+
+
+def http_request(port: int, method: str, path: str, body: bytes | None = None,
+                 timeout: float = 30.0) -> tuple[int, bytes]:
+    """One HTTP request to 127.0.0.1:`port` (never through a proxy); (status, body)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+class HearthServer(ServerProcess):
+    """`hearth serve` on loopback with a scratch data directory, ready once GET /.health
+    answers 200.
+
+    Use as a context manager: the process is stopped (SIGTERM, then SIGKILL) on exit,
+    whatever happened inside.
+    """
+
+    name = "hearth"
+    not_ready = "/.health not 200"
+
+    def __init__(self, binary: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
+        super().__init__(workdir / "hearth-data", workdir / "hearth.log")
+        self.binary = binary
+        self.extra_args = list(extra_args)
+
+    def command(self, port: int) -> list[str]:
+        """`hearth serve` on 127.0.0.1:`port` with the scratch data directory."""
+        return [str(self.binary), "serve", "--host", HOST, "--port", str(port),
+                "--data-dir", str(self.data_dir), *self.extra_args]
+
+    def probe(self, port: int) -> str | None:
+        """GET /.health: None on 200, else the status it answered."""
+        status, _ = http_request(port, "GET", "/.health", timeout=1)
+        return None if status == 200 else f"/.health answered {status}"
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """An HTTP request to this server."""
+        return http_request(self.port, method, path, body)
+
+    def memory_kb(self) -> dict[str, int]:
+        """Current and peak resident memory of the server (VmRSS, VmHWM), in kB."""
+        if self.process is None:
+            return {}
+        figures = {}
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    figures[key] = int(value.split()[0])
+        except (OSError, ValueError):
+            pass
+        return figures
 
 
 # --------------------------------------------------------------------------------------
@@ -763,72 +810,31 @@ def redis_command(port: int, *arguments: str, timeout: float = 2.0) -> bytes:
         return connection.recv(65536)
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """Debian's `redis-server` on loopback with its own scratch directory, AOF on and
-    fsync'ed on every write (`--appendfsync always`), no RDB snapshots.
+    fsync'ed on every write (`--appendfsync always`), no RDB snapshots; ready once it
+    answers PING.
 
     Use as a context manager: the process is stopped (SIGTERM, then SIGKILL) on exit.
     """
 
+    name = "redis-server"
+    not_ready = "no PONG"
+
     def __init__(self, binary: str, workdir: Path) -> None:
+        super().__init__(workdir / "redis-data", workdir / "redis.log")
         self.binary = binary
-        self.data_dir = workdir / "redis-data"
-        self.log_path = workdir / "redis.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
 
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
+    def command(self, port: int) -> list[str]:
+        """`redis-server` on 127.0.0.1:`port`, AOF fsync'ed on every write, no RDB."""
+        return [self.binary, "--port", str(port), "--bind", HOST,
+                "--dir", str(self.data_dir), "--appendonly", "yes",
+                "--appendfsync", "always", "--save", "", "--daemonize", "no"]
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Starts Redis on a free port and waits until it answers PING."""
-        problems = []
-        for _ in range(SERVER_START_ATTEMPTS):
-            self.port = free_port()
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            command = [self.binary, "--port", str(self.port), "--bind", HOST,
-                       "--dir", str(self.data_dir), "--appendonly", "yes",
-                       "--appendfsync", "always", "--save", "", "--daemonize", "no"]
-            with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            problem = self.wait_until_ready()
-            if problem is None:
-                return
-            self.stop()
-            problems.append(f"port {self.port}: {problem}")
-        raise BenchmarkError("redis-server did not start: " + "; ".join(problems) +
-                             f"\n--- log ---\n{self.log_tail()}")
-
-    def wait_until_ready(self) -> str | None:
-        """Polls PING; None once it answers +PONG, else why it never did."""
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                return f"exited with status {self.process.returncode} during startup"
-            try:
-                reply = redis_command(self.port, "PING", timeout=1)
-                if reply.startswith(b"+PONG"):
-                    return None
-                last = f"PING answered {reply[:100]!r}"
-            except OSError as error:
-                last = f"{type(error).__name__}: {error}"
-            time.sleep(0.1)
-        return f"no PONG within {SERVER_START_TIMEOUT:.0f}s ({last})"
-
-    def ensure_alive(self, when: str) -> None:
-        """BenchmarkError if the Redis process has exited."""
-        if self.process is None or self.process.poll() is not None:
-            code = None if self.process is None else self.process.returncode
-            raise BenchmarkError(f"redis-server exited (status {code}) {when}\n"
-                                 f"--- log ---\n{self.log_tail()}")
+    def probe(self, port: int) -> str | None:
+        """PING: None on +PONG, else (the start of) what it answered."""
+        reply = redis_command(port, "PING", timeout=1)
+        return None if reply.startswith(b"+PONG") else f"PING answered {reply[:100]!r}"
 
     def config(self, name: str) -> str:
         """The value of one configuration parameter (CONFIG GET), "" if unknown."""
@@ -836,25 +842,6 @@ class RedisServer:
         # *2\r\n$<n>\r\n<name>\r\n$<n>\r\n<value>\r\n
         parts = reply.split(b"\r\n")
         return parts[4].decode(errors="replace") if len(parts) > 4 else ""
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The end of the Redis log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a grace period; only the process we started."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=SERVER_STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=SERVER_STOP_GRACE)
 
 
 def directory_bytes(path: Path) -> int:

@@ -9,6 +9,7 @@ public enum HearthApplication {
     public static func make(
         configuration: ServerConfiguration, storage: StorageEngine, logger: Logger = Logger(label: "hearth")
     ) throws -> some ApplicationProtocol {
+        try storage.lockDirectory()
         let namespaces = NamespaceRegistry { name in try storage.open(namespace: name) }
         for name in try storage.existingNamespaces() {
             namespaces.register(try storage.open(namespace: name))

@@ -1,6 +1,7 @@
 import Foundation
 import HearthCore
 import Logging
+import Synchronization
 
 /// Settings for durable storage.
 public struct StorageOptions: Sendable {
@@ -31,6 +32,8 @@ public final class StorageEngine: Sendable {
     public let options: StorageOptions
     let logger: Logger
     let stores = LockedStores()
+    /// The lock on the data directory, taken by the first `open` and kept until `close`.
+    let directoryLock = Mutex<DirectoryLock?>(nil)
 
     public init(directory: String?, options: StorageOptions = StorageOptions(), logger: Logger = Logger(label: "hearth.storage")) {
         self.directory = directory
@@ -38,10 +41,19 @@ public final class StorageEngine: Sendable {
         self.logger = logger
     }
 
+    /// Takes the data directory's lock (a server does this at start, before listening), so a
+    /// second process is refused at once rather than at its first write.
+    public func lockDirectory() throws {
+        guard let directory else { return }
+        try directoryLock.withLock { lock in
+            if lock == nil { lock = try DirectoryLock(directory: directory) }
+        }
+    }
+
     /// Opens (recovering) or creates the database for `namespace`.
     public func open(namespace: String) throws -> Database {
         guard let directory else { return Database(name: namespace, log: MemoryWriteLog()) }
-        try FileIO.makeDirectory(directory)
+        try lockDirectory()
         let store = try NamespaceStore.open(
             directory: directory + "/" + namespace, namespace: namespace, options: options, logger: logger)
         stores.add(store)
@@ -51,7 +63,7 @@ public final class StorageEngine: Sendable {
     /// The namespaces that already exist in the data directory (those with a MANIFEST).
     public func existingNamespaces() throws -> [String] {
         guard let directory, FileIO.exists(directory) else { return [] }
-        return try FileIO.list(directory).filter { FileIO.exists(directory + "/" + $0 + "/MANIFEST") }
+        return try FileIO.list(directory).filter { $0 != "LOCK" && FileIO.exists(directory + "/" + $0 + "/MANIFEST") }
     }
 
     /// Takes a snapshot of every open namespace now.
@@ -62,6 +74,7 @@ public final class StorageEngine: Sendable {
     /// Flushes and closes every log (graceful shutdown).
     public func close() {
         for store in stores.all { store.close() }
+        directoryLock.withLock { $0 = nil }
     }
 }
 

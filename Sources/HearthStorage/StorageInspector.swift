@@ -18,6 +18,10 @@ public enum StorageInspector {
 
     /// Truncates after the last good record, keeping `.broken` copies.
     public static func repair(directory: String) throws -> Report {
+        // Refuse while a server (or another tool) has the data directory open.
+        let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.endIndex)])
+        let lock = try DirectoryLock(directory: parent.isEmpty ? "." : parent)
+        defer { withExtendedLifetime(lock) {} }
         let result = try Recovery.recover(directory: directory, logger: Logger(label: "hearth.repair"), mode: .repair)
         return Report(snapshot: result.manifest.snapshot, records: result.replayedRecords, lastSequence: result.lastSequence, notes: result.notes)
     }

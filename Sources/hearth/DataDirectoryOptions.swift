@@ -1,8 +1,8 @@
 import ArgumentParser
 import HearthStorage
 
-/// Options shared by the offline data tools. These open the files directly: stop the server
-/// first (there is no lock on the data directory yet).
+/// Options shared by the offline data tools. These open the files directly; the ones that
+/// write take the data directory's lock, so they refuse to run next to a server.
 struct DataDirectoryOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "The data directory.")
     var dataDirectory = "./hearth-data"

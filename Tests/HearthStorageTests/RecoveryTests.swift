@@ -253,3 +253,18 @@ struct LogFailureTests {
         #expect(throws: RecoveryError.self) { try StorageEngine(directory: directory).open(namespace: "ns") }
     }
 }
+
+@Suite("Data directory lock")
+struct DirectoryLockTests {
+    @Test func aSecondWriterIsRefusedUntilTheFirstCloses() throws {
+        let directory = temporaryDirectory()
+        let first = StorageEngine(directory: directory)
+        _ = try first.open(namespace: "ns")
+        let second = StorageEngine(directory: directory)
+        #expect(throws: DataDirectoryInUse.self) { try second.open(namespace: "ns") }
+        #expect(throws: DataDirectoryInUse.self) { try StorageInspector.repair(directory: directory + "/ns") }
+        first.close()
+        _ = try second.open(namespace: "ns")
+        second.close()
+    }
+}

@@ -99,11 +99,11 @@ public final class Database: Sendable {
     /// Makes every write up to `sequence` visible to readers.
     func markDurable(through sequence: UInt64) {
         let root: Node? = writer.withLock { state in
-            var latest: Node?
-            while let first = state.pending.first, first.sequence <= sequence {
-                latest = first.root
-                state.pending.removeFirst()
-            }
+            // Pending roots are in sequence order: drop the durable prefix in one step.
+            let durable = state.pending.prefix { $0.sequence <= sequence }.count
+            guard durable > 0 else { return nil }
+            let latest = state.pending[durable - 1].root
+            state.pending.removeFirst(durable)
             return latest
         }
         guard let root else { return }

@@ -60,8 +60,14 @@ public struct Path: Sendable, Hashable, CustomStringConvertible {
     /// Parses the path part of a URL: splits on `/`, percent-decodes each segment, ignores
     /// empty segments and validates every key.
     public init(urlPath: some StringProtocol) throws(DataError) {
+        try self.init(urlSegments: urlPath.split(separator: "/", omittingEmptySubsequences: true))
+    }
+
+    /// Like ``init(urlPath:)`` for a path already split at `/`.
+    public init<Segment: StringProtocol>(urlSegments: [Segment]) throws(DataError) {
         var keys = [ChildKey]()
-        for segment in urlPath.split(separator: "/", omittingEmptySubsequences: true) {
+        keys.reserveCapacity(urlSegments.count)
+        for segment in urlSegments {
             guard let decoded = PercentDecoding.decode(segment, plusAsSpace: false) else {
                 throw DataError.invalidPath()
             }

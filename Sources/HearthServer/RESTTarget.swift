@@ -28,7 +28,7 @@ enum RESTTarget: Equatable {
             segments.removeLast()
         }
         do {
-            let path = try Path(urlPath: segments.joined(separator: "/"))
+            let path = try Path(urlSegments: segments)
             return .data(path: path, priority: priority)
         } catch {
             throw .invalid(error)

@@ -57,7 +57,7 @@ public struct ChildKey: Sendable, Hashable {
     static func parseInteger(bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
         var index = 0
         let count = bytes.count
-        if count == 0 || count > 22 { return nil }
+        if count == 0 { return nil }
         var negative = false
         if bytes[0] == UInt8(ascii: "-") {
             negative = true
@@ -95,9 +95,12 @@ extension ChildKey: Comparable {
         compare(lhs, rhs) < 0
     }
 
+    /// Byte equality: Firebase keys are compared by code units, so canonically equivalent but
+    /// differently encoded names (`é` and `e` + U+0301) are different keys.
     @inlinable
     public static func == (lhs: ChildKey, rhs: ChildKey) -> Bool {
-        lhs.string == rhs.string
+        if lhs.isASCII && rhs.isASCII { return lhs.string == rhs.string }
+        return lhs.string.utf8.elementsEqual(rhs.string.utf8)
     }
 
     @inlinable

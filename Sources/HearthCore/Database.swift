@@ -98,19 +98,19 @@ public final class Database: Sendable {
 
     /// Makes every write up to `sequence` visible to readers.
     func markDurable(through sequence: UInt64) {
-        let root: Node? = writer.withLock { state in
+        // Publish under the writer lock, so that a rollback (which reads the committed root
+        // under the same lock) never sees a durable write missing from both places.
+        writer.withLock { state in
             // Pending roots are in sequence order: drop the durable prefix in one step.
             let durable = state.pending.prefix { $0.sequence <= sequence }.count
-            guard durable > 0 else { return nil }
-            let latest = state.pending[durable - 1].root
+            guard durable > 0 else { return }
+            let latest = state.pending[durable - 1]
             state.pending.removeFirst(durable)
-            return latest
-        }
-        guard let root else { return }
-        committed.withLock { committed in
-            if sequence > committed.sequence {
-                committed.root = root
-                committed.sequence = sequence
+            committed.withLock { committed in
+                if latest.sequence > committed.sequence {
+                    committed.root = latest.root
+                    committed.sequence = latest.sequence
+                }
             }
         }
     }
@@ -132,7 +132,7 @@ public final class Database: Sendable {
         var result: WriteOutcome.Result
         switch request.operation {
         case .set(let parsed):
-            let value = parsed.resolved(against: current.at(location))
+            let value = try parsed.resolved(against: current.at(location))
             mutations.append(.set(location, value))
             result = .value(value)
         case .setPriority(let priority):
@@ -141,24 +141,28 @@ public final class Database: Sendable {
         case .push(let parsed):
             let name = ChildKey(state.pushIDs.next(now: clock()))
             let path = location.appending(name)
-            let value = parsed.resolved(against: current.at(path))
+            let value = try parsed.resolved(against: current.at(path))
             mutations.append(.set(path, value))
             result = .pushed(name)
         case .update(let entries):
             kind = .update
             var echoed = ContiguousArray<ChildEntry>()
+            // Priorities go after the values, so a node created by this same update gets its
+            // priority whatever the order of the keys.
+            var priorities: [Change.Mutation] = []
             for entry in entries {
                 let path = location.appending(entry.path)
                 if entry.isPriority {
                     let priority = try Priority(node: entry.value.node)
-                    mutations.append(.setPriority(path, priority))
+                    priorities.append(.setPriority(path, priority))
                     echoed.append(ChildEntry(key: ChildKey(entry.rawKey), value: priority?.node ?? .null))
                 } else {
-                    let value = entry.value.resolved(against: current.at(path))
+                    let value = try entry.value.resolved(against: current.at(path))
                     mutations.append(.set(path, value))
                     echoed.append(ChildEntry(key: ChildKey(entry.rawKey), value: value))
                 }
             }
+            mutations.append(contentsOf: priorities)
             echoed.sort { $0.key < $1.key }
             result = .value(.object(normalizing: ChildMap(sortedEntries: echoed)))
         }

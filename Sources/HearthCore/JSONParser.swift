@@ -128,6 +128,9 @@ public struct JSONParser: ~Copyable {
     /// of an object key's opening quote, or `-(index + 1)` for an array element. Offsets, not
     /// keys, so that descending costs no allocation; keys are rebuilt only for increments.
     var keyOffsets: [Int] = []
+    /// Objects and arrays currently open, whatever their keys: bounds recursion through
+    /// `.value`, `.priority` and `.sv`, which add no key to the path.
+    var nesting = 0
     /// Entries of the objects being read, as a stack: each object pushes its entries here and
     /// copies them out once, exactly sized, when it ends.
     var scratch = EntryStack()
@@ -237,7 +240,21 @@ public struct JSONParser: ~Copyable {
         scratch.pop(from: start)
     }
 
+    /// Counts one more open object or array; refuses nesting beyond the depth limit (plus the
+    /// two levels a server value needs).
+    @inline(__always)
+    mutating func enterContainer() throws(DataError) {
+        nesting += 1
+        let limit = options.maxDepth > Int.max - 4 ? Int.max : options.maxDepth + 3
+        guard nesting <= limit else {
+            throw DataError.invalidData(
+                "Invalid data; data exceeds the maximum depth that can be written (\(Path.maxDepth) levels).")
+        }
+    }
+
     mutating func parseArray() throws(DataError) -> Node {
+        try enterContainer()
+        defer { nesting -= 1 }
         position += 1  // [
         let start = scratch.count
         skipWhitespace()
@@ -266,12 +283,16 @@ public struct JSONParser: ~Copyable {
     }
 
     mutating func parseObject() throws(DataError) -> Node {
+        try enterContainer()
+        defer { nesting -= 1 }
         position += 1  // {
         let start = scratch.count
         var priority: Priority?
         var dotValue: Node?
         var serverValue: Node?
+        var sawPriority = false
         var sorted = true
+        let incrementsBefore = increments.count
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             position += 1
@@ -296,14 +317,18 @@ public struct JSONParser: ~Copyable {
                 }
                 scratch.push(ChildEntry(key: childKey, value: value))
             case .priority:
+                guard !sawPriority else { throw JSONParser.duplicateSpecialKey }
+                sawPriority = true
                 priority = try parsePriority()
             case .value:
+                guard dotValue == nil else { throw JSONParser.duplicateSpecialKey }
                 let value = try parseValue()
                 guard value.isLeaf || value.isNull else {
                     throw DataError.invalidData("Invalid data; .value must be a boolean, number or string.")
                 }
                 dotValue = value
             case .serverValue:
+                guard serverValue == nil else { throw JSONParser.duplicateSpecialKey }
                 serverValue = try parseServerValue()
             }
             skipWhitespace()
@@ -327,13 +352,22 @@ public struct JSONParser: ~Copyable {
             }
             return dotValue.with(priority: priority)
         }
-        if !sorted { JSONParser.sortLastWins(&entries) }
+        if !sorted {
+            let before = entries.count
+            JSONParser.sortLastWins(&entries)
+            // A dropped duplicate may have held an increment that would still be applied.
+            if entries.count < before && increments.count > incrementsBefore {
+                throw DataError.invalidData("Invalid data; a key appears twice in an object that holds a server value.")
+            }
+        }
         if entries.contains(where: { $0.value.isNull }) {
             entries.removeAll { $0.value.isNull }
         }
         if entries.isEmpty { return .null }
         return Node.object(ChildMap(sortedEntries: entries)).with(priority: priority)
     }
+
+    static let duplicateSpecialKey = DataError.invalidData("Invalid data; .value, .priority or .sv appears twice in one object.")
 
     /// Sorts entries by key; where a key repeats, the last one wins (as in `JSON.parse`).
     static func sortLastWins(_ entries: inout ContiguousArray<ChildEntry>) {

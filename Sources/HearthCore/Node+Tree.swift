@@ -146,11 +146,15 @@ extension Node {
 extension ParsedNode {
     /// The node with every pending increment resolved against `current`, the value now stored
     /// at the write location.
-    public func resolved(against current: Node) -> Node {
+    /// Throws if a sum leaves the finite doubles (JSON has no infinity).
+    public func resolved(against current: Node) throws(DataError) -> Node {
         var node = self.node
         for increment in increments {
             let existing = current.at(increment.relativePath)
             let value = existing.incremented(by: increment.delta)
+            if case .double(let sum) = value, !sum.isFinite {
+                throw DataError.invalidData("Invalid data; the increment at \(increment.relativePath) makes the number out of range.")
+            }
             if increment.relativePath.isRoot {
                 node = value.with(priority: node.priority)
             } else {

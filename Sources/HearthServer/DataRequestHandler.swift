@@ -133,6 +133,11 @@ struct DataRequestHandler {
             try JSONParser.parseUpdate(bytes, locationDepth: path.depth, options: parseOptions)
         }
         try UpdateEntry.checkNoOverlap(entries)
+        // Check priorities here, before the namespace is opened (or created).
+        for entry in entries where entry.isPriority {
+            guard entry.value.increments.isEmpty else { throw DataError("Invalid data; a priority can't be an increment.") }
+            _ = try Priority(node: entry.value.node)
+        }
         if entries.isEmpty { return ResponseFactory.node(.null, options: options) }
         return try await write(WriteRequest(path: path, operation: .update(entries)), in: try database())
     }

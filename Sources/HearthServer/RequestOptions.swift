@@ -86,7 +86,8 @@ public struct RequestOptions: Sendable {
         case "auth_variable_override":
             authVariableOverride = value
         case "dryRun":
-            dryRun = value == "true"
+            // Only rules writes take it; any value counts, so a data write is never done "dry".
+            dryRun = true
         case "x-http-method-override":
             methodOverride = value.uppercased()
         case "timeout":

@@ -1,5 +1,6 @@
 import HTTPTypes
 import HearthCore
+import HearthStorage
 import Hummingbird
 import NIOCore
 
@@ -150,6 +151,8 @@ struct DataRequestHandler {
             outcome = try await database.write(write)
         } catch let error as DataError {
             throw error
+        } catch let error as RecordTooLarge {
+            throw HTTPFailure(.contentTooLarge, "Payload too large: \(error).")
         } catch {
             throw StorageUnavailable(reason: "the write could not be made durable (\(error)); nothing was written.",
                 outOfSpace: StorageUnavailable.isOutOfSpace(error))

@@ -213,12 +213,6 @@ public struct ChildMap: Sendable {
         return copy
     }
 
-    /// A copy without the child `key`.
-    public func removing(_ key: ChildKey) -> ChildMap {
-        var copy = self
-        copy.remove(key)
-        return copy
-    }
 
     /// Calls `body` with each entry in key order.
     @inlinable

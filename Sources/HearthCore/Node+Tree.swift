@@ -20,12 +20,8 @@ extension Node {
     ///
     /// - Complexity: O(depth × log n); untouched subtrees are shared, not copied.
     public func setting(_ path: Path, to value: Node) -> Node {
-        setting(path.keys[...], to: value)
-    }
-
-    func setting(_ keys: ArraySlice<ChildKey>, to value: Node) -> Node {
         var copy = self
-        copy.set(keys, to: value)
+        copy.set(path, to: value)
         return copy
     }
 
@@ -86,18 +82,6 @@ extension Node {
         let target = at(path)
         if target.isNull { return self }
         return setting(path, to: target.with(priority: priority))
-    }
-
-    /// The number of nodes (leaves and objects) in the tree; for tests and statistics.
-    public var nodeCount: Int {
-        switch withoutPriority {
-        case .null: return 0
-        case .object(let children):
-            var total = 1
-            children.forEach { total += $0.value.nodeCount }
-            return total
-        default: return 1
-        }
     }
 
     #if DEBUG

@@ -55,20 +55,17 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     let condition = NSCondition()
     var state: State
     var flusher: Thread?
-    /// Called after each segment rotation with the new segment's first sequence.
-    let onRotate: @Sendable (UInt64) -> Void
 
     /// Opens the log for appending after `lastSequence`, continuing the segment at `segmentPath`
     /// (already truncated to its good length) or starting a new one.
     init(
         directory: String, policy: FsyncPolicy, segmentLimit: Int, lastSequence: UInt64, openSegment: String?,
-        logger: Logger, onRotate: @escaping @Sendable (UInt64) -> Void = { _ in }
+        logger: Logger
     ) throws {
         self.directory = directory
         self.policy = policy
         self.segmentLimit = segmentLimit
         self.logger = logger
-        self.onRotate = onRotate
         let path: String
         if let openSegment {
             path = openSegment
@@ -326,7 +323,6 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         state.durableSegmentLength = StorageFormat.segmentHeaderSize
         condition.unlock()
         FileIO.closeDescriptor(oldDescriptor)
-        onRotate(first)
     }
 
     /// A write or sync failed: cut the file back to its last durable record, fail every waiter

@@ -55,9 +55,6 @@ public final class Database: Sendable {
     /// The newest push-ID timestamp issued (ms), for snapshots.
     public var lastPushTime: Int64 { writer.withLock { $0.pushIDs.lastTime } }
 
-    /// The server's time now, in milliseconds since the epoch (the value of `.sv: timestamp`).
-    public func now() -> Int64 { clock() }
-
     /// Performs one write atomically; returns once it is durable (or refused).
     public func write(_ request: WriteRequest) async throws -> WriteOutcome {
         let outcome: WriteOutcome

@@ -37,23 +37,15 @@ public struct JSONParser: ~Copyable {
 
     /// Parses a whole document into a node.
     public static func parse(_ bytes: some Collection<UInt8>, options: Options = Options()) throws(DataError) -> ParsedNode {
-        let result: Result<ParsedNode, DataError>? = bytes.withContiguousStorageIfAvailable { buffer in
+        let parseBuffer = { (buffer: UnsafeBufferPointer<UInt8>) -> Result<ParsedNode, DataError> in
             do throws(DataError) {
                 return .success(try parse(UnsafeRawBufferPointer(buffer), options: options))
             } catch {
                 return .failure(error)
             }
         }
-        if let result { return try result.get() }
-        let copy = Array(bytes)
-        let fallback: Result<ParsedNode, DataError> = copy.withUnsafeBytes { buffer in
-            do throws(DataError) {
-                return .success(try parse(buffer, options: options))
-            } catch {
-                return .failure(error)
-            }
-        }
-        return try fallback.get()
+        let result = bytes.withContiguousStorageIfAvailable(parseBuffer) ?? Array(bytes).withUnsafeBufferPointer(parseBuffer)
+        return try result.get()
     }
 
     /// Parses a multi-path update (`PATCH` body): an object whose keys are slash-separated paths
@@ -233,15 +225,8 @@ public struct JSONParser: ~Copyable {
         })
     }
 
-
-    /// Moves the entries pushed since `start` into an exactly sized array.
-    @inline(__always)
-    mutating func popEntries(from start: Int) -> ContiguousArray<ChildEntry> {
-        scratch.pop(from: start)
-    }
-
     /// Counts one more open object or array; refuses nesting beyond the depth limit (plus the
-    /// two levels a server value needs).
+    /// few levels that `.value`, `.priority` and `.sv` objects add without adding keys).
     @inline(__always)
     mutating func enterContainer() throws(DataError) {
         nesting += 1
@@ -279,7 +264,7 @@ public struct JSONParser: ~Copyable {
             break
         }
         if scratch.count == start { return .null }
-        return .object(ChildMap(sortedEntries: popEntries(from: start)))
+        return .object(ChildMap(sortedEntries: scratch.pop(from: start)))
     }
 
     mutating func parseObject() throws(DataError) -> Node {
@@ -339,7 +324,7 @@ public struct JSONParser: ~Copyable {
             guard byte == UInt8(ascii: "}") else { throw DataError.unparseable }
             break
         }
-        var entries = popEntries(from: start)
+        var entries = scratch.pop(from: start)
         if let serverValue {
             guard entries.isEmpty, dotValue == nil, priority == nil else {
                 throw DataError.invalidData("Invalid data; a server value (.sv) can't have siblings.")

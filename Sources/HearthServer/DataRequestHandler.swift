@@ -91,6 +91,12 @@ struct DataRequestHandler {
         }
     }
 
+    /// A priority written as data: a number, a string or null; never an increment.
+    static func priority(from parsed: ParsedNode) throws -> Priority? {
+        guard parsed.increments.isEmpty else { throw DataError("Invalid data; a priority can't be an increment.") }
+        return try Priority(node: parsed.node)
+    }
+
     /// The namespace's database for a write that has passed every check of its input, so that
     /// refused requests never create a namespace.
     func database() throws -> Database {
@@ -101,8 +107,7 @@ struct DataRequestHandler {
         let parsed = try await parseBody(depth: path.depth)
         let operation: WriteRequest.Operation
         if priorityTarget {
-            guard parsed.increments.isEmpty else { throw DataError("Invalid data; a priority can't be an increment.") }
-            operation = .setPriority(try Priority(node: parsed.node))
+            operation = .setPriority(try DataRequestHandler.priority(from: parsed))
         } else {
             operation = .set(parsed)
         }
@@ -135,10 +140,7 @@ struct DataRequestHandler {
         }
         try UpdateEntry.checkNoOverlap(entries)
         // Check priorities here, before the namespace is opened (or created).
-        for entry in entries where entry.isPriority {
-            guard entry.value.increments.isEmpty else { throw DataError("Invalid data; a priority can't be an increment.") }
-            _ = try Priority(node: entry.value.node)
-        }
+        for entry in entries where entry.isPriority { _ = try DataRequestHandler.priority(from: entry.value) }
         if entries.isEmpty { return ResponseFactory.node(.null, options: options) }
         return try await write(WriteRequest(path: path, operation: .update(entries)), in: try database())
     }

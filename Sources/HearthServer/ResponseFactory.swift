@@ -18,12 +18,18 @@ enum ResponseFactory {
         return headers
     }
 
+    /// The base headers, with any of `extra` replacing a base header of the same name.
+    static func baseHeaders(overriddenBy extra: HTTPFields) -> HTTPFields {
+        var headers = baseHeaders()
+        for field in extra { headers[field.name] = field.value }
+        return headers
+    }
+
     /// A JSON response from raw bytes.
     static func json(_ bytes: UnsafeRawBufferPointer, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:])
         -> Response
     {
-        var headers = baseHeaders()
-        headers.append(contentsOf: extra)
+        let headers = baseHeaders(overriddenBy: extra)
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
@@ -48,17 +54,12 @@ enum ResponseFactory {
             let safe = download.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline }
             headers[.contentDisposition] = "attachment; filename=\"\(safe)\""
         }
-        return writer.output.withBytes { bytes in
-            var response = json(bytes, status: status)
-            for field in headers { response.headers[field.name] = field.value }
-            return response
-        }
+        return writer.output.withBytes { json($0, status: status, headers: headers) }
     }
 
     /// `print=silent`: 204 and no body.
     static func silent(headers extra: HTTPFields = [:]) -> Response {
-        var headers = baseHeaders()
-        headers.append(contentsOf: extra)
+        var headers = baseHeaders(overriddenBy: extra)
         headers[.contentType] = nil
         return Response(status: .noContent, headers: headers)
     }

@@ -27,7 +27,7 @@ final class NamespaceStore: @unchecked Sendable {
     /// Recovers the namespace: snapshot, then every later record of the log.
     static func open(directory: String, namespace: String, options: StorageOptions, logger: Logger) throws -> NamespaceStore {
         let store = NamespaceStore(directory: directory, options: options, logger: logger)
-        let recovered = try Recovery.recover(directory: directory, logger: logger, repair: false)
+        let recovered = try Recovery.recover(directory: directory, logger: logger, mode: .open)
         let log = try FileWriteLog(
             directory: directory, policy: options.fsync, segmentLimit: options.segmentBytes,
             lastSequence: recovered.lastSequence,

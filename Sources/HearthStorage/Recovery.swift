@@ -54,10 +54,6 @@ enum Recovery {
         }.sorted { $0.firstSequence < $1.firstSequence }
     }
 
-    static func recover(directory: String, logger: Logger, repair: Bool) throws -> Result {
-        try recover(directory: directory, logger: logger, mode: repair ? .repair : .open)
-    }
-
     static func recover(directory: String, logger: Logger, mode: Mode) throws -> Result {
         let manifestPath = directory + "/MANIFEST"
         if !FileIO.exists(manifestPath) {

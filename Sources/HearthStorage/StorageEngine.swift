@@ -63,7 +63,7 @@ public final class StorageEngine: Sendable {
     /// The namespaces that already exist in the data directory (those with a MANIFEST).
     public func existingNamespaces() throws -> [String] {
         guard let directory, FileIO.exists(directory) else { return [] }
-        return try FileIO.list(directory).filter { $0 != "LOCK" && FileIO.exists(directory + "/" + $0 + "/MANIFEST") }
+        return try FileIO.list(directory).filter { FileIO.exists(directory + "/" + $0 + "/MANIFEST") }
     }
 
     /// Takes a snapshot of every open namespace now.

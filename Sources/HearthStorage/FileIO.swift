@@ -117,6 +117,13 @@ enum FileIO {
         try syncDirectory(directory)
     }
 
+    /// The directory holding `path` (`.` for a bare name).
+    static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let parent = String(path[..<slash])
+        return parent.isEmpty ? "/" : parent
+    }
+
     static func closeDescriptor(_ fd: Int32) {
         _ = close(fd)
     }

@@ -204,7 +204,7 @@ enum Recovery {
 
     /// Keeps what repair cuts, as `<file>.broken` (or `.broken.2`, ... so earlier copies stay).
     static func keepBrokenCopy(_ path: String, bytes: [UInt8]) throws {
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+        let directory = FileIO.parentDirectory(of: path)
         var target = path + ".broken"
         var number = 2
         while FileIO.exists(target) {
@@ -222,8 +222,7 @@ enum Recovery {
         try FileWriteLog.createSegment(directory + "/" + first, firstSequence: 1, directory: directory)
         let manifest = Manifest(snapshot: nil, snapshotSequence: 0, pushTime: -1, firstSegment: first)
         try FileIO.writeAtomically(manifest.encode(), to: directory + "/MANIFEST", directory: directory)
-        let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.endIndex)])
-        if !parent.isEmpty { try FileIO.syncDirectory(parent) }
+        try FileIO.syncDirectory(FileIO.parentDirectory(of: directory))
         return Result(
             manifest: manifest, root: .null, lastSequence: 0, pushTime: -1, lastSegment: directory + "/" + first,
             lastSegmentLastSequence: 0, replayedRecords: 0, notes: [])

@@ -8,22 +8,28 @@ public enum StorageInspector {
         public var records: Int
         public var lastSequence: UInt64
         public var notes: [String]
+
+        init(_ result: Recovery.Result) {
+            snapshot = result.manifest.snapshot
+            records = result.replayedRecords
+            lastSequence = result.lastSequence
+            notes = result.notes
+        }
     }
 
     /// Reads everything and reports; changes nothing.
     public static func verify(directory: String) throws -> Report {
         let result = try Recovery.recover(directory: directory, logger: Logger(label: "hearth.verify"), mode: .verify)
-        return Report(snapshot: result.manifest.snapshot, records: result.replayedRecords, lastSequence: result.lastSequence, notes: result.notes)
+        return Report(result)
     }
 
     /// Truncates after the last good record, keeping `.broken` copies.
     public static func repair(directory: String) throws -> Report {
         // Refuse while a server (or another tool) has the data directory open.
-        let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.endIndex)])
-        let lock = try DirectoryLock(directory: parent.isEmpty ? "." : parent)
+        let lock = try DirectoryLock(directory: FileIO.parentDirectory(of: directory))
         defer { withExtendedLifetime(lock) {} }
         let result = try Recovery.recover(directory: directory, logger: Logger(label: "hearth.repair"), mode: .repair)
-        return Report(snapshot: result.manifest.snapshot, records: result.replayedRecords, lastSequence: result.lastSequence, notes: result.notes)
+        return Report(result)
     }
 
     /// The tree as recovery would see it, without changing any file.

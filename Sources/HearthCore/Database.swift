@@ -116,14 +116,6 @@ public final class Database: Sendable {
     func apply(_ request: WriteRequest, to state: inout WriterState) throws -> (WriteOutcome, (UInt64, UInt64)?) {
         let current = state.root
         let location = request.path
-        if let expected = request.ifMatch {
-            // A write to `/.priority` is conditional on the priority, the value it replaces.
-            var existing = current.at(location)
-            if case .setPriority = request.operation { existing = existing.priority?.node ?? .null }
-            guard ETag.of(existing) == expected else {
-                return (.conditionFailed(current: existing), nil)
-            }
-        }
         var mutations: [Change.Mutation] = []
         var kind = Change.Kind.set
         var result: WriteOutcome.Result
@@ -165,6 +157,19 @@ public final class Database: Sendable {
         }
         let change = Change(kind: kind, path: location, mutations: mutations)
         let newRoot = change.applied(to: current)
+        if let authorize = request.authorize {
+            // Rules see the tree the write would make; a denial changes nothing.
+            let verdict = authorize(WriteAuthorization(paths: mutations.map(\.path), oldRoot: current, newRoot: newRoot))
+            guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
+        }
+        if let expected = request.ifMatch {
+            // A write to `/.priority` is conditional on the priority, the value it replaces.
+            var existing = current.at(location)
+            if case .setPriority = request.operation { existing = existing.priority?.node ?? .null }
+            guard ETag.of(existing) == expected else {
+                return (.conditionFailed(current: existing), nil)
+            }
+        }
         let sequence = state.sequence + 1
         let ticket = try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
         state.sequence = sequence
@@ -197,12 +202,35 @@ public struct WriteRequest: Sendable {
     public var operation: Operation
     /// `if-match`: write only if the ETag of the data at `path` is this.
     public var ifMatch: String?
+    /// Decides whether the caller may make this write (security rules), judged inside the
+    /// writer against the tree the write would produce. Nil: no check (admin).
+    public var authorize: (@Sendable (WriteAuthorization) -> RuleVerdict)?
 
-    public init(path: Path, operation: Operation, ifMatch: String? = nil) {
+    public init(
+        path: Path, operation: Operation, ifMatch: String? = nil,
+        authorize: (@Sendable (WriteAuthorization) -> RuleVerdict)? = nil
+    ) {
         self.path = path
         self.operation = operation
         self.ifMatch = ifMatch
+        self.authorize = authorize
     }
+}
+
+/// What a write's authorisation is judged on: every path it replaces, and the whole tree
+/// before and after (`data` and `newData` in rules).
+public struct WriteAuthorization: Sendable {
+    public let paths: [Path]
+    public let oldRoot: Node
+    public let newRoot: Node
+}
+
+/// The security rules refused a write; nothing was changed.
+public struct PermissionDenied: Error, Sendable {
+    /// Which rule refused, for logs (never sent to the client, as Firebase does not).
+    public let reason: String
+
+    public init(reason: String) { self.reason = reason }
 }
 
 /// What a write did.

@@ -15,6 +15,9 @@ struct DataRequestHandler {
     let namespace: String
     let configuration: ServerConfiguration
     let namespaces: NamespaceRegistry
+    let caller: Caller
+    /// The rules to obey; nil when the caller bypasses them (admin).
+    let rules: RuleSet?
 
     var wantsETag: Bool { request.headers[ResponseFactory.firebaseETagHeader]?.lowercased() == "true" }
     var ifMatch: String? { request.headers[.ifMatch] }
@@ -49,6 +52,10 @@ struct DataRequestHandler {
 
     func read() throws -> Response {
         let root = namespaces.existing(namespace)?.root ?? .null
+        if let rules {
+            let verdict = rules.canRead(path, auth: caller.auth, root: root, now: Database.systemMilliseconds())
+            guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
+        }
         var node = root.at(path)
         if priorityTarget { node = node.priority?.node ?? .null }
         // The ETag is that of the data itself (not of a shallow view), so it works in if-match.
@@ -78,6 +85,15 @@ struct DataRequestHandler {
 
     // MARK: Writes
 
+    /// The rules check for this caller's writes, judged by the namespace's writer.
+    var authorization: (@Sendable (WriteAuthorization) -> RuleVerdict)? {
+        guard let rules else { return nil }
+        let auth = caller.auth
+        return { write in
+            rules.canWrite(write.paths, auth: auth, oldRoot: write.oldRoot, newRoot: write.newRoot, now: Database.systemMilliseconds())
+        }
+    }
+
     func body() async throws -> ByteBuffer {
         try await request.body.collect(upTo: configuration.maxBodyBytes)
     }
@@ -97,10 +113,13 @@ struct DataRequestHandler {
         return try Priority(node: parsed.node)
     }
 
-    /// The namespace's database for a write that has passed every check of its input, so that
-    /// refused requests never create a namespace.
-    func database() throws -> Database {
-        try namespaces.database(namespace)
+    /// The namespace's database for a write that has passed every check of its input. A write
+    /// to a namespace that does not exist yet is first judged by the rules against an empty
+    /// tree, so that refused requests never create a namespace.
+    func database(for request: WriteRequest) async throws -> Database {
+        if let database = namespaces.existing(namespace) { return database }
+        if request.authorize != nil { _ = try await Database(name: namespace).write(request) }
+        return try namespaces.database(namespace)
     }
 
     func put() async throws -> Response {
@@ -111,23 +130,26 @@ struct DataRequestHandler {
         } else {
             operation = .set(parsed)
         }
-        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: try database())
+        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch, authorize: authorization))
     }
 
     func delete() async throws -> Response {
         let operation: WriteRequest.Operation = priorityTarget ? .setPriority(nil) : .set(ParsedNode(node: .null))
         guard let database = namespaces.existing(namespace) else {
             // Nothing to delete in a namespace that does not exist; don't create it.
-            return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: Database(name: namespace))
+            return try await write(
+                WriteRequest(path: path, operation: operation, ifMatch: ifMatch, authorize: authorization),
+                in: Database(name: namespace))
         }
-        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch), in: database)
+        return try await write(
+            WriteRequest(path: path, operation: operation, ifMatch: ifMatch, authorize: authorization), in: database)
     }
 
     func post() async throws -> Response {
         guard !priorityTarget else { throw DataError("Invalid path: can't POST to a priority.") }
         guard path.depth < Path.maxDepth else { throw DataError.invalidPath("Path is too deep") }
         let parsed = try await parseBody(depth: path.depth + 1)
-        return try await write(WriteRequest(path: path, operation: .push(parsed)), in: try database())
+        return try await write(WriteRequest(path: path, operation: .push(parsed), authorize: authorization))
     }
 
     func patch() async throws -> Response {
@@ -142,16 +164,20 @@ struct DataRequestHandler {
         // Check priorities here, before the namespace is opened (or created).
         for entry in entries where entry.isPriority { _ = try DataRequestHandler.priority(from: entry.value) }
         if entries.isEmpty { return ResponseFactory.node(.null, options: options) }
-        return try await write(WriteRequest(path: path, operation: .update(entries)), in: try database())
+        return try await write(WriteRequest(path: path, operation: .update(entries), authorize: authorization))
     }
 
     /// Runs the write and answers as Firebase does: the data written (PUT, PATCH, DELETE), the
     /// new name (POST), or 412 with the current value when `if-match` did not match.
-    func write(_ write: WriteRequest, in database: Database) async throws -> Response {
+    func write(_ write: WriteRequest, in chosen: Database? = nil) async throws -> Response {
+        let database: Database
+        if let chosen { database = chosen } else { database = try await self.database(for: write) }
         let outcome: WriteOutcome
         do {
             outcome = try await database.write(write)
         } catch let error as DataError {
+            throw error
+        } catch let error as PermissionDenied {
             throw error
         } catch let error as RecordTooLarge {
             throw HTTPFailure(.contentTooLarge, "Payload too large: \(error).")

@@ -12,10 +12,17 @@ public struct HearthResponder: HTTPResponder {
 
     public let configuration: ServerConfiguration
     public let namespaces: NamespaceRegistry
+    public let rules: RulesRegistry
+    let callers: CallerResolver
+    let logger: Logger
 
-    public init(configuration: ServerConfiguration, namespaces: NamespaceRegistry) {
+    public init(configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, logger: Logger) {
         self.configuration = configuration
         self.namespaces = namespaces
+        self.rules = rules
+        self.logger = logger
+        callers = CallerResolver(
+            adminToken: configuration.adminToken, emulator: configuration.emulator, verifier: configuration.tokenVerifier)
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -23,7 +30,11 @@ public struct HearthResponder: HTTPResponder {
             return try await route(request, context: context)
         } catch let error as DataError {
             return ResponseFactory.error(.badRequest, error.message)
+        } catch let error as PermissionDenied {
+            context.logger.debug("permission denied: \(error.reason)")
+            return ResponseFactory.error(.unauthorized, "Permission denied")
         } catch let error as HTTPFailure {
+            if error.status == .unauthorized { context.logger.debug("unauthorized: \(error.message)") }
             return ResponseFactory.error(error.status, error.message)
         } catch is NIOTooManyBytesError {
             return ResponseFactory.error(
@@ -57,12 +68,17 @@ public struct HearthResponder: HTTPResponder {
         }
         if method == "OPTIONS" { return preflight() }
         let options = try RequestOptions(queryString: request.uri.query)
-        switch target {
-        case .health:
+        if case .health = target {
             return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string("ok"))])),
                 options: RequestOptions())
+        }
+        let caller = try await callers.resolve(request, options: options)
+        switch target {
+        case .health:
+            preconditionFailure("answered above")
         case .inspectDatabases:
             guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            guard caller.isAdmin else { throw PermissionDenied(reason: "listing databases needs an admin credential") }
             let names = namespaces.names
             // An empty list is `[]`, which a Node (where empty means null) cannot express.
             guard !names.isEmpty else {
@@ -74,13 +90,21 @@ public struct HearthResponder: HTTPResponder {
                     value: .object(ChildMap(sortedEntries: [ChildEntry(key: "name", value: .string(name))])))
             }
             return ResponseFactory.node(.object(ChildMap(sortedEntries: ContiguousArray(list))), options: options)
-        case .settings:
-            throw HTTPFailure(.notFound, "Not found: database settings are not supported yet.")
+        case .settings(let name):
+            guard name == "rules" else {
+                throw HTTPFailure(.notFound, "Not found: the only database setting Hearth has is /.settings/rules.json.")
+            }
+            let handler = RulesRequestHandler(
+                request: request, method: method, options: options, caller: caller,
+                namespace: try resolveNamespace(request, options: options), configuration: configuration,
+                namespaces: namespaces, rules: rules, logger: logger)
+            return try await handler.handle()
         case .data(let path, let priority):
             let namespace = try resolveNamespace(request, options: options)
             let handler = DataRequestHandler(
                 request: request, method: method, path: path, priorityTarget: priority, options: options,
-                namespace: namespace, configuration: configuration, namespaces: namespaces)
+                namespace: namespace, configuration: configuration, namespaces: namespaces, caller: caller,
+                rules: caller.bypassesRules ? nil : rules.rules(for: namespace))
             return try await handler.handle()
         }
     }

@@ -11,12 +11,21 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// The namespace used when neither `ns=` nor the Host header names one.
     public var defaultNamespace: String
-    /// Emulator mode: accept `Authorization: Bearer owner` as admin, like Firebase's emulator.
+    /// Emulator mode, like Firebase's emulator: `Authorization: Bearer owner` is admin,
+    /// unsigned mock tokens are accepted, and without rules everything is allowed.
     public var emulator: Bool
+    /// Rules for every namespace that has none uploaded (`--rules`). Nil: deny every
+    /// non-admin request (allow everything in emulator mode).
+    public var rules: RuleSet?
+    /// The admin credential; nil accepts none (except `owner` in emulator mode).
+    public var adminToken: String?
+    /// Verifies user JWTs.
+    public var tokenVerifier: TokenVerifier
 
     public init(
         host: String = "127.0.0.1", port: Int = 9000, dataDirectory: String? = nil,
-        maxBodyBytes: Int = 256 * 1024 * 1024, defaultNamespace: String = "default", emulator: Bool = false
+        maxBodyBytes: Int = 256 * 1024 * 1024, defaultNamespace: String = "default", emulator: Bool = false,
+        rules: RuleSet? = nil, adminToken: String? = nil, tokenVerifier: TokenVerifier = TokenVerifier()
     ) {
         self.host = host
         self.port = port
@@ -24,5 +33,13 @@ public struct ServerConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.defaultNamespace = defaultNamespace
         self.emulator = emulator
+        self.rules = rules
+        self.adminToken = adminToken
+        self.tokenVerifier = tokenVerifier
+    }
+
+    /// The rules of namespaces without their own.
+    public var fallbackRules: RuleSet {
+        rules ?? (emulator ? .allowAll : .denyAll)
     }
 }

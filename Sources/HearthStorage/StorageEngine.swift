@@ -66,6 +66,23 @@ public final class StorageEngine: Sendable {
         return try FileIO.list(directory).filter { FileIO.exists(directory + "/" + $0 + "/MANIFEST") }
     }
 
+    /// The security rules document stored for `namespace` (`<ns>/rules.json`), if any.
+    public func storedRules(namespace: String) throws -> String? {
+        guard let directory else { return nil }
+        let path = directory + "/" + namespace + "/" + StorageFormat.rulesFileName
+        guard FileIO.exists(path) else { return nil }
+        return String(decoding: try FileIO.read(path), as: UTF8.self)
+    }
+
+    /// Stores `namespace`'s rules document durably (temp file, fsync, rename, fsync of the
+    /// directory). The namespace must have been opened. Nothing is stored without a directory.
+    public func storeRules(_ text: String, namespace: String) throws {
+        guard let directory else { return }
+        let namespaceDirectory = directory + "/" + namespace
+        try FileIO.writeAtomically(Array(text.utf8), to: namespaceDirectory + "/" + StorageFormat.rulesFileName,
+            directory: namespaceDirectory)
+    }
+
     /// Takes a snapshot of every open namespace now.
     public func compactAll() throws {
         for store in stores.all { try store.writeSnapshot() }

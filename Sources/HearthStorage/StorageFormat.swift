@@ -11,6 +11,8 @@ enum StorageFormat {
     static let segmentHeaderSize = 24
     /// Record header: payload length (4), CRC-32C of type and payload (4), type (1).
     static let recordHeaderSize = 9
+    /// The namespace's security rules document, as uploaded (`PUT /.settings/rules.json`).
+    static let rulesFileName = "rules.json"
     /// Record type of a change.
     static let changeRecordType: UInt8 = 1
     /// Largest record payload accepted when reading (a write is at most 256 MB of JSON).

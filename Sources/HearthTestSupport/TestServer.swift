@@ -58,12 +58,28 @@ public struct HearthTestClient: Sendable {
     }
 }
 
+extension ServerConfiguration {
+    /// A test server's settings: an ephemeral port and rules that allow everything, so tests
+    /// of the data API need no credentials. Tests of rules and auth set their own.
+    public static func openForTests(maxBodyBytes: Int = 256 * 1024 * 1024) -> ServerConfiguration {
+        ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, rules: .allowAll, adminToken: testAdminToken)
+    }
+
+    /// The admin token of ``openForTests(maxBodyBytes:)``.
+    public static let testAdminToken = "hearth-test-admin-token"
+}
+
+extension HearthTestClient {
+    /// `Authorization: Bearer <admin token>` for servers made with ``ServerConfiguration/openForTests(maxBodyBytes:)``.
+    public static let admin = ["Authorization": "Bearer \(ServerConfiguration.testAdminToken)"]
+}
+
 /// Runs `body` against a fresh in-memory Hearth server.
 ///
 /// - Parameter live: true to run a real server on a loopback port (needed for concurrency and
 ///   connection-level tests); false to call the responder directly (fast).
 public func withTestServer<Value: Sendable>(
-    configuration: ServerConfiguration = ServerConfiguration(port: 0),
+    configuration: ServerConfiguration = .openForTests(),
     live: Bool = false,
     _ body: @Sendable (HearthTestClient) async throws -> Value
 ) async throws -> Value {

@@ -6,6 +6,8 @@ struct Hearth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hearth",
         abstract: "A self-hosted realtime JSON database that speaks Firebase's REST protocol.",
-        subcommands: [Serve.self, Export.self, Import.self, Verify.self, Repair.self, Compact.self]
+        subcommands: [
+            Serve.self, Export.self, Import.self, Verify.self, Repair.self, Compact.self, TokenCommand.self, RulesCommand.self,
+        ]
     )
 }

@@ -45,6 +45,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("in-memory"), help: "Keep data in memory only (nothing is written; a restart starts empty).")
     var inMemory = false
 
+    @OptionGroup(title: "Security rules and authentication (Docs/RULES.md)")
+    var auth: AuthOptions
+
     func validate() throws {
         guard NamespaceRegistry.isValidName(defaultNamespace) else {
             throw ValidationError("--default-namespace must be 1-63 characters of a-z, 0-9, '-' and '_'.")
@@ -61,12 +64,22 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "hearth")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let security: AuthOptions.Loaded
+        do {
+            security = try await auth.load(dataDirectory: inMemory ? nil : dataDirectory, emulator: emulator)
+        } catch {
+            logger.critical("Hearth cannot start: \(error)")
+            throw ExitCode(2)
+        }
         let configuration = ServerConfiguration(
             host: host, port: port, dataDirectory: dataDirectory, maxBodyBytes: maxBodyBytes,
-            defaultNamespace: defaultNamespace, emulator: emulator)
+            defaultNamespace: defaultNamespace, emulator: emulator, rules: security.rules, adminToken: security.adminToken,
+            tokenVerifier: security.verifier)
         if emulator {
-            logger.warning("EMULATOR MODE: 'Authorization: Bearer owner' is accepted as admin. Never expose this server.")
+            logger.warning(
+                "EMULATOR MODE: 'Authorization: Bearer owner' is admin and unsigned tokens are accepted. Never expose this server.")
         }
+        security.announce(logger: logger, emulator: emulator)
         let options = StorageOptions(
             fsync: FsyncPolicy(fsync)!, segmentBytes: segmentBytes, snapshotAfterBytes: snapshotAfterBytes,
             snapshotAfterRecords: snapshotAfterRecords)

@@ -414,8 +414,12 @@ def test_acknowledged_writes_survive_sigkill_under_load(hearth_launcher, tmp_pat
     print(f"crash recovery seed {seed} (HEARTH_CRASH_SEED={seed} to replay); data dir {data_dir}")
 
     clients = [ClientState(f"c{i}") for i in range(CLIENTS)]
+    # Production mode (no --emulator), with rules that let the anonymous clients in: this
+    # test is about durability, not access.
+    open_rules = tmp_path / "open.rules.json"
+    open_rules.write_text('{"rules": {".read": true, ".write": true}}')
     flags = ["--fsync", "always", "--segment-bytes", str(SEGMENT_BYTES),
-             "--snapshot-after-records", str(SNAPSHOT_AFTER_RECORDS)]
+             "--snapshot-after-records", str(SNAPSHOT_AFTER_RECORDS), "--rules", str(open_rules)]
     started = time.monotonic()
     seen_segments: set[str] = set()
     leftover_tmp: set[tuple[str, int]] = set()

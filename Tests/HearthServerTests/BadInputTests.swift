@@ -12,7 +12,7 @@ struct BadInputTests {
         status: Int = 400, message: String? = nil, sourceLocation: SourceLocation = #_sourceLocation,
         _ attempt: @escaping @Sendable (HearthTestClient) async throws -> HTTPResult
     ) async throws {
-        try await withTestServer(configuration: ServerConfiguration(port: 0, maxBodyBytes: 1024)) { client in
+        try await withTestServer(configuration: .openForTests(maxBodyBytes: 1024)) { client in
             _ = try await client.put("/.json", Self.original)
             let response = try await attempt(client)
             #expect(response.status == status, "\(response.body)", sourceLocation: sourceLocation)

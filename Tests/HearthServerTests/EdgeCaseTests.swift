@@ -42,14 +42,14 @@ struct EdgeCaseTests {
 
     @Test func refusedWritesCreateNoNamespace() async throws {
         try await withTestServer { client async throws in
-            #expect(try await client.get("/.inspect/databases.json").body == "[]")
+            #expect(try await client.get("/.inspect/databases.json", headers: HearthTestClient.admin).body == "[]")
             #expect(try await client.put("/x.json?ns=failed", "garbage").status == 400)
             #expect(try await client.delete("/x.json?ns=nothing").status == 200)
             #expect(try await client.delete("/x.json?ns=nothing", headers: ["if-match": "stale"]).status == 412)
             #expect(try await client.patch("/x.json?ns=empty", "{}").status == 200)
-            #expect(try await client.get("/.inspect/databases.json").body == "[]")
+            #expect(try await client.get("/.inspect/databases.json", headers: HearthTestClient.admin).body == "[]")
             #expect(try await client.put("/x.json?ns=made", "1").status == 200)
-            #expect(try await client.get("/.inspect/databases.json").body == #"[{"name":"made"}]"#)
+            #expect(try await client.get("/.inspect/databases.json", headers: HearthTestClient.admin).body == #"[{"name":"made"}]"#)
         }
     }
 

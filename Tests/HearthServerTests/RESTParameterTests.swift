@@ -46,7 +46,7 @@ struct RESTParameterTests {
             for query in [
                 "timeout=3ms", "timeout=3s", "timeout=15min", "writeSizeLimit=tiny", "writeSizeLimit=unlimited",
                 "disableTriggers=true", "ac=token", "format=strict", "auth_variable_override=%7B%22uid%22%3A%22u%22%7D",
-                "ns=default", "auth=x", "access_token=y",
+                "ns=default", "auth=\(ServerConfiguration.testAdminToken)", "access_token=\(ServerConfiguration.testAdminToken)",
             ] {
                 #expect(try await client.get("/a.json?\(query)").status == 200, "\(query)")
             }

@@ -63,7 +63,7 @@ struct ReviewFindingTests {
         try await withTestServer { client async throws in
             #expect(try await client.patch("/x.json?ns=fresh", #"{"a/.priority":true}"#).status == 400)
             #expect(try await client.patch("/x.json?ns=fresh", #"{"a/.priority":{".sv":{"increment":3}}}"#).status == 400)
-            #expect(try await client.get("/.inspect/databases.json").body == "[]")
+            #expect(try await client.get("/.inspect/databases.json", headers: HearthTestClient.admin).body == "[]")
         }
     }
 

@@ -1,0 +1,46 @@
+import Foundation
+
+/// The admin credential: whoever presents it bypasses the rules and may change them.
+public enum AdminToken {
+    /// The file in the data directory that holds a generated token.
+    public static let fileName = "admin-token"
+
+    /// Reads `<dataDirectory>/admin-token`, or creates it (32 random bytes, hex, mode 0600)
+    /// if it does not exist. Returns the token and whether it was just created.
+    public static func loadOrCreate(in dataDirectory: String) throws -> (token: String, created: Bool) {
+        let path = dataDirectory + "/" + fileName
+        if FileManager.default.fileExists(atPath: path) {
+            return (try read(path), false)
+        }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let handle = FileHandle(forWritingAtPath: temporary)
+        else {
+            throw TokenError("Could not create \(temporary).")
+        }
+        try handle.write(contentsOf: Data((token + "\n").utf8))
+        try handle.synchronize()
+        try handle.close()
+        guard rename(temporary, path) == 0 else { throw TokenError("Could not create \(path): \(String(cString: strerror(errno))).") }
+        return (token, true)
+    }
+
+    /// A token from a file: its first line, trimmed. Refuses an empty file.
+    public static func read(_ path: String) throws -> String {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let token = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        guard !token.isEmpty else { throw TokenError("The admin token file \(path) is empty.") }
+        return token
+    }
+
+    /// Compares without stopping at the first difference, so timing reveals nothing.
+    static func matches(_ candidate: String, _ token: String) -> Bool {
+        let a = Array(candidate.utf8), b = Array(token.utf8)
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+}

@@ -1,0 +1,66 @@
+import HTTPTypes
+import HearthCore
+import Hummingbird
+
+/// Who is making a request, as far as the rules are concerned.
+public struct Caller: Sendable {
+    /// The rules are not consulted (admin without `auth_variable_override`).
+    public let bypassesRules: Bool
+    /// The credential is an admin credential (needed for `/.settings/rules.json`), even when
+    /// `auth_variable_override` makes the rules apply.
+    public let isAdmin: Bool
+    /// The `auth` variable: `.null` when anonymous.
+    public let auth: Node
+
+    public static let anonymous = Caller(bypassesRules: false, isAdmin: false, auth: .null)
+    public static let admin = Caller(bypassesRules: true, isAdmin: true, auth: .null)
+}
+
+/// Works out the caller of a request from its credential: `Authorization: Bearer <token>`,
+/// `?auth=<token>` or `?access_token=<token>` (in that order of preference).
+struct CallerResolver: Sendable {
+    let adminToken: String?
+    let emulator: Bool
+    let verifier: TokenVerifier
+
+    func resolve(_ request: Request, options: RequestOptions) async throws -> Caller {
+        var token: String?
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                throw HTTPFailure(.unauthorized, "Unsupported Authorization header; use 'Authorization: Bearer <token>'.")
+            }
+            token = parts[1].trimmingCharacters(in: .whitespaces)
+        }
+        token = token ?? options.auth ?? options.accessToken
+        guard let token, !token.isEmpty else { return .anonymous }
+        let isAdmin = (adminToken.map { AdminToken.matches(token, $0) } ?? false) || (emulator && token == "owner")
+        if isAdmin {
+            guard let override = options.authVariableOverride else { return .admin }
+            return Caller(bypassesRules: false, isAdmin: true, auth: try CallerResolver.parseOverride(override))
+        }
+        let identity: VerifiedIdentity
+        do {
+            identity = try await verifier.verify(token)
+        } catch {
+            throw HTTPFailure(.unauthorized, error.message)
+        }
+        if identity.isAdmin { return .admin }
+        // auth_variable_override is an admin's tool; anyone else keeps their own identity.
+        return Caller(bypassesRules: false, isAdmin: false, auth: identity.auth)
+    }
+
+    /// `auth_variable_override=<json>`: an object, or `null` for anonymous.
+    static func parseOverride(_ text: String) throws -> Node {
+        let node: Node
+        do {
+            node = try JSONParser.parse(Array(text.utf8)).node
+        } catch {
+            throw DataError("Invalid auth_variable_override: \(error.message)")
+        }
+        switch node.withoutPriority {
+        case .null, .object: return node.withoutPriority
+        default: throw DataError("Invalid auth_variable_override: it must be a JSON object or null.")
+        }
+    }
+}

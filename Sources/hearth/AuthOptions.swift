@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import HearthCore
+import HearthServer
+import Logging
+
+/// `hearth serve`'s rules and credential flags.
+struct AuthOptions: ParsableArguments {
+    @Option(name: .customLong("rules"), help: "Rules file (database.rules.json syntax) for namespaces without uploaded rules.")
+    var rulesFile: String?
+
+    @Option(name: .customLong("admin-token"), help: "The admin token (prefer --admin-token-file: arguments show in ps).")
+    var adminToken: String?
+
+    @Option(name: .customLong("admin-token-file"), help: "File holding the admin token. Default: <data-dir>/admin-token, generated (0600) on first start.")
+    var adminTokenFile: String?
+
+    @Option(name: .customLong("jwt-secret-file"), help: "File holding an HS256 secret for user JWTs (repeatable).")
+    var jwtSecretFiles: [String] = []
+
+    @Option(name: .customLong("jwt-public-key"), help: "PEM public key or certificate for RS256/ES256 user JWTs (repeatable).")
+    var jwtPublicKeys: [String] = []
+
+    @Option(name: .customLong("jwks-file"), help: "JWKS file with keys for RS256/ES256 user JWTs (tokens name a key with kid).")
+    var jwksFile: String?
+
+    @Option(name: .customLong("jwt-issuer"), help: "Require this iss claim in user JWTs.")
+    var jwtIssuer: String?
+
+    @Option(name: .customLong("jwt-audience"), help: "Require this aud claim in user JWTs.")
+    var jwtAudience: String?
+
+    @Option(name: .customLong("jwt-leeway"), help: "Seconds of clock skew allowed for exp and nbf.")
+    var jwtLeeway = 60
+
+    func validate() throws {
+        guard jwtLeeway >= 0 else { throw ValidationError("--jwt-leeway must not be negative.") }
+        guard adminToken == nil || adminTokenFile == nil else {
+            throw ValidationError("Give --admin-token or --admin-token-file, not both.")
+        }
+        if let adminToken, adminToken.count < 16 {
+            throw ValidationError("--admin-token must be at least 16 characters.")
+        }
+    }
+
+    /// What the flags resolve to.
+    struct Loaded {
+        let rules: RuleSet?
+        let rulesFile: String?
+        let adminToken: String
+        /// Where the admin token lives, and whether it was created just now.
+        let adminTokenSource: String
+        let adminTokenCreated: Bool
+        let verifier: TokenVerifier
+
+        /// Says which rules are in force and where the admin token is; prints a new token once.
+        func announce(logger: Logger, emulator: Bool) {
+            if let rulesFile {
+                logger.info("security rules from \(rulesFile) apply to namespaces without uploaded rules")
+            } else if emulator {
+                logger.info("no --rules: namespaces without uploaded rules allow every read and write (emulator mode)")
+            } else {
+                logger.notice("no --rules: namespaces without uploaded rules deny every read and write except the admin's")
+            }
+            if adminTokenCreated {
+                // Printed once, on the terminal, never logged.
+                let notice = "Generated an admin token in \(adminTokenSource) (mode 0600):\n  \(adminToken)\n"
+                FileHandle.standardOutput.write(Data(notice.utf8))
+            } else {
+                logger.info("admin token: \(adminTokenSource)")
+            }
+        }
+    }
+
+    func load(dataDirectory: String?, emulator: Bool) async throws -> Loaded {
+        var rules: RuleSet?
+        if let rulesFile {
+            guard let data = FileManager.default.contents(atPath: rulesFile), let text = String(data: data, encoding: .utf8) else {
+                throw ValidationError("Cannot read the rules file \(rulesFile).")
+            }
+            do {
+                rules = try RuleSet.parse(text)
+            } catch {
+                throw ValidationError("Invalid rules in \(rulesFile): \(error)")
+            }
+        }
+        let token: String
+        let source: String
+        var created = false
+        if let adminToken {
+            token = adminToken
+            source = "--admin-token"
+        } else if let adminTokenFile {
+            token = try AdminToken.read(adminTokenFile)
+            source = adminTokenFile
+        } else if let dataDirectory {
+            (token, created) = try AdminToken.loadOrCreate(in: dataDirectory)
+            source = dataDirectory + "/" + AdminToken.fileName
+        } else {
+            token = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+            created = true
+            source = "memory (in-memory server; it changes at every start)"
+        }
+        var options = TokenVerifier.Options()
+        options.hmacSecrets = try jwtSecretFiles.map(SecretFile.read)
+        options.publicKeysPEM = try jwtPublicKeys.map { path in
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("Cannot read \(path).") }
+            return text
+        }
+        if let jwksFile {
+            guard let text = try? String(contentsOfFile: jwksFile, encoding: .utf8) else { throw ValidationError("Cannot read \(jwksFile).") }
+            options.jwksJSON = text
+        }
+        options.issuer = jwtIssuer
+        options.audience = jwtAudience
+        options.leewaySeconds = jwtLeeway
+        options.acceptUnsigned = emulator
+        let verifier = try await TokenVerifier(options: options)
+        return Loaded(
+            rules: rules, rulesFile: rulesFile, adminToken: token, adminTokenSource: source, adminTokenCreated: created,
+            verifier: verifier)
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import HearthCore
+import HearthServer
+
+/// `hearth token`: mints an HS256 JWT for testing rules.
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Print an HS256 JWT for a user, signed with a secret that 'hearth serve --jwt-secret-file' trusts.")
+
+    @Option(help: "The user id (uid and sub claims; auth.uid in rules).")
+    var uid: String
+
+    @Option(name: .customLong("claim"), help: "An extra claim key=value (repeatable); the value is JSON if it parses, else a string.")
+    var claims: [String] = []
+
+    @Option(name: .customLong("secret-file"), help: "File holding the HS256 secret (a trailing newline is ignored).")
+    var secretFile: String
+
+    @Option(name: .customLong("expires-in"), help: "Seconds until the token expires.")
+    var expiresIn = 3600
+
+    @Option(help: "The iss claim.")
+    var issuer: String?
+
+    @Option(help: "The aud claim.")
+    var audience: String?
+
+    func validate() throws {
+        guard !uid.isEmpty else { throw ValidationError("--uid must not be empty.") }
+        guard expiresIn > 0 else { throw ValidationError("--expires-in must be positive.") }
+    }
+
+    func run() async throws {
+        var parsed: [String: Node] = [:]
+        for claim in claims {
+            guard let equals = claim.firstIndex(of: "="), equals != claim.startIndex else {
+                throw ValidationError("--claim \(claim): use key=value.")
+            }
+            let key = String(claim[..<equals])
+            let text = String(claim[claim.index(after: equals)...])
+            parsed[key] = (try? JSONParser.parse(Array(text.utf8)).node) ?? .string(text)
+        }
+        let secret = try SecretFile.read(secretFile)
+        print(try await TokenMinter.hs256(
+            uid: uid, claims: parsed, secret: secret, lifetime: expiresIn, issuer: issuer, audience: audience))
+    }
+}
+
+/// Reads secret files: the bytes, without a trailing newline.
+enum SecretFile {
+    static func read(_ path: String) throws -> [UInt8] {
+        guard var bytes = FileManager.default.contents(atPath: path).map(Array.init) else {
+            throw ValidationError("Cannot read \(path).")
+        }
+        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
+        guard !bytes.isEmpty else { throw ValidationError("\(path) is empty.") }
+        return bytes
+    }
+}

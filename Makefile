@@ -12,9 +12,12 @@ APT_PACKAGES := zlib1g-dev libssl-dev python3-venv curl wrk redis-server
 
 .PHONY: run test build release deps system-deps python-deps compat bench clean
 
-## Build in release mode and start the server on $(HOST):$(PORT) with data in $(DATA_DIR).
+RULES        ?= Examples/factory-webhooks/database.rules.json
+
+## Build in release mode and start the server on $(HOST):$(PORT) with data in $(DATA_DIR),
+## under the factory-webhook rules (anonymous writes; reads need a token or the admin token).
 run: system-deps release
-	.build/release/hearth serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+	.build/release/hearth serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --rules $(RULES)
 
 ## Build once (debug, with tests) and run every test: Swift unit and HTTP tests, then the
 ## Python compatibility suite against a live server.

@@ -243,6 +243,12 @@ def hearth_server(pytestconfig, tmp_path_factory) -> Iterator[HearthServer]:
                         f"--- stderr ---\n{server.stderr_tail()}", pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def hearth_binary(pytestconfig) -> Path:
+    """The `hearth` executable under test (`--hearth-binary`), for tests of its subcommands."""
+    return _resolve_binary(pytestconfig)
+
+
 @pytest.fixture
 def hearth_launcher(pytestconfig) -> Iterator[Callable[..., HearthServer]]:
     """A function that starts extra `hearth serve` processes for one test.

@@ -1,7 +1,8 @@
 /// Evaluates compiled expressions against one context. Any runtime error throws a
-/// ``RuleFailure``; the rule then counts as false.
-struct RuleEvaluation {
-    let context: RuleContext
+/// ``RuleFailure``; the rule then counts as false. (An extension of the context, so the
+/// context is borrowed, never copied, while a rule runs.)
+extension RuleContext {
+    var context: RuleContext { _read { yield self } }
 
     func fail(_ reason: String) -> RuleFailure { RuleFailure(reason) }
 
@@ -180,13 +181,13 @@ struct RuleEvaluation {
             }
             strings.append(text)
         }
+        // Like JavaScript, these compare UTF-16 code units, not Swift's Characters.
         switch method {
-        case .contains: return .bool(strings[0].isEmpty || string.contains(strings[0]))
-        case .beginsWith: return .bool(string.hasPrefix(strings[0]))
-        case .endsWith: return .bool(string.hasSuffix(strings[0]))
+        case .contains: return .bool(RuleValue.firstRange(of: Array(strings[0].utf16), in: Array(string.utf16)) != nil)
+        case .beginsWith: return .bool(string.utf16.starts(with: strings[0].utf16))
+        case .endsWith: return .bool(string.utf16.reversed().starts(with: strings[0].utf16.reversed()))
         case .replace:
-            guard !strings[0].isEmpty else { return .string(string) }
-            return .string(string.replacing(strings[0], with: strings[1]))
+            return .string(RuleValue.replacingAll(Array(strings[0].utf16), with: strings[1], in: string))
         case .toLowerCase: return .string(string.lowercased())
         case .toUpperCase: return .string(string.uppercased())
         case .matches: throw fail("matches() needs a regular expression")
@@ -240,6 +241,36 @@ struct RuleEvaluation {
 }
 
 extension RuleValue {
+    /// Where `needle` first occurs in `haystack` (UTF-16 units); an empty needle is at 0.
+    static func firstRange(of needle: [UInt16], in haystack: [UInt16], from start: Int = 0) -> Range<Int>? {
+        guard !needle.isEmpty else { return start..<start }
+        guard needle.count <= haystack.count - start else { return nil }
+        var index = start
+        while index + needle.count <= haystack.count {
+            if haystack[index] == needle[0], haystack[index..<(index + needle.count)].elementsEqual(needle) {
+                return index..<(index + needle.count)
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Every occurrence of `needle` replaced (an empty needle changes nothing).
+    static func replacingAll(_ needle: [UInt16], with replacement: String, in string: String) -> String {
+        guard !needle.isEmpty else { return string }
+        let units = Array(string.utf16)
+        var result: [UInt16] = []
+        result.reserveCapacity(units.count)
+        var index = 0
+        while let found = firstRange(of: needle, in: units, from: index) {
+            result += units[index..<found.lowerBound]
+            result += replacement.utf16
+            index = found.upperBound
+        }
+        result += units[index...]
+        return String(decoding: result, as: UTF16.self)
+    }
+
     /// `===` without type coercion. Objects, snapshots and arrays are never equal to anything.
     static func strictlyEqual(_ left: RuleValue, _ right: RuleValue) -> Bool {
         switch (left, right) {
@@ -251,19 +282,45 @@ extension RuleValue {
         }
     }
 
-    /// A number as JavaScript's `String(n)` writes it: `1`, `0.5`, `NaN`, `1e+21`.
+    /// A number as JavaScript's `String(n)` writes it: `1`, `0.5`, `1e-7`, `100000000000000000000`,
+    /// `1e+21`, `NaN` (ECMAScript's Number::toString, from Swift's shortest round-trip digits).
     static func javaScriptString(_ number: Double) -> String {
         if number.isNaN { return "NaN" }
         if number.isInfinite { return number < 0 ? "-Infinity" : "Infinity" }
-        if number == number.rounded(), abs(number) < 1e21 { return String(Int64(number)) }
-        var text = "\(number)"
-        // Swift writes exponents as e-07 / e+25; JavaScript as e-7 / e+25.
-        if let e = text.firstIndex(of: "e") {
-            var exponent = String(text[text.index(after: e)...])
-            let sign = exponent.first == "-" ? "-" : "+"
-            exponent = String(exponent.drop { $0 == "-" || $0 == "+" || $0 == "0" })
-            text = String(text[..<e]) + "e" + sign + exponent
+        if number == 0 { return "0" }
+        let sign = number < 0 ? "-" : ""
+        // Swift writes the shortest digits that round-trip, as "123.45", "1e-05" or "1.5e+20".
+        let text = "\(abs(number))"
+        var mantissa = Substring(text)
+        var exponent = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            exponent = Int(text[text.index(after: e)...]) ?? 0
+            mantissa = text[..<e]
         }
-        return text
+        let pieces = mantissa.split(separator: ".", omittingEmptySubsequences: false)
+        var digits = Array(pieces[0].utf8)
+        var point = digits.count + exponent  // the decimal point follows this many digits
+        if pieces.count > 1 { digits += pieces[1].utf8 }
+        while digits.count > 1, digits.first == UInt8(ascii: "0") {
+            digits.removeFirst()
+            point -= 1
+        }
+        while digits.count > 1, digits.last == UInt8(ascii: "0") { digits.removeLast() }
+        let k = digits.count
+        let body = String(decoding: digits, as: UTF8.self)
+        if k <= point && point <= 21 {
+            return sign + body + String(repeating: "0", count: point - k)
+        }
+        if 0 < point && point <= 21 {
+            let split = body.index(body.startIndex, offsetBy: point)
+            return sign + body[..<split] + "." + body[split...]
+        }
+        if -6 < point && point <= 0 {
+            return sign + "0." + String(repeating: "0", count: -point) + body
+        }
+        let e = point - 1
+        let exponentText = (e < 0 ? "e-" : "e+") + String(abs(e))
+        guard k > 1 else { return sign + body + exponentText }
+        return sign + body.prefix(1) + "." + body.dropFirst() + exponentText
     }
 }

@@ -37,14 +37,14 @@ public struct RuleExpression: Sendable {
     /// method called on null, arithmetic on a string, `parent()` at the root, a non-boolean
     /// result...), which Firebase treats as a denial.
     public func evaluate(_ context: RuleContext) -> Bool? {
-        guard case .bool(let value)? = try? RuleEvaluation(context: context).evaluate(body) else { return nil }
+        guard case .bool(let value)? = try? context.evaluate(body) else { return nil }
         return value
     }
 
     /// Like ``evaluate(_:)``, but says why evaluation failed.
     public func evaluateExplained(_ context: RuleContext) -> Result<Bool, RuleFailure> {
         do {
-            let value = try RuleEvaluation(context: context).evaluate(body)
+            let value = try context.evaluate(body)
             guard case .bool(let result) = value else {
                 return .failure(RuleFailure("the rule evaluated to a \(value.typeName), not a boolean"))
             }

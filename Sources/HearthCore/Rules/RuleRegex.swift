@@ -1,11 +1,14 @@
 /// A regular expression in the subset Firebase's rules accept, compiled once when the rules
 /// are loaded, and matched like JavaScript's `RegExp.test`: anywhere in the string unless
-/// anchored with `^` (only at the very start) or `$` (only at the very end).
+/// anchored. `^` may only open the pattern and `$` only close it (in JavaScript's reading,
+/// `^a|b$` is `(^a)|(b$)`).
 ///
-/// Supported: literals and escapes, `.`, `\d \w \s \D \W \S`, `[...]` and `[^...]` with ranges,
-/// groups `(...)`, alternation `|` (no empty alternatives), quantifiers `* + ? {n} {n,} {n,m}`.
-/// The only flag is `i`. Matching backtracks with a step budget, so a pathological pattern
-/// fails the rule instead of stalling the server.
+/// Supported: literals and escapes, `.`, `\d \w \s \D \W \S`, `[...]` and `[^...]` with ranges
+/// and class escapes, groups `(...)`, alternation `|` (no empty alternatives), quantifiers
+/// `* + ? {n} {n,} {n,m}` (greedy). The only flag is `i`. Matching backtracks with a step budget
+/// and a depth limit, so a pathological pattern or subject fails the rule instead of stalling
+/// or crashing the server; a repeated single character (`[a-z]+`) loops instead of recursing,
+/// so long subjects are fine.
 public struct RuleRegex: Sendable {
     indirect enum Element: Sendable {
         case scalar(Unicode.Scalar)
@@ -13,32 +16,57 @@ public struct RuleRegex: Sendable {
         case set(ScalarClass)
         case group([[Element]])
         case repeated(Element, min: Int, max: Int?)
+        /// `^` at the start of the pattern.
+        case start
+        /// `$` at the end of the pattern.
+        case end
+
+        /// True for elements that match exactly one scalar.
+        var isSingleScalar: Bool {
+            switch self {
+            case .scalar, .any, .set: return true
+            default: return false
+            }
+        }
     }
 
-    /// A character class: ranges and class escapes, possibly negated.
+    /// A character class: a union of ranges and (possibly negated) class escapes, possibly
+    /// negated as a whole.
     struct ScalarClass: Sendable {
-        var ranges: [ClosedRange<UInt32>] = []
+        struct Part: Sendable {
+            var ranges: [ClosedRange<UInt32>]
+            var negated: Bool
+        }
+
+        var parts: [Part] = []
         var negated = false
 
+        init(parts: [Part] = [], negated: Bool = false) {
+            self.parts = parts
+            self.negated = negated
+        }
+
         func contains(_ scalar: Unicode.Scalar, ignoringCase: Bool) -> Bool {
-            var found = ranges.contains { $0.contains(scalar.value) }
+            var found = parts.contains { $0.contains(scalar.value) }
             if !found, ignoringCase {
-                let lower = RuleRegex.fold(scalar), upper = RuleRegex.upper(scalar)
-                found = ranges.contains { $0.contains(lower.value) || $0.contains(upper.value) }
+                let lower = RuleRegex.fold(scalar).value, upper = RuleRegex.upper(scalar).value
+                found = parts.contains { $0.contains(lower) || $0.contains(upper) }
             }
             return found != negated
         }
     }
 
     let alternatives: [[Element]]
-    let anchoredStart: Bool
-    let anchoredEnd: Bool
     let ignoreCase: Bool
+    /// Only a match from the first scalar can succeed (`^...` with no top-level `|`).
+    let anchoredAtStart: Bool
     /// The pattern as written, for messages.
     public let pattern: String
 
     /// Most backtracking steps one match may take before the rule fails.
-    static let stepBudget = 200_000
+    static let stepBudget = 1_000_000
+    /// Deepest recursion one match may use (groups repeated many times) before the rule fails.
+    static let depthLimit = 1_000
 
     /// Compiles `/pattern/flags`; throws for anything outside Firebase's subset.
     public init(pattern: String, flags: String) throws(RuleError) {
@@ -47,40 +75,27 @@ public struct RuleRegex: Sendable {
         }
         self.pattern = pattern
         ignoreCase = flags == "i"
-        var scalars = Array(pattern.unicodeScalars)
-        anchoredStart = scalars.first == "^"
-        if anchoredStart { scalars.removeFirst() }
-        // A `$` at the very end anchors unless it is escaped (an odd run of backslashes before it).
-        var endsWithDollar = scalars.last == "$"
-        if endsWithDollar {
-            var backslashes = 0
-            var index = scalars.count - 2
-            while index >= 0, scalars[index] == "\\" {
-                backslashes += 1
-                index -= 1
-            }
-            endsWithDollar = backslashes % 2 == 0
-        }
-        anchoredEnd = endsWithDollar
-        if anchoredEnd { scalars.removeLast() }
+        let scalars = Array(pattern.unicodeScalars)
         var parser = RegexParser(scalars: scalars, pattern: pattern)
         alternatives = try parser.parseAlternatives(depth: 0)
         guard parser.index == scalars.count else {
             throw RuleError("Invalid regular expression /\(pattern)/: unbalanced ')'.")
         }
+        if alternatives.count == 1, case .start? = alternatives[0].first {
+            anchoredAtStart = true
+        } else {
+            anchoredAtStart = false
+        }
     }
 
-    /// True if the pattern matches somewhere in `string` (respecting anchors). Nil when the
-    /// match ran out of its step budget.
+    /// True if the pattern matches somewhere in `string`. Nil when the match ran out of its
+    /// step budget or depth limit.
     public func matches(_ string: String) -> Bool? {
         let scalars = Array(string.unicodeScalars)
         var matcher = Matcher(regex: self, scalars: scalars)
-        let lastStart = anchoredStart ? 0 : scalars.count
-        let anchoredEnd = self.anchoredEnd
+        let lastStart = anchoredAtStart ? 0 : scalars.count
         for start in 0...lastStart {
-            let found = matcher.matchAlternatives(alternatives, at: start) { end, _ in
-                !anchoredEnd || end == scalars.count
-            }
+            let found = matcher.matchAlternatives(alternatives, at: start) { _, _ in true }
             if matcher.exhausted { return nil }
             if found { return true }
         }
@@ -102,7 +117,13 @@ public struct RuleRegex: Sendable {
     }
 }
 
-/// Parses the body of a pattern (anchors already removed) into elements.
+extension RuleRegex.ScalarClass.Part {
+    func contains(_ value: UInt32) -> Bool {
+        ranges.contains { $0.contains(value) } != negated
+    }
+}
+
+/// Parses a pattern into elements.
 struct RegexParser {
     let scalars: [Unicode.Scalar]
     let pattern: String
@@ -133,11 +154,14 @@ struct RegexParser {
                 return alternatives
             default:
                 let atom = try parseAtom(depth: depth)
-                sequence.append(try parseQuantifier(on: atom))
+                switch atom {
+                case .start, .end: sequence.append(atom)
+                default: sequence.append(try parseQuantifier(on: atom))
+                }
             }
         }
         guard depth == 0 else { throw error("missing ')'") }
-        // An empty pattern (`/^$/`) is fine; an empty last alternative (`/a|/`) is not.
+        // An empty pattern (`/^$/` is `^` then `$`) is fine; an empty last alternative (`/a|/`) is not.
         guard !sequence.isEmpty || alternatives.isEmpty else { throw error("empty alternatives are not supported") }
         alternatives.append(sequence)
         return alternatives
@@ -147,8 +171,12 @@ struct RegexParser {
         let scalar = scalars[index]
         index += 1
         switch scalar {
-        case "^": throw error("'^' is only allowed at the very start")
-        case "$": throw error("'$' is only allowed at the very end")
+        case "^":
+            guard index == 1 else { throw error("'^' is only allowed at the very start") }
+            return .start
+        case "$":
+            guard index == scalars.count, depth == 0 else { throw error("'$' is only allowed at the very end") }
+            return .end
         case "*", "+", "?", "{": throw error("nothing to repeat before '\(scalar)'")
         case ".": return .any
         case "(":
@@ -188,7 +216,7 @@ struct RegexParser {
             return atom
         }
         if let next = current, next == "*" || next == "+" || next == "?" || next == "{" {
-            throw error("a quantifier cannot follow another quantifier")
+            throw error("a quantifier cannot follow another quantifier (lazy quantifiers are not supported)")
         }
         return element
     }
@@ -212,7 +240,7 @@ struct RegexParser {
         guard let scalar = current else { throw error("a pattern cannot end with '\\'") }
         index += 1
         func set(_ ranges: [ClosedRange<UInt32>], negated: Bool) -> (RuleRegex.Element, Unicode.Scalar?) {
-            (.set(RuleRegex.ScalarClass(ranges: ranges, negated: negated)), nil)
+            (.set(RuleRegex.ScalarClass(parts: [.init(ranges: ranges, negated: negated)])), nil)
         }
         switch scalar {
         case "d": return set(RegexParser.digits, negated: false)
@@ -240,6 +268,7 @@ struct RegexParser {
 
     mutating func parseClass() throws(RuleError) -> RuleRegex.ScalarClass {
         var result = RuleRegex.ScalarClass()
+        var ranges: [ClosedRange<UInt32>] = []
         if current == "^" {
             result.negated = true
             index += 1
@@ -249,6 +278,7 @@ struct RegexParser {
             guard let scalar = current else { throw error("missing ']'") }
             if scalar == "]" && !first {
                 index += 1
+                result.parts.append(.init(ranges: ranges, negated: false))
                 return result
             }
             first = false
@@ -257,10 +287,7 @@ struct RegexParser {
             if scalar == "\\" {
                 let escape = try parseEscape(inClass: true)
                 guard let literal = escape.scalar else {
-                    if case .set(let inner) = escape.element {
-                        guard !inner.negated else { throw error("negated class escapes inside [...] are not supported") }
-                        result.ranges += inner.ranges
-                    }
+                    if case .set(let inner) = escape.element { result.parts += inner.parts }
                     continue
                 }
                 low = literal
@@ -276,9 +303,9 @@ struct RegexParser {
                     high = literal
                 }
                 guard low.value <= high.value else { throw error("range \(low)-\(high) is out of order") }
-                result.ranges.append(low.value...high.value)
+                ranges.append(low.value...high.value)
             } else {
-                result.ranges.append(low.value...low.value)
+                ranges.append(low.value...low.value)
             }
         }
     }
@@ -292,13 +319,15 @@ struct Matcher {
     let regex: RuleRegex
     let scalars: [Unicode.Scalar]
     var steps = 0
+    var depth = 0
+    var tooDeep = false
 
     init(regex: RuleRegex, scalars: [Unicode.Scalar]) {
         self.regex = regex
         self.scalars = scalars
     }
 
-    var exhausted: Bool { steps > RuleRegex.stepBudget }
+    var exhausted: Bool { steps > RuleRegex.stepBudget || tooDeep }
 
     mutating func matchAlternatives(_ alternatives: [[RuleRegex.Element]], at index: Int, then: Continuation) -> Bool {
         for sequence in alternatives {
@@ -313,15 +342,61 @@ struct Matcher {
         guard !exhausted else { return false }
         guard let first = sequence.first else { return then(index, &self) }
         let rest = sequence.dropFirst()
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= RuleRegex.depthLimit else {
+            tooDeep = true
+            return false
+        }
         return matchOne(first, at: index) { end, matcher in matcher.matchSequence(rest, at: end, then: then) }
     }
 
-    /// Greedy repetition: as many as possible, then fewer.
+    /// True if the single-scalar element matches the scalar at `index`.
+    func matchesScalar(_ element: RuleRegex.Element, at index: Int) -> Bool {
+        guard index < scalars.count else { return false }
+        let actual = scalars[index]
+        switch element {
+        case .scalar(let expected):
+            return regex.ignoreCase ? RuleRegex.fold(actual) == RuleRegex.fold(expected) : actual == expected
+        case .any:
+            return actual != "\n" && actual != "\r" && actual != "\u{2028}" && actual != "\u{2029}"
+        case .set(let set):
+            return set.contains(actual, ignoringCase: regex.ignoreCase)
+        default:
+            return false
+        }
+    }
+
+    /// Greedy repetition of one scalar: count how far it reaches in a loop, then hand each
+    /// end, longest first, to the continuation. No recursion per scalar.
+    mutating func matchScalarRepeat(_ element: RuleRegex.Element, min: Int, max: Int?, at index: Int, then: Continuation) -> Bool {
+        var end = index
+        let limit = max.map { index + $0 } ?? Int.max
+        // The scan is a tight loop; only the attempts to go on from an end count as steps.
+        while end < limit, matchesScalar(element, at: end) { end += 1 }
+        guard end - index >= min else { return false }
+        var candidate = end
+        while candidate >= index + min {
+            steps += 1
+            if exhausted { return false }
+            if then(candidate, &self) { return true }
+            candidate -= 1
+        }
+        return false
+    }
+
+    /// Greedy repetition of a group: as many as possible, then fewer.
     mutating func matchRepeat(
         _ element: RuleRegex.Element, min: Int, max: Int?, count: Int, at index: Int, then: Continuation
     ) -> Bool {
         steps += 1
         guard !exhausted else { return false }
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= RuleRegex.depthLimit else {
+            tooDeep = true
+            return false
+        }
         if max.map({ count < $0 }) ?? true {
             let matched = matchOne(element, at: index) { end, matcher in
                 // An iteration that consumed nothing cannot make progress.
@@ -336,22 +411,16 @@ struct Matcher {
     /// Matches one element at `index`, handing each possible end to `then`.
     mutating func matchOne(_ element: RuleRegex.Element, at index: Int, then: Continuation) -> Bool {
         switch element {
-        case .scalar(let expected):
-            guard index < scalars.count else { return false }
-            let actual = scalars[index]
-            let equal = regex.ignoreCase ? RuleRegex.fold(actual) == RuleRegex.fold(expected) : actual == expected
-            return equal && then(index + 1, &self)
-        case .any:
-            guard index < scalars.count, scalars[index] != "\n", scalars[index] != "\r",
-                scalars[index] != "\u{2028}", scalars[index] != "\u{2029}"
-            else { return false }
-            return then(index + 1, &self)
-        case .set(let set):
-            guard index < scalars.count, set.contains(scalars[index], ignoringCase: regex.ignoreCase) else { return false }
-            return then(index + 1, &self)
+        case .scalar, .any, .set:
+            return matchesScalar(element, at: index) && then(index + 1, &self)
+        case .start:
+            return index == 0 && then(index, &self)
+        case .end:
+            return index == scalars.count && then(index, &self)
         case .group(let alternatives):
             return matchAlternatives(alternatives, at: index, then: then)
         case .repeated(let inner, let min, let max):
+            if inner.isSingleScalar { return matchScalarRepeat(inner, min: min, max: max, at: index, then: then) }
             return matchRepeat(inner, min: min, max: max, count: 0, at: index, then: then)
         }
     }

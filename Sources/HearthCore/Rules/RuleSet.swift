@@ -152,12 +152,13 @@ enum RuleSetCompiler {
         switch value {
         case .bool(let constant, _):
             return .constant(constant)
-        case .string(let source, let start):
+        case .string(let source, let start, let columns):
             do {
                 return .expression(try RuleExpression.compile(source, kind: kind, wildcards: wildcards))
             } catch {
-                // Expression positions are within the string; place them in the document.
-                let column = start.column + (error.position?.column ?? 1) - 1
+                // Expression positions are scalar offsets within the string; place them in the document.
+                let offset = (error.position?.column ?? 1) - 1
+                let column = offset < columns.count ? columns[offset] : (columns.last.map { $0 + 1 } ?? start.column)
                 throw RuleError("\(error.message) (in the \(kind.rawValue) rule at \(location): \"\(source)\")",
                     at: SourcePosition(line: start.line, column: column))
             }
@@ -169,12 +170,12 @@ enum RuleSetCompiler {
 
     static func indexes(_ value: RulesJSON, location: String) throws(RuleError) -> [String] {
         switch value {
-        case .string(let name, _):
+        case .string(let name, _, _):
             return [name]
         case .array(let elements, _):
             var names: [String] = []
             for element in elements {
-                guard case .string(let name, _) = element else {
+                guard case .string(let name, _, _) = element else {
                     throw RuleError(".indexOn at \(location) must list strings, not \(element.typeName).", at: element.position)
                 }
                 names.append(name)
@@ -193,7 +194,7 @@ enum RuleSetCompiler {
         case .number(let value, _):
             if value == value.rounded(), abs(value) < 9e15 { return String(Int64(value)) }
             return "\(value)"
-        case .string(let value, _): return quoted(value)
+        case .string(let value, _, _): return quoted(value)
         case .array(let elements, _):
             guard !elements.isEmpty else { return "[]" }
             let inner = indent + "  "

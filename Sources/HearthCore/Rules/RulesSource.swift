@@ -33,15 +33,16 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
 indirect enum RulesJSON {
     case object([(key: String, keyPosition: SourcePosition, value: RulesJSON)], SourcePosition)
     case array([RulesJSON], SourcePosition)
-    /// A string, with the position of the character after its opening quote.
-    case string(String, SourcePosition)
+    /// A string, with the position of the character after its opening quote and the
+    /// document column of each of its Unicode scalars (escapes take several columns).
+    case string(String, SourcePosition, columns: [Int])
     case number(Double, SourcePosition)
     case bool(Bool, SourcePosition)
     case null(SourcePosition)
 
     var position: SourcePosition {
         switch self {
-        case .object(_, let position), .array(_, let position), .string(_, let position),
+        case .object(_, let position), .array(_, let position), .string(_, let position, _),
             .number(_, let position), .bool(_, let position), .null(let position):
             return position
         }
@@ -137,8 +138,8 @@ struct RulesJSONParser {
         case "{": return try object()
         case "[": return try array()
         case "\"":
-            let (text, textStart) = try string()
-            return .string(text, textStart)
+            let (text, textStart, columns) = try string()
+            return .string(text, textStart, columns: columns)
         case "t": try word("true"); return .bool(true, start)
         case "f": try word("false"); return .bool(false, start)
         case "n": try word("null"); return .null(start)
@@ -166,17 +167,20 @@ struct RulesJSONParser {
         return .number(number, start)
     }
 
-    mutating func string() throws(RuleError) -> (String, SourcePosition) {
+    mutating func string() throws(RuleError) -> (String, SourcePosition, [Int]) {
         let start = position
         advance()  // opening quote
         let textStart = position
         var text = String.UnicodeScalarView()
+        var columns: [Int] = []
         while true {
             guard let scalar = current else { throw RuleError("Unterminated string.", at: start) }
+            columns.append(column)
             advance()
             switch scalar {
             case "\"":
-                return (String(text), textStart)
+                columns.removeLast()
+                return (String(text), textStart, columns)
             case "\\":
                 guard let escaped = current else { throw RuleError("Unterminated string.", at: start) }
                 advance()
@@ -237,7 +241,7 @@ struct RulesJSONParser {
             try skipSpace()
             let keyPosition = position
             guard current == "\"" else { throw RuleError("Expected a quoted key.", at: keyPosition) }
-            let (key, _) = try string()
+            let (key, _, _) = try string()
             guard seen.insert(key).inserted else { throw RuleError("Duplicate key \"\(key)\".", at: keyPosition) }
             try expect(":", "':' after a key")
             let value = try value()

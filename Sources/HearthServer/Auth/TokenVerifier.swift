@@ -51,6 +51,9 @@ public struct TokenVerifier: Sendable {
     let options: Options
     let keys: [Key]
     let jwks: JWTKeyCollection?
+    /// The `kid`s of the JWKS keys (the collection would fall back to a default key for an
+    /// unknown `kid`; Hearth refuses such a token instead).
+    let jwksKids: Set<String>
 
     /// Loads the keys; throws with a message that names the key that could not be read.
     public init(options: Options) async throws {
@@ -70,8 +73,16 @@ public struct TokenVerifier: Sendable {
             } catch {
                 throw TokenError("The JWKS document could not be read: \(error)")
             }
+            var kids: Set<String> = []
+            let document = (try? JSONParser.parse(Array(jwksJSON.utf8)).node) ?? .null
+            for entry in document.child("keys").children {
+                if case .string(let kid) = entry.value.child("kid") { kids.insert(kid) }
+            }
+            guard !kids.isEmpty else { throw TokenError("The JWKS document has no keys with a kid.") }
+            jwksKids = kids
         } else {
             jwks = nil
+            jwksKids = []
         }
     }
 
@@ -80,6 +91,7 @@ public struct TokenVerifier: Sendable {
         options = Options()
         keys = []
         jwks = nil
+        jwksKids = []
     }
 
     static func publicKey(_ pem: String, number: Int) async throws -> Key {
@@ -128,8 +140,8 @@ public struct TokenVerifier: Sendable {
 
     func verifySignature(_ token: String, algorithm: String, kid: String?) async throws(TokenError) {
         var candidates: [JWTKeyCollection] = []
-        if let kid, let jwks, ["RS256", "ES256"].contains(algorithm) {
-            if (try? await jwks.getKey(for: JWKIdentifier(string: kid), alg: algorithm)) != nil { candidates.append(jwks) }
+        if let kid, let jwks, jwksKids.contains(kid), ["RS256", "ES256"].contains(algorithm) {
+            candidates.append(jwks)
         }
         candidates += keys.filter { $0.algorithm == algorithm }.map(\.keys)
         guard !candidates.isEmpty else {

@@ -1042,6 +1042,35 @@ def bench_recovery(ctx: Context) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
+# Section: security rules cost per write
+# --------------------------------------------------------------------------------------
+
+RULES_TARGET_US = 10.0
+
+
+@section("rules", "Security rules: checks of one webhook write and one read (HearthBench rules)")
+def bench_rules(ctx: Context) -> dict[str, Any]:
+    """HearthBench rules compiles a typical 25-rule document (three $wildcards, newData.child
+    and regex validations) and times the rules check of one POST /blessing.json into a
+    namespace of 10,000 records, one read check, and the in-memory write with and without
+    the check. Target: under 10 us per write."""
+    bench = ctx.binary("HearthBench")
+    seconds = 0.5 if ctx.quick else 2.0
+    print(f"HearthBench rules ({seconds:g}s per measurement) ...", flush=True)
+    figures = last_json_line(run_command([str(bench), "rules", "-", f"{seconds:g}"], timeout=600),
+                             "HearthBench rules")
+    write_us = figures["write_check_us"]
+    print_table(["Rules", "Write check us", "Read check us", "Memory write us", "With rules us"],
+                [[str(figures["rules"]), f"{write_us:.2f}", f"{figures['read_check_us']:.2f}",
+                  f"{figures['memory_write_us']:.2f}", f"{figures['memory_write_with_rules_us']:.2f}"]],
+                right={0, 1, 2, 3, 4})
+    ctx.row(f"Rules check per write < {RULES_TARGET_US:g} us (ratio = {RULES_TARGET_US:g} us / time)",
+            f"{write_us:.2f} us ({figures['rules']} rules)", ratio=ratio(RULES_TARGET_US, write_us), target=1.0)
+    ctx.row("Rules check per read", f"{figures['read_check_us']:.2f} us")
+    return figures
+
+
+# --------------------------------------------------------------------------------------
 # Section: snapshot write throughput
 # --------------------------------------------------------------------------------------
 

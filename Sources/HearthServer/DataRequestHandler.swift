@@ -18,6 +18,9 @@ struct DataRequestHandler {
     let caller: Caller
     /// The rules to obey; nil when the caller bypasses them (admin).
     let rules: RuleSet?
+    /// The request's time (ms): server timestamps in the body and `now` in rules are the same
+    /// instant, so `newData.val() == now` holds for `{".sv": "timestamp"}`.
+    let now: Int64
 
     var wantsETag: Bool { request.headers[ResponseFactory.firebaseETagHeader]?.lowercased() == "true" }
     var ifMatch: String? { request.headers[.ifMatch] }
@@ -53,7 +56,7 @@ struct DataRequestHandler {
     func read() throws -> Response {
         let root = namespaces.existing(namespace)?.root ?? .null
         if let rules {
-            let verdict = rules.canRead(path, auth: caller.auth, root: root, now: Database.systemMilliseconds())
+            let verdict = rules.canRead(path, auth: caller.auth, root: root, now: now)
             guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
         }
         var node = root.at(path)
@@ -89,8 +92,9 @@ struct DataRequestHandler {
     var authorization: (@Sendable (WriteAuthorization) -> RuleVerdict)? {
         guard let rules else { return nil }
         let auth = caller.auth
+        let now = self.now
         return { write in
-            rules.canWrite(write.paths, auth: auth, oldRoot: write.oldRoot, newRoot: write.newRoot, now: Database.systemMilliseconds())
+            rules.canWrite(write.paths, auth: auth, oldRoot: write.oldRoot, newRoot: write.newRoot, now: now)
         }
     }
 
@@ -101,7 +105,7 @@ struct DataRequestHandler {
     /// Parses the body. Server timestamps are the time the request was read.
     func parseBody(depth: Int) async throws -> ParsedNode {
         let buffer = try await body()
-        let parseOptions = JSONParser.Options(maxDepth: Path.maxDepth - depth, serverTime: Database.systemMilliseconds())
+        let parseOptions = JSONParser.Options(maxDepth: Path.maxDepth - depth, serverTime: now)
         return try buffer.withUnsafeReadableBytes { bytes throws -> ParsedNode in
             try JSONParser.parse(bytes, options: parseOptions)
         }
@@ -156,7 +160,7 @@ struct DataRequestHandler {
         guard !priorityTarget else { throw DataError("Invalid path: can't PATCH a priority.") }
         guard !wantsETag else { throw DataError("X-Firebase-ETag is not supported for PATCH requests.") }
         let buffer = try await body()
-        let parseOptions = JSONParser.Options(serverTime: Database.systemMilliseconds())
+        let parseOptions = JSONParser.Options(serverTime: now)
         let entries = try buffer.withUnsafeReadableBytes { bytes throws -> [UpdateEntry] in
             try JSONParser.parseUpdate(bytes, locationDepth: path.depth, options: parseOptions)
         }
@@ -187,6 +191,11 @@ struct DataRequestHandler {
         }
         switch outcome {
         case .conditionFailed(let current):
+            // The current value (and its ETag) goes only to callers who may read it.
+            if let rules, !rules.canRead(path, auth: caller.auth, root: database.root, now: now).allowed {
+                throw HTTPFailure(.preconditionFailed,
+                    "The data at this location has changed (the ETag does not match); you may not read it.")
+            }
             var headers = HTTPFields()
             headers[ResponseFactory.etagHeader] = ETag.of(current)
             var responseOptions = options

@@ -104,7 +104,7 @@ public struct HearthResponder: HTTPResponder {
             let handler = DataRequestHandler(
                 request: request, method: method, path: path, priorityTarget: priority, options: options,
                 namespace: namespace, configuration: configuration, namespaces: namespaces, caller: caller,
-                rules: caller.bypassesRules ? nil : rules.rules(for: namespace))
+                rules: caller.bypassesRules ? nil : rules.rules(for: namespace), now: Database.systemMilliseconds())
             return try await handler.handle()
         }
     }

@@ -86,8 +86,12 @@ public struct RequestOptions: Sendable {
         case "auth_variable_override":
             authVariableOverride = value
         case "dryRun":
-            // Only rules writes take it; any value counts, so a data write is never done "dry".
-            dryRun = true
+            // Only rules writes take it (a data write with dryRun=true is refused).
+            switch value {
+            case "true": dryRun = true
+            case "false": dryRun = false
+            default: throw DataError("Invalid dryRun parameter: must be \"true\" or \"false\".")
+            }
         case "x-http-method-override":
             methodOverride = value.uppercased()
         case "timeout":

@@ -64,7 +64,7 @@ struct AuthOptions: ParsableArguments {
             }
             if adminTokenCreated {
                 // Printed once, on the terminal, never logged.
-                let notice = "Generated an admin token in \(adminTokenSource) (mode 0600):\n  \(adminToken)\n"
+                let notice = "Generated an admin token in \(adminTokenSource):\n  \(adminToken)\n"
                 FileHandle.standardOutput.write(Data(notice.utf8))
             } else {
                 logger.info("admin token: \(adminTokenSource)")
@@ -95,11 +95,11 @@ struct AuthOptions: ParsableArguments {
             source = adminTokenFile
         } else if let dataDirectory {
             (token, created) = try AdminToken.loadOrCreate(in: dataDirectory)
-            source = dataDirectory + "/" + AdminToken.fileName
+            source = dataDirectory + "/" + AdminToken.fileName + " (mode 0600)"
         } else {
             token = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
             created = true
-            source = "memory (in-memory server; it changes at every start)"
+            source = "memory only (an in-memory server makes a new one at every start)"
         }
         var options = TokenVerifier.Options()
         options.hmacSecrets = try jwtSecretFiles.map(SecretFile.read)

@@ -64,8 +64,14 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "hearth")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let options = StorageOptions(
+            fsync: FsyncPolicy(fsync)!, segmentBytes: segmentBytes, snapshotAfterBytes: snapshotAfterBytes,
+            snapshotAfterRecords: snapshotAfterRecords)
+        let storage = StorageEngine(directory: inMemory ? nil : dataDirectory, options: options, logger: logger)
         let security: AuthOptions.Loaded
         do {
+            // The directory's lock first, so a second server never touches the admin token.
+            try storage.lockDirectory()
             security = try await auth.load(dataDirectory: inMemory ? nil : dataDirectory, emulator: emulator)
         } catch {
             logger.critical("Hearth cannot start: \(error)")
@@ -80,10 +86,6 @@ struct Serve: AsyncParsableCommand {
                 "EMULATOR MODE: 'Authorization: Bearer owner' is admin and unsigned tokens are accepted. Never expose this server.")
         }
         security.announce(logger: logger, emulator: emulator)
-        let options = StorageOptions(
-            fsync: FsyncPolicy(fsync)!, segmentBytes: segmentBytes, snapshotAfterBytes: snapshotAfterBytes,
-            snapshotAfterRecords: snapshotAfterRecords)
-        let storage = StorageEngine(directory: inMemory ? nil : dataDirectory, options: options, logger: logger)
         let application = try Result { try HearthApplication.make(configuration: configuration, storage: storage, logger: logger) }
             .mapError { error -> ExitCode in
                 logger.critical("Hearth cannot start: \(error)")

@@ -435,7 +435,7 @@ def launch(hearth_launcher, tmp_path) -> Iterator[Callable[..., Hearth]]:
         if admin_token is RANDOM_ADMIN_TOKEN:
             admin_token = secrets.token_urlsafe(24)
         if admin_token is not None:
-            args += ["--admin-token", admin_token]
+            args += [f"--admin-token={admin_token}"]  # "=" form: a token may start with "-"
         server = hearth_launcher(data_dir, log_dir, emulator=emulator, extra_args=args,
                                  log_name=f"hearth-{number}")
         if admin_token is None:

@@ -627,4 +627,13 @@ struct RuleExpressionTests {
     func numbersFormatLikeJavaScript(expression: String, text: String) {
         #expect(outcome(of: "'' + (\(expression)) == '\(text)'") == .isTrue, "\(expression)")
     }
+
+    /// val() of a node with children can be held, never looked into.
+    @Test
+    func valOfAnObjectIsOpaque() throws {
+        let root = try json(#"{"a":{"length":5,"b":1}}"#)
+        #expect(outcome(of: "root.child('a').val().length == 5", in: RuleContext(root: root)) == .fails)
+        #expect(outcome(of: "root.child('a').val() == null", in: RuleContext(root: root)) == .isFalse)
+        #expect(outcome(of: "root.child('a').child('length').val() == 5", in: RuleContext(root: root)) == .isTrue)
+    }
 }

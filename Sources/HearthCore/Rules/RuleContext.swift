@@ -7,8 +7,19 @@ public struct RuleContext: Sendable {
     public var root: Node
     /// The data as it will be if the write succeeds (`newData`); the same as `root` for reads.
     public var newRoot: Node
+    /// The location of the rule being evaluated: the first `locationDepth` keys of
+    /// `locationPath` (kept apart so walking down a path builds no new paths).
+    var locationPath: Path
+    var locationDepth: Int
+
     /// The location of the rule being evaluated.
-    public var location: Path
+    public var location: Path {
+        get { RuleSnapshot.path(locationPath, depth: locationDepth, extra: []) }
+        set {
+            locationPath = newValue
+            locationDepth = newValue.depth
+        }
+    }
     /// `root` at `location`, kept so that walking down a path does not search from the top.
     public var data: Node
     /// `newRoot` at `location`.
@@ -27,7 +38,8 @@ public struct RuleContext: Sendable {
         self.auth = auth
         self.root = root
         self.newRoot = newRoot ?? root
-        self.location = location
+        self.locationPath = location
+        self.locationDepth = location.depth
         self.data = root.at(location)
         self.newData = (newRoot ?? root).at(location)
         self.wildcards = wildcards
@@ -64,6 +76,9 @@ enum RuleValue: Sendable {
     case object(Node)
     case snapshot(RuleSnapshot)
     case array([RuleValue])
+    /// What `val()` returns for a node with children: a value rules can hold but not look
+    /// into (Firebase returns a sentinel, not an object).
+    case opaque
 
     init(_ node: Node) {
         switch node.withoutPriority {
@@ -86,13 +101,43 @@ enum RuleValue: Sendable {
         case .object: return "object"
         case .snapshot: return "snapshot"
         case .array: return "array"
+        case .opaque: return "object (val() of a node with children)"
         }
     }
 }
 
 /// A `RuleDataSnapshot`: the data at one location of one version of the tree.
+///
+/// Its path (needed only by `parent()`) is kept in pieces, the first `depth` keys of `base`
+/// and then `extra`, so that `data`, `newData` and `child('literal')` build no arrays.
 struct RuleSnapshot: Sendable {
     let root: Node
-    let path: Path
     let node: Node
+    let base: Path
+    let depth: Int
+    let extra: [ChildKey]
+
+    init(root: Node, node: Node, base: Path, depth: Int, extra: [ChildKey] = []) {
+        self.root = root
+        self.node = node
+        self.base = base
+        self.depth = depth
+        self.extra = extra
+    }
+
+    var isRoot: Bool { depth == 0 && extra.isEmpty }
+
+    var path: Path { RuleSnapshot.path(base, depth: depth, extra: extra) }
+
+    static func path(_ base: Path, depth: Int, extra: [ChildKey]) -> Path {
+        if depth == base.depth && extra.isEmpty { return base }
+        return Path(keys: Array(base.keys[..<depth]) + extra)
+    }
+
+    /// The snapshot `keys` below this one.
+    func descendant(_ keys: [ChildKey]) -> RuleSnapshot {
+        var node = self.node
+        for key in keys { node = node.child(key) }
+        return RuleSnapshot(root: root, node: node, base: base, depth: depth, extra: extra.isEmpty ? keys : extra + keys)
+    }
 }

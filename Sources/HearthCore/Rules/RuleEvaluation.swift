@@ -1,9 +1,7 @@
-/// Evaluates compiled expressions against one context. Any runtime error throws a
+/// Evaluates compiled expressions against one self. Any runtime error throws a
 /// ``RuleFailure``; the rule then counts as false. (An extension of the context, so the
 /// context is borrowed, never copied, while a rule runs.)
 extension RuleContext {
-    var context: RuleContext { _read { yield self } }
-
     func fail(_ reason: String) -> RuleFailure { RuleFailure(reason) }
 
     func evaluate(_ expression: RuleNodeExpression) throws(RuleFailure) -> RuleValue {
@@ -12,16 +10,18 @@ extension RuleContext {
             return value
         case .variable(let variable):
             switch variable {
-            case .auth: return RuleValue(context.auth)
-            case .root: return .snapshot(RuleSnapshot(root: context.root, path: .root, node: context.root))
-            case .data: return .snapshot(RuleSnapshot(root: context.root, path: context.location, node: context.data))
-            case .newData: return .snapshot(RuleSnapshot(root: context.newRoot, path: context.location, node: context.newData))
-            case .now: return .number(Double(context.now))
+            case .auth: return RuleValue(self.auth)
+            case .root: return .snapshot(RuleSnapshot(root: self.root, node: self.root, base: .root, depth: 0))
+            case .data:
+                return .snapshot(RuleSnapshot(root: self.root, node: self.data, base: locationPath, depth: locationDepth))
+            case .newData:
+                return .snapshot(RuleSnapshot(root: self.newRoot, node: self.newData, base: locationPath, depth: locationDepth))
+            case .now: return .number(Double(self.now))
             case .query: throw fail("query can only be used through its fields")
             }
         case .wildcard(let index):
-            guard index < context.wildcards.count else { throw fail("wildcard out of scope") }
-            return .string(context.wildcards[index])
+            guard index < self.wildcards.count else { throw fail("wildcard out of scope") }
+            return .string(self.wildcards[index])
         case .property(let receiver, let name):
             return try property(of: try evaluate(receiver), name)
         case .computedProperty(let receiver, let key):
@@ -33,6 +33,20 @@ extension RuleContext {
             }
         case .queryField(let field):
             return queryField(field)
+        case .childLiteral(let receiver, let keys):
+            return .snapshot(try snapshot(receiver, "child").descendant(keys))
+        case .hasChildLiteral(let receiver, let keys):
+            var node = try snapshot(receiver, "hasChild").node
+            for key in keys { node = node.child(key) }
+            return .bool(!node.isNull)
+        case .hasChildrenLiteral(let receiver, let lists):
+            let start = try snapshot(receiver, "hasChildren").node
+            for keys in lists {
+                var node = start
+                for key in keys { node = node.child(key) }
+                if node.isNull { return .bool(false) }
+            }
+            return .bool(true)
         case .snapshotCall(let receiver, let method, let arguments):
             guard case .snapshot(let snapshot) = try evaluate(receiver) else { throw fail("\(method.rawValue)() needs a snapshot") }
             return try call(method, on: snapshot, arguments)
@@ -70,6 +84,11 @@ extension RuleContext {
         }
     }
 
+    func snapshot(_ expression: RuleNodeExpression, _ method: String) throws(RuleFailure) -> RuleSnapshot {
+        guard case .snapshot(let snapshot) = try evaluate(expression) else { throw fail("\(method)() needs a snapshot") }
+        return snapshot
+    }
+
     func boolean(_ expression: RuleNodeExpression, _ what: String) throws(RuleFailure) -> Bool {
         let value = try evaluate(expression)
         guard case .bool(let result) = value else { throw fail("'\(what)' needs booleans, not a \(value.typeName)") }
@@ -94,7 +113,7 @@ extension RuleContext {
     }
 
     func queryField(_ field: QueryField) -> RuleValue {
-        let query = context.query
+        let query = self.query
         switch field {
         case .orderByKey: return .bool(query.orderByKey)
         case .orderByValue: return .bool(query.orderByValue)
@@ -113,6 +132,7 @@ extension RuleContext {
     func call(_ method: SnapshotMethod, on snapshot: RuleSnapshot, _ arguments: [RuleNodeExpression]) throws(RuleFailure) -> RuleValue {
         switch method {
         case .val:
+            if case .object = snapshot.node.withoutPriority { return .opaque }
             return RuleValue(snapshot.node)
         case .exists:
             return .bool(!snapshot.node.isNull)
@@ -130,9 +150,9 @@ extension RuleContext {
             if case .bool = snapshot.node.withoutPriority { return .bool(true) }
             return .bool(false)
         case .parent:
-            guard !snapshot.path.isRoot else { throw fail("parent() of the root") }
+            guard !snapshot.isRoot else { throw fail("parent() of the root") }
             let path = snapshot.path.parent
-            return .snapshot(RuleSnapshot(root: snapshot.root, path: path, node: snapshot.root.at(path)))
+            return .snapshot(RuleSnapshot(root: snapshot.root, node: snapshot.root.at(path), base: path, depth: path.depth))
         case .child:
             return .snapshot(try child(of: snapshot, arguments[0]))
         case .hasChild:
@@ -160,14 +180,7 @@ extension RuleContext {
     /// The snapshot at a relative path (`'a'`, `'a/b'`); empty segments are ignored. A name
     /// that no data key can have (`'bob@example.com'`) just finds nothing, as in Firebase.
     func relative(_ snapshot: RuleSnapshot, _ path: String) throws(RuleFailure) -> RuleSnapshot {
-        var node = snapshot.node
-        var keys = snapshot.path.keys
-        for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
-            let childKey = ChildKey(String(segment))
-            node = node.child(childKey)
-            keys.append(childKey)
-        }
-        return RuleSnapshot(root: snapshot.root, path: Path(keys: keys), node: node)
+        snapshot.descendant(RuleExpressionParser.childKeys(path))
     }
 
     // MARK: Strings

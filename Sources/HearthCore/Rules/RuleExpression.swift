@@ -99,6 +99,12 @@ indirect enum RuleNodeExpression: Sendable {
     case computedProperty(RuleNodeExpression, RuleNodeExpression)
     case queryField(QueryField)
     case snapshotCall(RuleNodeExpression, SnapshotMethod, [RuleNodeExpression])
+    /// `child('a/b')` with a constant path, split into keys when compiled.
+    case childLiteral(RuleNodeExpression, [ChildKey])
+    /// `hasChild('a/b')` with a constant path.
+    case hasChildLiteral(RuleNodeExpression, [ChildKey])
+    /// `hasChildren(['a', 'b/c'])` with constant names.
+    case hasChildrenLiteral(RuleNodeExpression, [[ChildKey]])
     case stringCall(RuleNodeExpression, StringMethod, [RuleNodeExpression])
     /// `s.matches(/re/)`, its regex compiled.
     case matches(RuleNodeExpression, RuleRegex)

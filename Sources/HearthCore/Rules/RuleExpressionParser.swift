@@ -344,7 +344,28 @@ struct RuleExpressionParser {
             }
             result = .boolean
         }
+        // Constant paths are split into keys once, here.
+        switch (method, arguments.first?.0) {
+        case (.child, .literal(.string(let path))?):
+            return (.childLiteral(receiver, RuleExpressionParser.childKeys(path)), result)
+        case (.hasChild, .literal(.string(let path))?):
+            return (.hasChildLiteral(receiver, RuleExpressionParser.childKeys(path)), result)
+        case (.hasChildren, .array(let elements)?):
+            var lists: [[ChildKey]] = []
+            for element in elements {
+                guard case .literal(.string(let path)) = element else { break }
+                lists.append(RuleExpressionParser.childKeys(path))
+            }
+            if lists.count == elements.count { return (.hasChildrenLiteral(receiver, lists), result) }
+        default:
+            break
+        }
         return (.snapshotCall(receiver, method, arguments.map(\.0)), result)
+    }
+
+    /// A relative path's keys (`'a//b/'` → a, b).
+    static func childKeys(_ path: String) -> [ChildKey] {
+        path.split(separator: "/", omittingEmptySubsequences: true).map { ChildKey(String($0)) }
     }
 
     mutating func stringCall(_ receiver: RuleNodeExpression, _ method: StringMethod, at token: RuleToken) throws(RuleError) -> Typed {

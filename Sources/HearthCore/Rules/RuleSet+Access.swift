@@ -21,7 +21,8 @@ extension RuleSet {
         var depth = 0
         while let node = rules {
             if let read = node.read {
-                context.location = Path(keys: Array(path.keys[..<depth]))
+                context.locationPath = path
+                context.locationDepth = depth
                 context.data = data
                 context.newData = data
                 context.wildcards = captures
@@ -66,7 +67,8 @@ extension RuleSet {
         var depth = 0
         while let node = rules {
             if let write = node.write {
-                context.location = Path(keys: Array(path.keys[..<depth]))
+                context.locationPath = path
+                context.locationDepth = depth
                 context.data = data
                 context.newData = newData
                 context.wildcards = captures
@@ -92,18 +94,19 @@ extension RuleSet {
         while let node = rules {
             if newData.isNull { return nil }  // nothing is validated where data is deleted
             if let validate = node.validate {
-                let location = Path(keys: Array(path.keys[..<depth]))
                 // In a multi-path write, ancestors shared by several paths are checked once.
-                if depth == path.depth || !shared || done.insert(location).inserted {
-                    context.location = location
+                if depth == path.depth || !shared || done.insert(Path(keys: Array(path.keys[..<depth]))).inserted {
+                    context.locationPath = path
+                    context.locationDepth = depth
                     context.data = data
                     context.newData = newData
                     context.wildcards = captures
-                    if !validate.evaluate(context) { return location }
+                    if !validate.evaluate(context) { return context.location }
                 }
             }
             guard depth < path.depth else {
-                return validateDescendants(of: node, at: path, data: data, newData: newData, captures: &captures, &context)
+                var keys = path.keys
+                return validateDescendants(of: node, keys: &keys, data: data, newData: newData, captures: &captures, &context)
             }
             let key = path.keys[depth]
             data = data.child(key)
@@ -114,9 +117,11 @@ extension RuleSet {
         return nil
     }
 
-    /// Validates every node written below `path` that has rules of its own.
+    /// Validates every node written below `keys` that has rules of its own. `keys` is the
+    /// path, extended and shortened in place as the walk goes down and up.
     func validateDescendants(
-        of rules: RuleNode, at path: Path, data: Node, newData: Node, captures: inout [String], _ context: inout RuleContext
+        of rules: RuleNode, keys: inout [ChildKey], data: Node, newData: Node, captures: inout [String],
+        _ context: inout RuleContext
     ) -> Path? {
         guard rules.wildcard != nil || !rules.children.isEmpty, case .object(let children) = newData.withoutPriority else {
             return nil
@@ -127,7 +132,7 @@ extension RuleSet {
                 let key = ChildKey(name)
                 guard let child = children[key] else { continue }
                 if let failure = validateNode(
-                    childRules, key: key, at: path, data: data.child(key), newData: child, captures: &captures, &context)
+                    childRules, key: key, keys: &keys, data: data.child(key), newData: child, captures: &captures, &context)
                 {
                     return failure
                 }
@@ -138,8 +143,8 @@ extension RuleSet {
             let before = captures.count
             guard let childRules = rules.child(entry.key, captures: &captures) else { continue }
             let failure = validateNode(
-                childRules, key: entry.key, at: path, data: data.child(entry.key), newData: entry.value, captures: &captures,
-                &context)
+                childRules, key: entry.key, keys: &keys, data: data.child(entry.key), newData: entry.value,
+                captures: &captures, &context)
             captures.removeLast(captures.count - before)
             if let failure { return failure }
         }
@@ -147,17 +152,23 @@ extension RuleSet {
     }
 
     func validateNode(
-        _ rules: RuleNode, key: ChildKey, at parent: Path, data: Node, newData: Node, captures: inout [String],
+        _ rules: RuleNode, key: ChildKey, keys: inout [ChildKey], data: Node, newData: Node, captures: inout [String],
         _ context: inout RuleContext
     ) -> Path? {
-        let path = parent.appending(key)
+        keys.append(key)
+        defer { keys.removeLast() }
         if let validate = rules.validate {
-            context.location = path
+            context.locationPath = Path(keys: keys)
+            context.locationDepth = keys.count
             context.data = data
             context.newData = newData
             context.wildcards = captures
-            if !validate.evaluate(context) { return path }
+            let passed = validate.evaluate(context)
+            let location = context.locationPath
+            // Let go of the keys' storage, so the walk keeps changing it in place.
+            context.locationPath = .root
+            if !passed { return location }
         }
-        return validateDescendants(of: rules, at: path, data: data, newData: newData, captures: &captures, &context)
+        return validateDescendants(of: rules, keys: &keys, data: data, newData: newData, captures: &captures, &context)
     }
 }

@@ -24,6 +24,12 @@ public enum AdminToken {
         try handle.synchronize()
         try handle.close()
         guard rename(temporary, path) == 0 else { throw TokenError("Could not create \(path): \(String(cString: strerror(errno))).") }
+        // Make the rename durable, so a token that was printed is never lost.
+        let directory = open(dataDirectory, O_RDONLY)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
+        }
         return (token, true)
     }
 

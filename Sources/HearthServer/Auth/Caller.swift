@@ -34,18 +34,20 @@ struct CallerResolver: Sendable {
         }
         token = token ?? options.auth ?? options.accessToken
         guard let token, !token.isEmpty else { return .anonymous }
-        let isAdmin = (adminToken.map { AdminToken.matches(token, $0) } ?? false) || (emulator && token == "owner")
+        var isAdmin = (adminToken.map { AdminToken.matches(token, $0) } ?? false) || (emulator && token == "owner")
+        var identity = VerifiedIdentity(auth: .null, isAdmin: false)
+        if !isAdmin {
+            do {
+                identity = try await verifier.verify(token)
+            } catch {
+                throw HTTPFailure(.unauthorized, error.message)
+            }
+            isAdmin = identity.isAdmin
+        }
         if isAdmin {
             guard let override = options.authVariableOverride else { return .admin }
             return Caller(bypassesRules: false, isAdmin: true, auth: try CallerResolver.parseOverride(override))
         }
-        let identity: VerifiedIdentity
-        do {
-            identity = try await verifier.verify(token)
-        } catch {
-            throw HTTPFailure(.unauthorized, error.message)
-        }
-        if identity.isAdmin { return .admin }
         // auth_variable_override is an admin's tool; anyone else keeps their own identity.
         return Caller(bypassesRules: false, isAdmin: false, auth: identity.auth)
     }

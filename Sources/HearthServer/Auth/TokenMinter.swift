@@ -18,6 +18,7 @@ public enum TokenMinter {
         all["exp"] = .int(issuedAt + Int64(lifetime))
         if let issuer { all["iss"] = .string(issuer) }
         if let audience { all["aud"] = .string(audience) }
+        try TokenVerifier.checkSecret(secret)
         let keys = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         return try await keys.sign(ClaimsPayload(claims: all))
     }
@@ -74,6 +75,11 @@ struct EncodableNode: Encodable {
             var container = encoder.singleValueContainer()
             try container.encode(value)
         case .object(let children):
+            if let length = JSONWriter.arrayLength(children) {
+                var container = encoder.unkeyedContainer()
+                for index in 0..<length { try container.encode(EncodableNode(children[ChildKey(String(index))] ?? .null)) }
+                return
+            }
             var container = encoder.container(keyedBy: ClaimKey.self)
             for entry in children { try container.encode(EncodableNode(entry.value), forKey: ClaimKey(entry.key.string)) }
         case .prioritized:

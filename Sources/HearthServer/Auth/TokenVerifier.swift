@@ -35,7 +35,7 @@ public struct TokenVerifier: Sendable {
         public var issuer: String?
         /// Required `aud` (or one of them), if set.
         public var audience: String?
-        /// Seconds of clock skew tolerated for `exp`, `nbf` and `iat`.
+        /// Seconds of clock skew tolerated for `exp` and `nbf`.
         public var leewaySeconds: Int = 60
         /// Accept unsigned (`alg: none`) tokens, as Firebase's emulator does.
         public var acceptUnsigned = false
@@ -60,7 +60,7 @@ public struct TokenVerifier: Sendable {
         self.options = options
         var keys: [Key] = []
         for secret in options.hmacSecrets {
-            guard !secret.isEmpty else { throw TokenError("An HS256 secret is empty.") }
+            try TokenVerifier.checkSecret(secret)
             keys.append(Key(algorithm: "HS256", keys: await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)))
         }
         for (index, pem) in options.publicKeysPEM.enumerated() {
@@ -83,6 +83,14 @@ public struct TokenVerifier: Sendable {
         } else {
             jwks = nil
             jwksKids = []
+        }
+    }
+
+    /// HS256 secrets must have at least 256 bits (RFC 7518 §3.2); a Firebase legacy database
+    /// secret has 40 characters.
+    public static func checkSecret(_ secret: [UInt8]) throws(TokenError) {
+        guard secret.count >= 32 else {
+            throw TokenError("An HS256 secret must be at least 32 bytes long (this one has \(secret.count)).")
         }
     }
 
@@ -201,7 +209,10 @@ public struct TokenVerifier: Sendable {
         }
         guard let uid else { throw TokenError("Auth token has no uid, user_id or sub claim.") }
         var provider = "custom"
-        if case .string(let value) = payload.child("firebase").child("sign_in_provider") { provider = value }
+        if case .string(let value) = payload.child("firebase").child("sign_in_provider") {
+            // Firebase reports `google.com` sign-ins as auth.provider "google", and so on.
+            provider = value.hasSuffix(".com") ? String(value.dropLast(4)) : value
+        }
         let auth = Node.object(ChildMap(sortedEntries: [
             ChildEntry(key: "provider", value: .string(provider)),
             ChildEntry(key: "token", value: payload),

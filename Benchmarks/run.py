@@ -556,15 +556,21 @@ class HearthServer(ServerProcess):
     name = "hearth"
     not_ready = "/.health not 200"
 
+    # Webhook-style rules that also let the benchmark read without a token: every request
+    # pays for a rules check, as in production.
+    RULES = '{"rules": {".read": true, ".write": "auth == null"}}'
+
     def __init__(self, binary: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
         super().__init__(workdir / "hearth-data", workdir / "hearth.log")
         self.binary = binary
         self.extra_args = list(extra_args)
+        self.rules_file = workdir / "bench.rules.json"
+        self.rules_file.write_text(self.RULES)
 
     def command(self, port: int) -> list[str]:
         """`hearth serve` on 127.0.0.1:`port` with the scratch data directory."""
         return [str(self.binary), "serve", "--host", HOST, "--port", str(port),
-                "--data-dir", str(self.data_dir), *self.extra_args]
+                "--data-dir", str(self.data_dir), "--rules", str(self.rules_file), *self.extra_args]
 
     def probe(self, port: int) -> str | None:
         """GET /.health: None on 200, else the status it answered."""

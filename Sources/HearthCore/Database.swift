@@ -14,14 +14,23 @@ public final class Database: Sendable {
 
     struct WriterState {
         var root: Node
+        var indexes = QueryIndexes()
         var sequence: UInt64
         var pushIDs: PushIDGenerator
-        /// Roots written but not yet durable, oldest first.
-        var pending: [(sequence: UInt64, root: Node)] = []
+        /// Versions written but not yet durable, oldest first.
+        var pending: [Version] = []
+    }
+
+    /// One version of the tree and the indexes that match it.
+    struct Version {
+        var sequence: UInt64
+        var root: Node
+        var indexes: QueryIndexes
     }
 
     struct CommittedState {
         var root: Node
+        var indexes = QueryIndexes()
         var sequence: UInt64
     }
 
@@ -50,6 +59,34 @@ public final class Database: Sendable {
     /// The current durable tree and the sequence number of its last change.
     public var snapshot: (root: Node, sequence: UInt64) {
         committed.withLock { ($0.root, $0.sequence) }
+    }
+
+    /// What a reader needs: the current durable tree, its sequence number and its indexes,
+    /// all of one version. O(1).
+    public var readView: ReadView {
+        committed.withLock { ReadView(root: $0.root, sequence: $0.sequence, indexes: $0.indexes) }
+    }
+
+    /// Keeps exactly the query indexes `specs` (built now where missing) in every version from
+    /// now on. Called when rules load or change.
+    public func declareIndexes(_ specs: Set<IndexSpec>) {
+        updateIndexes { indexes, root in indexes.keep(specs, root: root) }
+    }
+
+    /// Adds the index `spec` (built now) if it is not kept yet: for indexes declared under a
+    /// `$wildcard`, made when a query first needs them.
+    public func ensureIndex(_ spec: IndexSpec) {
+        guard committed.withLock({ $0.indexes[spec] == nil }) else { return }
+        updateIndexes { indexes, root in indexes.add(spec, root: root) }
+    }
+
+    /// Changes the indexes of the latest, every pending and the committed version alike.
+    func updateIndexes(_ change: (inout QueryIndexes, Node) -> Void) {
+        writer.withLock { state in
+            change(&state.indexes, state.root)
+            for index in state.pending.indices { change(&state.pending[index].indexes, state.pending[index].root) }
+            committed.withLock { committed in change(&committed.indexes, committed.root) }
+        }
     }
 
     /// The newest push-ID timestamp issued (ms), for snapshots.
@@ -86,7 +123,12 @@ public final class Database: Sendable {
         let durable: UInt64? = writer.withLock { state in
             guard let durable = log.recover(from: failure), state.sequence > durable else { return nil }
             state.pending.removeAll { $0.sequence > durable }
-            state.root = state.pending.last?.root ?? committed.withLock { $0.root }
+            if let last = state.pending.last {
+                state.root = last.root
+                state.indexes = last.indexes
+            } else {
+                (state.root, state.indexes) = committed.withLock { ($0.root, $0.indexes) }
+            }
             state.sequence = durable
             return durable
         }
@@ -106,6 +148,7 @@ public final class Database: Sendable {
             committed.withLock { committed in
                 if latest.sequence > committed.sequence {
                     committed.root = latest.root
+                    committed.indexes = latest.indexes
                     committed.sequence = latest.sequence
                 }
             }
@@ -172,9 +215,15 @@ public final class Database: Sendable {
         }
         let sequence = state.sequence + 1
         let ticket = try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
+        var newIndexes = state.indexes
+        if !newIndexes.isEmpty {
+            state.indexes = QueryIndexes()  // let go, so the indexes change in place
+            newIndexes.apply(change.mutations, old: current, new: newRoot)
+        }
         state.sequence = sequence
         state.root = newRoot
-        state.pending.append((sequence, newRoot))
+        state.indexes = newIndexes
+        state.pending.append(Version(sequence: sequence, root: newRoot, indexes: newIndexes))
         return (.written(sequence: sequence, result: result), (sequence, ticket))
     }
 
@@ -183,6 +232,13 @@ public final class Database: Sendable {
     public static func systemMilliseconds() -> Int64 {
         return Int64(SystemClockReader.millisecondsSinceEpoch())
     }
+}
+
+/// One consistent version of a namespace for readers.
+public struct ReadView: Sendable {
+    public let root: Node
+    public let sequence: UInt64
+    public let indexes: QueryIndexes
 }
 
 /// A write to one namespace.

@@ -121,6 +121,24 @@ public struct JSONWriter: ~Copyable {
         }
     }
 
+    /// Writes a whole document: an object whose members are `entries`, in the given order
+    /// (query results keep their query order). Entries that Firebase would render as an array
+    /// are written as one, in key order.
+    public mutating func write(orderedEntries entries: [ChildEntry]) {
+        guard !entries.isEmpty else { return write(.null) }
+        let map = ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key }))
+        if !options.export, JSONWriter.arrayLength(map) != nil { return write(.object(map)) }
+        beginObject()
+        var first = true
+        for entry in entries {
+            writeMember(entry.key.string, first: first)
+            writeValue(entry.value)
+            first = false
+        }
+        endObject(empty: first)
+        if options.layout == .pretty { output.append(UInt8(ascii: "\n")) }
+    }
+
     /// Writes an object's children as an array or an object, by Firebase's rule.
     mutating func writeChildren(_ children: ChildMap) {
         if !options.export, let length = JSONWriter.arrayLength(children) {

@@ -18,6 +18,8 @@ struct DataRequestHandler {
     let caller: Caller
     /// The rules to obey; nil when the caller bypasses them (admin).
     let rules: RuleSet?
+    /// The namespace's rules, whoever the caller is (for the indexes they declare).
+    let namespaceRules: RuleSet
     /// The request's time (ms): server timestamps in the body and `now` in rules are the same
     /// instant, so `newData.val() == now` holds for `{".sv": "timestamp"}`.
     let now: Int64
@@ -27,8 +29,8 @@ struct DataRequestHandler {
     var ifNoneMatch: String? { request.headers[.ifNoneMatch] }
 
     func handle() async throws -> Response {
-        if !options.query.isEmpty {
-            throw DataError("Queries (orderBy, startAt, limitToFirst, ...) are not supported by this server yet.")
+        if !options.query.isEmpty && method != "GET" {
+            throw DataError("Query parameters (orderBy, startAt, limitToFirst, ...) are only supported on GET requests.")
         }
         if options.dryRun && method != "GET" {
             throw DataError("dryRun is only supported when writing rules (/.settings/rules.json).")
@@ -54,10 +56,35 @@ struct DataRequestHandler {
     // MARK: Reads
 
     func read() throws -> Response {
-        let root = namespaces.existing(namespace)?.root ?? .null
+        let query = try Query.parse(options.query, implicitKeyOrder: options.shallow)
+        if query != nil && priorityTarget { throw DataError("Queries are not supported on a priority.") }
+        let database = namespaces.existing(namespace)
+        var view = database?.readView
+        let root = view?.root ?? .null
         if let rules {
-            let verdict = rules.canRead(path, auth: caller.auth, root: root, now: now)
+            let verdict = rules.canRead(path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery())
             guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
+        }
+        if let query {
+            let spec = IndexSpec(location: path, orderBy: query.orderBy)
+            let declared = namespaceRules.declaresIndex(at: path, orderBy: query.orderBy)
+            // Like Firebase's REST API: a child or value query needs an index in the rules
+            // (admins and the emulator may query without one, by scanning).
+            if rules != nil && !declared && !configuration.emulator {
+                throw DataError(
+                    "Index not defined, add \".indexOn\": \"\(query.orderBy.indexOnName)\", for path \"\(path)\", to the rules")
+            }
+            if declared, let database, view?.indexes[spec] == nil, query.orderBy.needsIndex {
+                // Declared under a $wildcard (or the namespace is new): made on first use.
+                database.ensureIndex(spec)
+                view = database.readView
+            }
+            let node = (view?.root ?? .null).at(path)
+            var entries = view?.indexes[spec].map { query.lookup(node, in: $0) } ?? query.scan(node)
+            if options.shallow {
+                entries = entries.map { ChildEntry(key: $0.key, value: $0.value.isLeaf ? $0.value : .bool(true)) }
+            }
+            return ResponseFactory.entries(entries, options: options)
         }
         var node = root.at(path)
         if priorityTarget { node = node.priority?.node ?? .null }

@@ -11,11 +11,16 @@ public enum HearthApplication {
         configuration: ServerConfiguration, storage: StorageEngine, logger: Logger = Logger(label: "hearth")
     ) throws -> some ApplicationProtocol {
         try storage.lockDirectory()
-        let namespaces = NamespaceRegistry { name in try storage.open(namespace: name) }
         let rules = RulesRegistry(fallback: configuration.fallbackRules, storage: storage)
+        // A namespace keeps the indexes its rules declare from the moment it opens.
+        let namespaces = NamespaceRegistry { name in
+            let database = try storage.open(namespace: name)
+            database.declareIndexes(rules.rules(for: name).concreteIndexes)
+            return database
+        }
         for name in try storage.existingNamespaces() {
-            namespaces.register(try storage.open(namespace: name))
             try rules.loadStored(namespace: name)
+            _ = try namespaces.database(name)
         }
         let responder = HearthResponder(configuration: configuration, namespaces: namespaces, rules: rules, logger: logger)
         return Application(

@@ -101,10 +101,12 @@ public struct HearthResponder: HTTPResponder {
             return try await handler.handle()
         case .data(let path, let priority):
             let namespace = try resolveNamespace(request, options: options)
+            let namespaceRules = rules.rules(for: namespace)
             let handler = DataRequestHandler(
                 request: request, method: method, path: path, priorityTarget: priority, options: options,
                 namespace: namespace, configuration: configuration, namespaces: namespaces, caller: caller,
-                rules: caller.bypassesRules ? nil : rules.rules(for: namespace), now: Database.systemMilliseconds())
+                rules: caller.bypassesRules ? nil : namespaceRules, namespaceRules: namespaceRules,
+                now: Database.systemMilliseconds())
             return try await handler.handle()
         }
     }

@@ -39,12 +39,26 @@ enum ResponseFactory {
     static func node(
         _ node: Node, options: RequestOptions, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]
     ) -> Response {
+        document(options: options, status: status, headers: extra) { $0.write(node) }
+    }
+
+    /// A query result: the matching children in query order.
+    static func entries(_ entries: [ChildEntry], options: RequestOptions, headers extra: HTTPFields = [:]) -> Response {
+        document(options: options, headers: extra) { $0.write(orderedEntries: entries) }
+    }
+
+    /// A JSON document written by `body`, shaped as the request asked (pretty, export, JSONP,
+    /// download).
+    static func document(
+        options: RequestOptions, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:],
+        _ body: (inout JSONWriter) -> Void
+    ) -> Response {
         if options.print == .silent { return silent(headers: extra) }
         var writer = JSONWriter(
             options: JSONWriter.Options(layout: options.print == .pretty ? .pretty : .compact, export: options.export),
             capacity: 256)
         if let callback = options.callback { writer.output.append(callback + "(") }
-        writer.write(node)
+        body(&writer)
         var headers = extra
         if options.callback != nil {
             writer.output.append(");")

@@ -36,9 +36,10 @@ public final class RulesRegistry: Sendable {
     /// Makes `rules` the namespace's rules, durably first. `namespaces` opens (or creates) the
     /// namespace so its directory exists.
     public func replace(_ namespace: String, with rules: RuleSet, namespaces: NamespaceRegistry) throws {
-        _ = try namespaces.database(namespace)
+        let database = try namespaces.database(namespace)
         try storage.storeRules(rules.source, namespace: namespace)
         uploaded.withLock { $0[namespace] = rules }
+        database.declareIndexes(rules.concreteIndexes)
     }
 }
 

@@ -70,10 +70,13 @@ struct RESTParameterTests {
         }
     }
 
-    @Test func queryParametersAreNotYetSupported() async throws {
+    @Test func queryParametersOnlyOnReads() async throws {
         try await withTestServer { client in
-            let response = try await client.get(#"/a.json?orderBy="$key"&limitToFirst=1"#)
-            #expect(response.status == 400)
+            _ = try await client.put("/a.json", #"{"x":1,"y":2}"#)
+            #expect(try await client.get(#"/a.json?orderBy="$key"&limitToFirst=1"#).body == #"{"x":1}"#)
+            let write = try await client.put(#"/a.json?orderBy="$key"&limitToFirst=1"#, "1")
+            #expect(write.status == 400)
+            #expect(try await client.get("/a.json").body == #"{"x":1,"y":2}"#)
         }
     }
 }

@@ -1,0 +1,278 @@
+/// A persistent ordered set of ``IndexEntry`` values (a B+tree): the index of one location's
+/// children by one ordering.
+///
+/// A value type: copies share pages, and changing one copies only the pages on the changed
+/// path (pages referenced once are changed in place), so every version of a namespace's tree
+/// keeps the index that matches it at O(log n) cost per change.
+///
+/// - Complexity: insert and remove O(log n); a range scan O(log n + k).
+public struct IndexTree: Sendable {
+    /// Entries per leaf before it splits; pages per branch before it splits.
+    static let capacity = 64
+
+    indirect enum Page: Sendable {
+        case leaf(ContiguousArray<IndexEntry>)
+        /// Child pages, the largest entry of each, and the number of entries below.
+        case branch(pages: ContiguousArray<Page>, maxima: ContiguousArray<IndexEntry>, count: Int)
+
+        var count: Int {
+            switch self {
+            case .leaf(let entries): return entries.count
+            case .branch(_, _, let count): return count
+            }
+        }
+
+        var maximum: IndexEntry? {
+            switch self {
+            case .leaf(let entries): return entries.last
+            case .branch(_, let maxima, _): return maxima.last
+            }
+        }
+    }
+
+    var root: Page = .leaf([])
+
+    public init() {}
+
+    /// Builds the tree from entries already in order, without duplicates. O(n).
+    public init(sorted entries: ContiguousArray<IndexEntry>) {
+        guard entries.count > IndexTree.capacity else {
+            root = .leaf(entries)
+            return
+        }
+        let perPage = IndexTree.capacity * 3 / 4
+        var level = ContiguousArray<Page>()
+        var start = 0
+        while start < entries.count {
+            let end = min(start + perPage, entries.count)
+            level.append(.leaf(ContiguousArray(entries[start..<end])))
+            start = end
+        }
+        while level.count > 1 {
+            var next = ContiguousArray<Page>()
+            var start = 0
+            while start < level.count {
+                let end = min(start + perPage, level.count)
+                let pages = ContiguousArray(level[start..<end])
+                next.append(.branch(pages: pages, maxima: ContiguousArray(pages.map { $0.maximum! }),
+                    count: pages.reduce(0) { $0 + $1.count }))
+                start = end
+            }
+            level = next
+        }
+        root = level[0]
+    }
+
+    /// The number of entries.
+    public var count: Int { root.count }
+
+    // MARK: Changes
+
+    /// Inserts `entry` (no effect if it is already there).
+    public mutating func insert(_ entry: IndexEntry) {
+        if let split = IndexTree.insert(entry, into: &root) {
+            let left = root
+            root = .branch(pages: [left, split], maxima: [left.maximum!, split.maximum!], count: left.count + split.count)
+        }
+    }
+
+    /// Removes `entry`; returns whether it was there.
+    @discardableResult
+    public mutating func remove(_ entry: IndexEntry) -> Bool {
+        let removed = IndexTree.remove(entry, from: &root)
+        if case .branch(let pages, _, _) = root, pages.count == 1 { root = pages[0] }
+        return removed
+    }
+
+    /// The first position in `entries` whose entry is not less than `entry`.
+    static func searchLeaf(_ entries: ContiguousArray<IndexEntry>, _ entry: IndexEntry) -> (index: Int, found: Bool) {
+        var low = 0, high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            let order = IndexEntry.compare(entries[middle], entry)
+            if order == 0 { return (middle, true) }
+            if order < 0 { low = middle + 1 } else { high = middle }
+        }
+        return (low, false)
+    }
+
+    /// The page of a branch that holds (or would hold) `entry`: the first whose maximum is not
+    /// less than it, or the last.
+    static func searchBranch(_ maxima: ContiguousArray<IndexEntry>, _ entry: IndexEntry) -> Int {
+        var low = 0, high = maxima.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if IndexEntry.compare(maxima[middle], entry) < 0 { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// Inserts below `page`; returns the new right sibling if `page` split.
+    static func insert(_ entry: IndexEntry, into page: inout Page) -> Page? {
+        switch page {
+        case .leaf(var entries):
+            page = .leaf([])  // let go of the array, so it is changed in place
+            let (index, found) = searchLeaf(entries, entry)
+            if !found { entries.insert(entry, at: index) }
+            guard entries.count > capacity else {
+                page = .leaf(entries)
+                return nil
+            }
+            let half = entries.count / 2
+            page = .leaf(ContiguousArray(entries[..<half]))
+            return .leaf(ContiguousArray(entries[half...]))
+        case .branch(var pages, var maxima, var count):
+            page = .leaf([])
+            let index = searchBranch(maxima, entry)
+            let before = pages[index].count
+            let split = insert(entry, into: &pages[index])
+            count += pages[index].count - before
+            maxima[index] = pages[index].maximum!
+            if let split {
+                count += split.count
+                pages.insert(split, at: index + 1)
+                maxima.insert(split.maximum!, at: index + 1)
+            }
+            guard pages.count > capacity else {
+                page = .branch(pages: pages, maxima: maxima, count: count)
+                return nil
+            }
+            let half = pages.count / 2
+            let left = ContiguousArray(pages[..<half]), right = ContiguousArray(pages[half...])
+            let leftCount = left.reduce(0) { $0 + $1.count }
+            page = .branch(pages: left, maxima: ContiguousArray(maxima[..<half]), count: leftCount)
+            return .branch(pages: right, maxima: ContiguousArray(maxima[half...]), count: count - leftCount)
+        }
+    }
+
+    static func remove(_ entry: IndexEntry, from page: inout Page) -> Bool {
+        switch page {
+        case .leaf(var entries):
+            let (index, found) = searchLeaf(entries, entry)
+            guard found else { return false }
+            page = .leaf([])
+            entries.remove(at: index)
+            page = .leaf(entries)
+            return true
+        case .branch(var pages, var maxima, let count):
+            let index = searchBranch(maxima, entry)
+            guard IndexEntry.compare(maxima[index], entry) >= 0 else { return false }
+            page = .leaf([])
+            let removed = remove(entry, from: &pages[index])
+            if pages[index].count == 0 {
+                pages.remove(at: index)
+                maxima.remove(at: index)
+            } else {
+                maxima[index] = pages[index].maximum!
+            }
+            page = .branch(pages: pages, maxima: maxima, count: removed ? count - 1 : count)
+            return removed
+        }
+    }
+
+    // MARK: Range scans
+
+    /// Calls `body` with each entry from the first that `isBeforeStart` rejects, in order,
+    /// until `body` returns false.
+    public func forEach(from isBeforeStart: (IndexEntry) -> Bool, _ body: (IndexEntry) -> Bool) {
+        _ = IndexTree.forward(root, isBeforeStart, body)
+    }
+
+    /// Calls `body` with each entry from the last that `isAfterEnd` rejects, backwards,
+    /// until `body` returns false.
+    public func forEachReversed(from isAfterEnd: (IndexEntry) -> Bool, _ body: (IndexEntry) -> Bool) {
+        _ = IndexTree.backward(root, isAfterEnd, body)
+    }
+
+    /// Returns false once `body` asked to stop.
+    static func forward(_ page: Page, _ isBeforeStart: (IndexEntry) -> Bool, _ body: (IndexEntry) -> Bool) -> Bool {
+        switch page {
+        case .leaf(let entries):
+            // Entries before the start form a prefix: binary-search its end.
+            var low = 0, high = entries.count
+            while low < high {
+                let middle = (low + high) / 2
+                if isBeforeStart(entries[middle]) { low = middle + 1 } else { high = middle }
+            }
+            for index in low..<entries.count where !body(entries[index]) { return false }
+            return true
+        case .branch(let pages, let maxima, _):
+            var low = 0, high = maxima.count
+            while low < high {
+                let middle = (low + high) / 2
+                if isBeforeStart(maxima[middle]) { low = middle + 1 } else { high = middle }
+            }
+            guard low < pages.count else { return true }
+            if !forward(pages[low], isBeforeStart, body) { return false }
+            for index in (low + 1)..<pages.count where !forward(pages[index], { _ in false }, body) { return false }
+            return true
+        }
+    }
+
+    static func backward(_ page: Page, _ isAfterEnd: (IndexEntry) -> Bool, _ body: (IndexEntry) -> Bool) -> Bool {
+        switch page {
+        case .leaf(let entries):
+            // Entries after the end form a suffix: binary-search its start.
+            var low = 0, high = entries.count
+            while low < high {
+                let middle = (low + high) / 2
+                if isAfterEnd(entries[middle]) { high = middle } else { low = middle + 1 }
+            }
+            var index = low - 1
+            while index >= 0 {
+                if !body(entries[index]) { return false }
+                index -= 1
+            }
+            return true
+        case .branch(let pages, let maxima, _):
+            // The first page whose maximum is past the end may still hold entries in range.
+            var low = 0, high = maxima.count
+            while low < high {
+                let middle = (low + high) / 2
+                if isAfterEnd(maxima[middle]) { high = middle } else { low = middle + 1 }
+            }
+            var index = min(low, pages.count - 1)
+            if !backward(pages[index], isAfterEnd, body) { return false }
+            index -= 1
+            while index >= 0 {
+                if !backward(pages[index], { _ in false }, body) { return false }
+                index -= 1
+            }
+            return true
+        }
+    }
+
+    /// Every entry in order (for tests).
+    public var entries: [IndexEntry] {
+        var all: [IndexEntry] = []
+        forEach(from: { _ in false }) { all.append($0); return true }
+        return all
+    }
+
+    #if DEBUG
+    /// Checks ordering, maxima and counts; traps if anything is wrong.
+    public func checkInvariants() {
+        var previous: IndexEntry?
+        func check(_ page: Page) -> Int {
+            switch page {
+            case .leaf(let entries):
+                for entry in entries {
+                    if let previous { precondition(IndexEntry.compare(previous, entry) < 0, "index out of order") }
+                    previous = entry
+                }
+                return entries.count
+            case .branch(let pages, let maxima, let count):
+                precondition(!pages.isEmpty && pages.count == maxima.count, "branch shape")
+                var total = 0
+                for (page, maximum) in zip(pages, maxima) {
+                    total += check(page)
+                    precondition(page.maximum == maximum, "stale maximum")
+                }
+                precondition(total == count, "stale count")
+                return total
+            }
+        }
+        _ = check(root)
+    }
+    #endif
+}

@@ -32,6 +32,7 @@ import gc
 import http.client
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -533,12 +534,13 @@ class ServerProcess:
 
 
 def http_request(port: int, method: str, path: str, body: bytes | None = None,
-                 timeout: float = 30.0) -> tuple[int, bytes]:
+                 timeout: float = 120.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """One HTTP request to 127.0.0.1:`port` (never through a proxy); (status, body)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        connection.request(method, path, body=body, headers=headers)
+        all_headers = {"Content-Type": "application/json"} if body is not None else {}
+        all_headers.update(headers or {})
+        connection.request(method, path, body=body, headers=all_headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -560,12 +562,13 @@ class HearthServer(ServerProcess):
     # pays for a rules check, as in production.
     RULES = '{"rules": {".read": true, ".write": "auth == null"}}'
 
-    def __init__(self, binary: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, binary: Path, workdir: Path, extra_args: Sequence[str] = (),
+                 rules: str | None = None) -> None:
         super().__init__(workdir / "hearth-data", workdir / "hearth.log")
         self.binary = binary
         self.extra_args = list(extra_args)
         self.rules_file = workdir / "bench.rules.json"
-        self.rules_file.write_text(self.RULES)
+        self.rules_file.write_text(rules or self.RULES)
 
     def command(self, port: int) -> list[str]:
         """`hearth serve` on 127.0.0.1:`port` with the scratch data directory."""
@@ -577,9 +580,10 @@ class HearthServer(ServerProcess):
         status, _ = http_request(port, "GET", "/.health", timeout=1)
         return None if status == 200 else f"/.health answered {status}"
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """An HTTP request to this server."""
-        return http_request(self.port, method, path, body)
+        return http_request(self.port, method, path, body, headers=headers)
 
     def memory_kb(self) -> dict[str, int]:
         """Current and peak resident memory of the server (VmRSS, VmHWM), in kB."""
@@ -1044,6 +1048,98 @@ def bench_recovery(ctx: Context) -> dict[str, Any]:
         ctx.row(f"Recovery < {RECOVERY_TARGET_SECONDS:g} s (ratio = {RECOVERY_TARGET_SECONDS:g} s / time)",
                 result, ratio=ratio(RECOVERY_TARGET_SECONDS, seconds), target=1.0)
     figures["target_seconds"] = None if ctx.quick else RECOVERY_TARGET_SECONDS
+    return figures
+
+
+# --------------------------------------------------------------------------------------
+# Section: queries from maintained indexes
+# --------------------------------------------------------------------------------------
+
+QUERY_CHILDREN = 1_000_000
+QUERY_CHILDREN_QUICK = 100_000
+QUERY_SPEEDUP_TARGET = 100.0
+INDEX_UPKEEP_TARGET = 0.8  # writes with the index / without: upkeep under 20%
+QUERY_PATH = '.json?orderBy=%22ts%22&limitToLast=50'
+
+
+@section("queries", "limitToLast=50 on a child index vs a full scan; index upkeep on writes")
+def bench_queries(ctx: Context) -> dict[str, Any]:
+    """In-process (HearthBench query): the query answered from the index and by sorting
+    every child, and in-memory write throughput into the indexed location with and without
+    the index. Over HTTP: wrk on the indexed query; the same query as an admin on an
+    unindexed copy of the data (a scan, timed a few times); durable POSTs into the indexed
+    and the unindexed location. Targets: index >= 100x faster than the scan at 1,000,000
+    children; index upkeep < 20% of write throughput."""
+    bench, hearth = ctx.binary("HearthBench"), ctx.binary("hearth")
+    children = QUERY_CHILDREN_QUICK if ctx.quick else QUERY_CHILDREN
+    print(f"HearthBench query, {children:,} children ...", flush=True)
+    figures = last_json_line(run_command([str(bench), "query", str(children), "0.5" if ctx.quick else "2"],
+                                         timeout=1800), "HearthBench query")
+    memory_upkeep = ratio(figures["writes_per_second_with_index"], figures["writes_per_second_without_index"])
+    print_table(["Children", "Build s", "Indexed us", "Scan us", "Speedup", "Writes/s indexed", "Writes/s plain"],
+                [[f"{children:,}", f"{figures['index_build_seconds']:.2f}", f"{figures['indexed_query_us']:.1f}",
+                  f"{figures['scan_query_us']:,.0f}", f"{figures['speedup']:,.0f}",
+                  f"{figures['writes_per_second_with_index']:,.0f}", f"{figures['writes_per_second_without_index']:,.0f}"]],
+                right={0, 1, 2, 3, 4, 5, 6})
+
+    token = "bench-admin-token-" + "0" * 24
+    rules = '{"rules": {".read": true, ".write": "auth == null", "indexed": {".indexOn": ["ts"]}}}'
+    rng = random.Random(5)
+    data = orjson.dumps({f"k{index:08d}": {"device": f"d-{rng.randrange(500)}", "ok": True,
+                                          "ts": rng.randrange(1_000_000_000)} for index in range(children)})
+    record = orjson.dumps({"device": "d-1", "ok": True, "ts": 123456})
+    script = write_post_script(ctx.workdir / "post-ts.lua", record)
+    http: dict[str, Any] = {}
+    with HearthServer(hearth, ctx.workdir, [f"--admin-token={token}"], rules=rules) as server:
+        for location in ("indexed", "plain"):
+            status, body = server.request("PUT", f"/{location}.json?print=silent", data)
+            if status not in (200, 204):
+                raise BenchmarkError(f"PUT /{location} answered {status}: {body[:200]!r}")
+        admin = {"Authorization": f"Bearer {token}"}
+        indexed_body = server.request("GET", "/indexed" + QUERY_PATH)[1]
+        scan_body = server.request("GET", "/plain" + QUERY_PATH, headers=admin)[1]
+        if orjson.loads(indexed_body) != orjson.loads(scan_body) or len(orjson.loads(indexed_body)) != 50:
+            ctx.fail("the indexed and the scanned query answered differently")
+        print(f"wrk indexed query for {ctx.http_seconds}s ...", flush=True)
+        http["indexed"] = run_wrk(server.port, "/indexed" + QUERY_PATH, ctx.http_seconds)
+        check_wrk_errors(ctx, "indexed query", http["indexed"])
+        scans = []
+        for _ in range(2 if ctx.quick else 3):
+            started = time.perf_counter()
+            server.request("GET", "/plain" + QUERY_PATH, headers=admin)
+            scans.append(time.perf_counter() - started)
+        http["scan_seconds"] = scans
+        for location in ("plain", "indexed", "plain", "indexed"):
+            print(f"wrk POST /{location}.json for {ctx.http_seconds}s ...", flush=True)
+            run = run_wrk(server.port, f"/{location}.json", ctx.http_seconds, script)
+            check_wrk_errors(ctx, f"POST /{location}", run)
+            best = http.get(f"post_{location}")
+            if best is None or run["requests_per_s"] > best["requests_per_s"]:
+                http[f"post_{location}"] = run
+        server.ensure_alive("after the query runs")
+    figures["http"] = http
+    indexed_ms = http["indexed"].get("p50_ms", 0.0)
+    scan_ms = min(scans) * 1000
+    post_ratio = ratio(http["post_indexed"]["requests_per_s"], http["post_plain"]["requests_per_s"])
+    print_table(["HTTP", "Result"], [
+        ["indexed query", f"{http['indexed']['requests_per_s']:,.0f} req/s, p50 {indexed_ms:.2f} ms, "
+                          f"p99 {http['indexed'].get('p99_ms', 0):.2f} ms"],
+        ["scan (admin, no index)", f"{scan_ms:,.0f} ms per query"],
+        ["POST indexed / plain", f"{http['post_indexed']['requests_per_s']:,.0f} vs "
+                                 f"{http['post_plain']['requests_per_s']:,.0f} req/s"],
+    ])
+    size = "" if not ctx.quick else " (target is for 1M; quick run)"
+    ctx.row(f"Query limitToLast=50, index vs scan, {children:,} children{size}",
+            f"{figures['indexed_query_us']:.0f} us vs {figures['scan_query_us'] / 1000:,.0f} ms in-process",
+            ratio=figures["speedup"], target=QUERY_SPEEDUP_TARGET)
+    ctx.row("HTTP indexed query (p50) vs scan", f"{indexed_ms:.2f} ms vs {scan_ms:,.0f} ms; "
+            f"{http['indexed']['requests_per_s']:,.0f} req/s", ratio=ratio(scan_ms, indexed_ms),
+            target=QUERY_SPEEDUP_TARGET)
+    ctx.row("Durable POST into an indexed location / unindexed (upkeep < 20%)",
+            f"{http['post_indexed']['requests_per_s']:,.0f} vs {http['post_plain']['requests_per_s']:,.0f} req/s",
+            ratio=post_ratio, target=INDEX_UPKEEP_TARGET)
+    ctx.row("In-memory writes with the index / without", f"{figures['writes_per_second_with_index']:,.0f} vs "
+            f"{figures['writes_per_second_without_index']:,.0f} writes/s", ratio=memory_upkeep)
     return figures
 
 

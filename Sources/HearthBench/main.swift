@@ -5,6 +5,7 @@
 //   HearthBench recovery <dir> <records>    time to recover a log of that many small records
 //   HearthBench snapshot <file>             snapshot write throughput for the tree of <file>
 //   HearthBench rules - [seconds]           cost of the rules checks of one write and one read
+//   HearthBench query <children> [seconds]  limitToLast=50 from an index vs a scan; index upkeep
 //
 // Output is one JSON object per line so Benchmarks/run.py can collect it.
 import Foundation
@@ -136,6 +137,8 @@ case "snapshot":
     let elapsed = clock.now - start
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     emit(["json_bytes": bytes.count, "snapshot_bytes": file.count, "seconds": seconds, "mb_per_second": Double(bytes.count) / 1e6 / seconds])
+case "query":
+    try await queryBenchmark(children: Int(arguments[2]) ?? 1_000_000, seconds: arguments.count > 3 ? Double(arguments[3]) ?? 1 : 1)
 case "rules":
     try await rulesBenchmark(seconds: arguments.count > 3 ? Double(arguments[3]) ?? 1 : 1)
 default:

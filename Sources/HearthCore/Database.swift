@@ -14,20 +14,22 @@ public final class Database: Sendable {
 
     struct WriterState {
         var root: Node
-        var indexes = QueryIndexes()
         var sequence: UInt64
         var pushIDs: PushIDGenerator
         /// Versions written but not yet durable, oldest first.
         var pending: [Version] = []
     }
 
-    /// One version of the tree and the indexes that match it.
+    /// A version of the tree written but not yet durable, with the mutations that made it
+    /// (the indexes catch up with them when it is published).
     struct Version {
         var sequence: UInt64
         var root: Node
-        var indexes: QueryIndexes
+        var mutations: [Change.Mutation]
     }
 
+    /// What readers see. The indexes always match the root: they are brought up to date, in
+    /// place, when a version is published.
     struct CommittedState {
         var root: Node
         var indexes = QueryIndexes()
@@ -67,26 +69,16 @@ public final class Database: Sendable {
         committed.withLock { ReadView(root: $0.root, sequence: $0.sequence, indexes: $0.indexes) }
     }
 
-    /// Keeps exactly the query indexes `specs` (built now where missing) in every version from
-    /// now on. Called when rules load or change.
+    /// Keeps exactly the query indexes `specs` (built now where missing) from now on. Called
+    /// when rules load or change.
     public func declareIndexes(_ specs: Set<IndexSpec>) {
-        updateIndexes { indexes, root in indexes.keep(specs, root: root) }
+        committed.withLock { $0.indexes.keep(specs, root: $0.root) }
     }
 
     /// Adds the index `spec` (built now) if it is not kept yet: for indexes declared under a
     /// `$wildcard`, made when a query first needs them.
     public func ensureIndex(_ spec: IndexSpec) {
-        guard committed.withLock({ $0.indexes[spec] == nil }) else { return }
-        updateIndexes { indexes, root in indexes.add(spec, root: root) }
-    }
-
-    /// Changes the indexes of the latest, every pending and the committed version alike.
-    func updateIndexes(_ change: (inout QueryIndexes, Node) -> Void) {
-        writer.withLock { state in
-            change(&state.indexes, state.root)
-            for index in state.pending.indices { change(&state.pending[index].indexes, state.pending[index].root) }
-            committed.withLock { committed in change(&committed.indexes, committed.root) }
-        }
+        committed.withLock { $0.indexes.add(spec, root: $0.root) }
     }
 
     /// The newest push-ID timestamp issued (ms), for snapshots.
@@ -123,12 +115,7 @@ public final class Database: Sendable {
         let durable: UInt64? = writer.withLock { state in
             guard let durable = log.recover(from: failure), state.sequence > durable else { return nil }
             state.pending.removeAll { $0.sequence > durable }
-            if let last = state.pending.last {
-                state.root = last.root
-                state.indexes = last.indexes
-            } else {
-                (state.root, state.indexes) = committed.withLock { ($0.root, $0.indexes) }
-            }
+            state.root = state.pending.last?.root ?? committed.withLock { $0.root }
             state.sequence = durable
             return durable
         }
@@ -139,20 +126,36 @@ public final class Database: Sendable {
     func markDurable(through sequence: UInt64) {
         // Publish under the writer lock, so that a rollback (which reads the committed root
         // under the same lock) never sees a durable write missing from both places.
+        // Versions that stop being reachable are freed after the locks are released, so the
+        // writer never waits while pages of old trees and indexes are deallocated.
+        var retired: [Version] = []
         writer.withLock { state in
             // Pending roots are in sequence order: drop the durable prefix in one step.
             let durable = state.pending.prefix { $0.sequence <= sequence }.count
             guard durable > 0 else { return }
             let latest = state.pending[durable - 1]
+            retired = Array(state.pending[..<durable])
             state.pending.removeFirst(durable)
             committed.withLock { committed in
-                if latest.sequence > committed.sequence {
-                    committed.root = latest.root
-                    committed.indexes = latest.indexes
-                    committed.sequence = latest.sequence
+                guard latest.sequence > committed.sequence else { return }
+                if !committed.indexes.isEmpty {
+                    // Bring the indexes up to date version by version. Nobody else holds them
+                    // (readers copy them only for the moment of a query), so they change in place.
+                    var indexes = committed.indexes
+                    committed.indexes = QueryIndexes()
+                    var previous = committed.root
+                    for version in retired where version.sequence > committed.sequence {
+                        indexes.apply(version.mutations, old: previous, new: version.root)
+                        previous = version.root
+                    }
+                    committed.indexes = indexes
                 }
+                retired.append(Version(sequence: committed.sequence, root: committed.root, mutations: []))
+                committed.root = latest.root
+                committed.sequence = latest.sequence
             }
         }
+        withExtendedLifetime(retired) {}
     }
 
     /// Runs inside the writer lock: checks conditions, builds the change, logs it.
@@ -215,15 +218,9 @@ public final class Database: Sendable {
         }
         let sequence = state.sequence + 1
         let ticket = try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
-        var newIndexes = state.indexes
-        if !newIndexes.isEmpty {
-            state.indexes = QueryIndexes()  // let go, so the indexes change in place
-            newIndexes.apply(change.mutations, old: current, new: newRoot)
-        }
         state.sequence = sequence
         state.root = newRoot
-        state.indexes = newIndexes
-        state.pending.append(Version(sequence: sequence, root: newRoot, indexes: newIndexes))
+        state.pending.append(Version(sequence: sequence, root: newRoot, mutations: change.mutations))
         return (.written(sequence: sequence, result: result), (sequence, ticket))
     }
 

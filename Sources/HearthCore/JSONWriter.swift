@@ -126,8 +126,10 @@ public struct JSONWriter: ~Copyable {
     /// are written as one, in key order.
     public mutating func write(orderedEntries entries: [ChildEntry]) {
         guard !entries.isEmpty else { return write(.null) }
-        let map = ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key }))
-        if !options.export, JSONWriter.arrayLength(map) != nil { return write(.object(map)) }
+        if !options.export, entries.allSatisfy({ $0.key.isArrayIndex }) {
+            let map = ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key }))
+            if JSONWriter.arrayLength(map) != nil { return write(.object(map)) }
+        }
         beginObject()
         var first = true
         for entry in entries {

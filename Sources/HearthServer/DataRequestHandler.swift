@@ -82,7 +82,7 @@ struct DataRequestHandler {
             let node = (view?.root ?? .null).at(path)
             var entries = view?.indexes[spec].map { query.lookup(node, in: $0) } ?? query.scan(node)
             if options.shallow {
-                entries = entries.map { ChildEntry(key: $0.key, value: $0.value.isLeaf ? $0.value : .bool(true)) }
+                entries = entries.map { ChildEntry(key: $0.key, value: .bool(true)) }
             }
             return ResponseFactory.entries(entries, options: options)
         }

@@ -8,24 +8,23 @@
 /// - Complexity: insert and remove O(log n); a range scan O(log n + k).
 public struct IndexTree: Sendable {
     /// Entries per leaf before it splits; pages per branch before it splits.
-    static let capacity = 64
+    static let capacity = 32
 
-    indirect enum Page: Sendable {
+    enum Page: Sendable {
         case leaf(ContiguousArray<IndexEntry>)
-        /// Child pages, the largest entry of each, and the number of entries below.
-        case branch(pages: ContiguousArray<Page>, maxima: ContiguousArray<IndexEntry>, count: Int)
+        case branch(IndexBranch)
 
         var count: Int {
             switch self {
             case .leaf(let entries): return entries.count
-            case .branch(_, _, let count): return count
+            case .branch(let branch): return branch.count
             }
         }
 
         var maximum: IndexEntry? {
             switch self {
             case .leaf(let entries): return entries.last
-            case .branch(_, let maxima, _): return maxima.last
+            case .branch(let branch): return branch.maxima.last
             }
         }
     }
@@ -54,8 +53,7 @@ public struct IndexTree: Sendable {
             while start < level.count {
                 let end = min(start + perPage, level.count)
                 let pages = ContiguousArray(level[start..<end])
-                next.append(.branch(pages: pages, maxima: ContiguousArray(pages.map { $0.maximum! }),
-                    count: pages.reduce(0) { $0 + $1.count }))
+                next.append(.branch(IndexBranch(pages: pages)))
                 start = end
             }
             level = next
@@ -70,17 +68,16 @@ public struct IndexTree: Sendable {
 
     /// Inserts `entry` (no effect if it is already there).
     public mutating func insert(_ entry: IndexEntry) {
-        if let split = IndexTree.insert(entry, into: &root) {
-            let left = root
-            root = .branch(pages: [left, split], maxima: [left.maximum!, split.maximum!], count: left.count + split.count)
+        if let split = root.insert(entry) {
+            root = .branch(IndexBranch(pages: [root, split]))
         }
     }
 
     /// Removes `entry`; returns whether it was there.
     @discardableResult
     public mutating func remove(_ entry: IndexEntry) -> Bool {
-        let removed = IndexTree.remove(entry, from: &root)
-        if case .branch(let pages, _, _) = root, pages.count == 1 { root = pages[0] }
+        let removed = root.remove(entry)
+        if case .branch(let branch) = root, branch.pages.count == 1 { root = branch.pages[0] }
         return removed
     }
 
@@ -105,69 +102,6 @@ public struct IndexTree: Sendable {
             if IndexEntry.compare(maxima[middle], entry) < 0 { low = middle + 1 } else { high = middle }
         }
         return low
-    }
-
-    /// Inserts below `page`; returns the new right sibling if `page` split.
-    static func insert(_ entry: IndexEntry, into page: inout Page) -> Page? {
-        switch page {
-        case .leaf(var entries):
-            page = .leaf([])  // let go of the array, so it is changed in place
-            let (index, found) = searchLeaf(entries, entry)
-            if !found { entries.insert(entry, at: index) }
-            guard entries.count > capacity else {
-                page = .leaf(entries)
-                return nil
-            }
-            let half = entries.count / 2
-            page = .leaf(ContiguousArray(entries[..<half]))
-            return .leaf(ContiguousArray(entries[half...]))
-        case .branch(var pages, var maxima, var count):
-            page = .leaf([])
-            let index = searchBranch(maxima, entry)
-            let before = pages[index].count
-            let split = insert(entry, into: &pages[index])
-            count += pages[index].count - before
-            maxima[index] = pages[index].maximum!
-            if let split {
-                count += split.count
-                pages.insert(split, at: index + 1)
-                maxima.insert(split.maximum!, at: index + 1)
-            }
-            guard pages.count > capacity else {
-                page = .branch(pages: pages, maxima: maxima, count: count)
-                return nil
-            }
-            let half = pages.count / 2
-            let left = ContiguousArray(pages[..<half]), right = ContiguousArray(pages[half...])
-            let leftCount = left.reduce(0) { $0 + $1.count }
-            page = .branch(pages: left, maxima: ContiguousArray(maxima[..<half]), count: leftCount)
-            return .branch(pages: right, maxima: ContiguousArray(maxima[half...]), count: count - leftCount)
-        }
-    }
-
-    static func remove(_ entry: IndexEntry, from page: inout Page) -> Bool {
-        switch page {
-        case .leaf(var entries):
-            let (index, found) = searchLeaf(entries, entry)
-            guard found else { return false }
-            page = .leaf([])
-            entries.remove(at: index)
-            page = .leaf(entries)
-            return true
-        case .branch(var pages, var maxima, let count):
-            let index = searchBranch(maxima, entry)
-            guard IndexEntry.compare(maxima[index], entry) >= 0 else { return false }
-            page = .leaf([])
-            let removed = remove(entry, from: &pages[index])
-            if pages[index].count == 0 {
-                pages.remove(at: index)
-                maxima.remove(at: index)
-            } else {
-                maxima[index] = pages[index].maximum!
-            }
-            page = .branch(pages: pages, maxima: maxima, count: removed ? count - 1 : count)
-            return removed
-        }
     }
 
     // MARK: Range scans
@@ -196,7 +130,8 @@ public struct IndexTree: Sendable {
             }
             for index in low..<entries.count where !body(entries[index]) { return false }
             return true
-        case .branch(let pages, let maxima, _):
+        case .branch(let branch):
+            let pages = branch.pages, maxima = branch.maxima
             var low = 0, high = maxima.count
             while low < high {
                 let middle = (low + high) / 2
@@ -224,7 +159,8 @@ public struct IndexTree: Sendable {
                 index -= 1
             }
             return true
-        case .branch(let pages, let maxima, _):
+        case .branch(let branch):
+            let pages = branch.pages, maxima = branch.maxima
             // The first page whose maximum is past the end may still hold entries in range.
             var low = 0, high = maxima.count
             while low < high {
@@ -261,7 +197,8 @@ public struct IndexTree: Sendable {
                     previous = entry
                 }
                 return entries.count
-            case .branch(let pages, let maxima, let count):
+            case .branch(let branch):
+                let (pages, maxima, count) = (branch.pages, branch.maxima, branch.count)
                 precondition(!pages.isEmpty && pages.count == maxima.count, "branch shape")
                 var total = 0
                 for (page, maximum) in zip(pages, maxima) {
@@ -275,4 +212,96 @@ public struct IndexTree: Sendable {
         _ = check(root)
     }
     #endif
+}
+
+/// A branch page: its child pages, the largest entry below each, and the number of entries
+/// below it. Shared between versions until changed (copy on write).
+final class IndexBranch: @unchecked Sendable {
+    var pages: ContiguousArray<IndexTree.Page>
+    var maxima: ContiguousArray<IndexEntry>
+    var count: Int
+
+    init(pages: ContiguousArray<IndexTree.Page>) {
+        self.pages = pages
+        maxima = ContiguousArray(pages.map { $0.maximum! })
+        count = pages.reduce(0) { $0 + $1.count }
+    }
+
+    init(pages: ContiguousArray<IndexTree.Page>, maxima: ContiguousArray<IndexEntry>, count: Int) {
+        self.pages = pages
+        self.maxima = maxima
+        self.count = count
+    }
+
+    func copy() -> IndexBranch { IndexBranch(pages: pages, maxima: maxima, count: count) }
+}
+
+extension IndexTree.Page {
+    /// Inserts below this page; returns the new right sibling if it split. Pages referenced
+    /// only here are changed in place; shared ones are copied.
+    mutating func insert(_ entry: IndexEntry) -> IndexTree.Page? {
+        switch consume self {
+        case .leaf(var entries):
+            let (index, found) = IndexTree.searchLeaf(entries, entry)
+            if !found { entries.insert(entry, at: index) }
+            guard entries.count > IndexTree.capacity else {
+                self = .leaf(entries)
+                return nil
+            }
+            let half = entries.count / 2
+            self = .leaf(ContiguousArray(entries[..<half]))
+            return .leaf(ContiguousArray(entries[half...]))
+        case .branch(var branch):
+            if !isKnownUniquelyReferenced(&branch) { branch = branch.copy() }
+            let index = IndexTree.searchBranch(branch.maxima, entry)
+            let before = branch.pages[index].count
+            let split = branch.pages[index].insert(entry)
+            branch.count += branch.pages[index].count - before
+            branch.maxima[index] = branch.pages[index].maximum!
+            if let split {
+                branch.count += split.count
+                branch.pages.insert(split, at: index + 1)
+                branch.maxima.insert(split.maximum!, at: index + 1)
+            }
+            guard branch.pages.count > IndexTree.capacity else {
+                self = .branch(branch)
+                return nil
+            }
+            let half = branch.pages.count / 2
+            let right = IndexBranch(pages: ContiguousArray(branch.pages[half...]))
+            branch.pages.removeSubrange(half...)
+            branch.maxima.removeSubrange(half...)
+            branch.count -= right.count
+            self = .branch(branch)
+            return .branch(right)
+        }
+    }
+
+    /// Removes `entry` below this page; returns whether it was there. Empty pages are dropped.
+    mutating func remove(_ entry: IndexEntry) -> Bool {
+        switch consume self {
+        case .leaf(var entries):
+            let (index, found) = IndexTree.searchLeaf(entries, entry)
+            if found { entries.remove(at: index) }
+            self = .leaf(entries)
+            return found
+        case .branch(var branch):
+            let index = IndexTree.searchBranch(branch.maxima, entry)
+            guard IndexEntry.compare(branch.maxima[index], entry) >= 0 else {
+                self = .branch(branch)
+                return false
+            }
+            if !isKnownUniquelyReferenced(&branch) { branch = branch.copy() }
+            let removed = branch.pages[index].remove(entry)
+            if branch.pages[index].count == 0 {
+                branch.pages.remove(at: index)
+                branch.maxima.remove(at: index)
+            } else {
+                branch.maxima[index] = branch.pages[index].maximum!
+            }
+            if removed { branch.count -= 1 }
+            self = .branch(branch)
+            return removed
+        }
+    }
 }

@@ -166,7 +166,8 @@ public struct Query: Sendable, Equatable {
             throw notPrimitive
         }
         if orderBy == .key {
-            guard case .string = value else { throw DataError("\(name) must be a string when orderBy is \"$key\"") }
+            // Firebase's message for a non-string bound on $key.
+            guard case .string = value else { throw DataError("Provided key index type is invalid, must be string") }
             guard key == nil else { throw DataError("\(name) cannot have a key after the comma when orderBy is \"$key\"") }
         }
         if orderBy == .priority, case .bool = value {

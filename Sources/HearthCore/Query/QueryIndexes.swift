@@ -51,35 +51,38 @@ public struct QueryIndexes: Sendable {
     /// - Complexity: O(log n) per changed child of an indexed location; a change at or above
     ///   an indexed location rebuilds that index.
     public mutating func apply(_ mutations: [Change.Mutation], old: Node, new: Node) {
-        for spec in Array(trees.keys) {
+        // Dictionary values change in place through their indices: no rehashing of specs.
+        var position = trees.values.startIndex
+        while position != trees.values.endIndex {
+            defer { position = trees.values.index(after: position) }
+            let spec = trees.keys[position]
             let location = spec.location
             var rebuild = false
-            var changed: Set<ChildKey> = []
+            var changed: [ChildKey] = []
             for mutation in mutations {
                 let path = mutation.path
                 if path.depth > location.depth, location.contains(path) {
-                    changed.insert(path.keys[location.depth])
+                    let key = path.keys[location.depth]
+                    if !changed.contains(key) { changed.append(key) }
                 } else if path.contains(location) {
                     rebuild = true
                     break
                 }
             }
             if rebuild {
-                trees[spec] = spec.build(from: new.at(location))
+                trees.values[position] = spec.build(from: new.at(location))
                 continue
             }
-            guard !changed.isEmpty, var tree = trees[spec] else { continue }
-            trees[spec] = nil  // let go of the tree, so it is changed in place
+            guard !changed.isEmpty else { continue }
             let before = old.at(location), after = new.at(location)
             for key in changed {
                 let was = before.child(key), now = after.child(key)
                 let oldEntry = was.isNull ? nil : IndexEntry(value: spec.orderBy.value(of: was, key: key), key: key)
                 let newEntry = now.isNull ? nil : IndexEntry(value: spec.orderBy.value(of: now, key: key), key: key)
                 guard oldEntry != newEntry else { continue }
-                if let oldEntry { tree.remove(oldEntry) }
-                if let newEntry { tree.insert(newEntry) }
+                if let oldEntry { trees.values[position].remove(oldEntry) }
+                if let newEntry { trees.values[position].insert(newEntry) }
             }
-            trees[spec] = tree
         }
     }
 }

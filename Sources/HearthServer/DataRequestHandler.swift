@@ -235,10 +235,26 @@ struct DataRequestHandler {
                 headers[ResponseFactory.etagHeader] = ETag.of(database.root.at(path.appending(name)))
             }
             return ResponseFactory.node(body, options: options, headers: headers)
-        case .written(_, .value(let value)):
+        case .written(_, .value(var value)):
+            // An increment's answer is the stored total: show it only to callers who may read
+            // it (a write-only caller could otherwise read any number with an increment of 0).
+            if let rules, write.hasIncrements, !rules.canRead(path, auth: caller.auth, root: database.root, now: now).allowed {
+                value = .null
+            }
             var headers = HTTPFields()
             if wantsETag || ifMatch != nil { headers[ResponseFactory.etagHeader] = ETag.of(value) }
             return ResponseFactory.node(value, options: options, headers: headers)
+        }
+    }
+}
+
+extension WriteRequest {
+    /// True if the body holds a server increment (`{".sv": {"increment": n}}`).
+    var hasIncrements: Bool {
+        switch operation {
+        case .set(let parsed), .push(let parsed): return !parsed.increments.isEmpty
+        case .update(let entries): return entries.contains { !$0.value.increments.isEmpty }
+        case .setPriority: return false
         }
     }
 }

@@ -62,10 +62,12 @@ struct AuthOptions: ParsableArguments {
             } else {
                 logger.notice("no --rules: namespaces without uploaded rules deny every read and write except the admin's")
             }
-            if adminTokenCreated {
-                // Printed once, on the terminal, never logged.
+            if adminTokenCreated && isatty(STDOUT_FILENO) == 1 {
+                // Shown once, on a terminal only: never in a log file or a service's journal.
                 let notice = "Generated an admin token in \(adminTokenSource):\n  \(adminToken)\n"
                 FileHandle.standardOutput.write(Data(notice.utf8))
+            } else if adminTokenCreated {
+                logger.notice("generated an admin token in \(adminTokenSource)")
             } else {
                 logger.info("admin token: \(adminTokenSource)")
             }

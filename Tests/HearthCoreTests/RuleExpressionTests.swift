@@ -636,4 +636,25 @@ struct RuleExpressionTests {
         #expect(outcome(of: "root.child('a').val() == null", in: RuleContext(root: root)) == .isFalse)
         #expect(outcome(of: "root.child('a').child('length').val() == 5", in: RuleContext(root: root)) == .isTrue)
     }
+
+    /// Long chains and deep nesting are refused when compiled, so evaluating (and freeing) a
+    /// rule never recurses deeply.
+    @Test
+    func deepRulesAreRefused() {
+        let chain = "auth == null" + String(repeating: " && auth == null", count: 4000)
+        #expect(outcome(of: chain) == .invalid)
+        #expect(outcome(of: String(repeating: "!", count: 100_000) + "true") == .invalid)
+        #expect(outcome(of: "auth" + String(repeating: ".a", count: 500) + " == null") == .invalid)
+        let fine = "auth == null" + String(repeating: " && auth == null", count: 50)
+        #expect(outcome(of: fine) == .isTrue)
+    }
+
+    /// A request's regex steps are shared by all its rules.
+    @Test
+    func regexStepsComeFromTheRequestBudget() throws {
+        let rule = try RuleExpression.compile("'aaaaaaaaaaaaaaaaaaaaaaax'.matches(/^(a|a)*b$/)", kind: .read)
+        var context = RuleContext()
+        context.budget = RuleBudget(steps: 1000)
+        #expect(rule.evaluate(context) == nil)
+    }
 }

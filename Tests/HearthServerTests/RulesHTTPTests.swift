@@ -229,4 +229,46 @@ struct RulesHTTPTests {
         #expect(identity.auth.child("provider") == .string("google"))
         #expect(identity.auth.child("token").child("groups").child("1") == .string("b"))
     }
+
+    /// Only an HS256 token of the legacy shape (`v` and `d`) can carry `admin: true`; in any
+    /// other token `d` and `admin` are ordinary claims.
+    @Test func legacyAdminNeedsTheLegacyShape() async throws {
+        try await withRules(#"{"rules": {".read": "auth.uid == 'u1'"}}"#) { client async throws in
+            let dClaim = try JSONParser.parse(Array(#"{"uid":"u1"}"#.utf8)).node
+            let legacy = try await TokenMinter.hs256(uid: "x", claims: ["v": .int(0), "d": dClaim, "admin": .bool(true)], secret: secret)
+            #expect(try await client.get("/.settings/rules.json?auth=\(legacy)").status == 200)
+            let modern = try await TokenMinter.hs256(uid: "x", claims: ["d": dClaim, "admin": .bool(true)], secret: secret)
+            // Not an admin, and its uid stays "x": the rule on auth.uid denies.
+            #expect(try await client.get("/.settings/rules.json?auth=\(modern)").status == 401)
+            #expect(try await client.get("/a.json?auth=\(modern)").status == 401)
+        }
+    }
+
+    /// A write-only caller does not learn a number through an increment's answer.
+    @Test func incrementsAnswerOnlyReaders() async throws {
+        try await withRules(#"{"rules": {".write": true}}"#) { client async throws in
+            _ = try await client.put("/n.json", "42", headers: admin)
+            let blind = try await client.put("/n.json", #"{".sv":{"increment":0}}"#)
+            #expect(blind.status == 200)
+            #expect(blind.body == "null")
+            let reader = try await client.put("/n.json", #"{".sv":{"increment":1}}"#, headers: admin)
+            #expect(reader.body == "43")
+        }
+    }
+
+    /// Canonically equivalent spellings are different keys, in rules as in data.
+    @Test func ruleKeysCompareBytes() async throws {
+        let rules = "{\"rules\": {\"caf\u{E9}\": {\".read\": true}}}"
+        try await withRules(rules) { client async throws in
+            #expect(try await client.get("/caf%C3%A9.json").status == 200)
+            #expect(try await client.get("/cafe%CC%81.json").status == 401)
+        }
+    }
+
+    @Test func overridesAreObjectsOrNull() async throws {
+        try await withRules(webhookRules) { client async throws in
+            #expect(try await client.get("/a.json?auth_variable_override=%5B1%5D", headers: admin).status == 400)
+            #expect(try await client.get("/a.json?auth_variable_override=null", headers: admin).status == 401)
+        }
+    }
 }

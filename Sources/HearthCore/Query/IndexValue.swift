@@ -49,8 +49,29 @@ public enum IndexValue: Sendable, Hashable {
         if left != right { return left < right ? -1 : 1 }
         switch (lhs, rhs) {
         case (.number(let a), .number(let b)): return a < b ? -1 : (a > b ? 1 : 0)
-        case (.string(let a), .string(let b)): return UTF16Order.compare(a, b)
+        case (.string(let a), .string(let b)): return UTF16Order.compare(a, b).signum()
         default: return 0
+        }
+    }
+
+    /// Equal values: strings by their bytes, as data compares them (Swift's `==` on strings
+    /// would equate canonically equivalent spellings such as `é` and `e\u{301}`).
+    public static func == (lhs: IndexValue, rhs: IndexValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null), (.object, .object): return true
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.number(let a), .number(let b)): return a == b
+        case (.string(let a), .string(let b)): return a.utf8.elementsEqual(b.utf8)
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(rank)
+        switch self {
+        case .number(let value): hasher.combine(value)
+        case .string(let value): for byte in value.utf8 { hasher.combine(byte) }
+        default: break
         }
     }
 
@@ -82,6 +103,6 @@ public struct IndexEntry: Sendable, Hashable {
     public static func compare(_ lhs: IndexEntry, _ rhs: IndexEntry) -> Int {
         let byValue = IndexValue.compare(lhs.value, rhs.value)
         if byValue != 0 { return byValue }
-        return ChildKey.compare(lhs.key, rhs.key)
+        return ChildKey.compare(lhs.key, rhs.key).signum()
     }
 }

@@ -30,6 +30,9 @@ public struct RuleContext: Sendable {
     public var now: Int64
     /// `query`: the read's query parameters.
     public var query: RuleQuery
+    /// Regular-expression steps left for the whole request: a write that runs a costly regex
+    /// on many children is denied once they are spent, instead of holding the writer.
+    public var budget = RuleBudget()
 
     public init(
         auth: Node = .null, root: Node = .null, newRoot: Node? = nil, location: Path = .root,
@@ -45,6 +48,19 @@ public struct RuleContext: Sendable {
         self.wildcards = wildcards
         self.now = now
         self.query = query
+    }
+}
+
+/// The work one request's rules may do (regex backtracking steps), shared by every rule the
+/// request evaluates.
+public final class RuleBudget: @unchecked Sendable {
+    /// Steps for one whole read or write check.
+    public static let requestSteps = 1_000_000
+
+    var remaining: Int
+
+    public init(steps: Int = RuleBudget.requestSteps) {
+        remaining = steps
     }
 }
 

@@ -59,7 +59,9 @@ extension RuleContext {
         case .matches(let receiver, let regex):
             let value = try evaluate(receiver)
             guard case .string(let string) = value else { throw fail("matches() was called on a \(value.typeName), not a string") }
-            guard let matched = regex.matches(string) else { throw fail("the regular expression /\(regex.pattern)/ took too long") }
+            guard let matched = regex.matches(string, budget: budget) else {
+                throw fail("the regular expression /\(regex.pattern)/ took too long")
+            }
             return .bool(matched)
         case .not(let operand):
             return .bool(!(try boolean(operand, "!")))

@@ -19,6 +19,8 @@ public struct RuleExpression: Sendable {
 
     /// The expression as written.
     public let source: String
+    /// The deepest expression tree a rule may have.
+    public static let maxDepth = 200
     let body: RuleNodeExpression
 
     /// Compiles `source`. `wildcards` are the `$names` in scope, outermost first. Error
@@ -27,6 +29,12 @@ public struct RuleExpression: Sendable {
         var parser = try RuleExpressionParser(source: source, kind: kind, wildcards: wildcards)
         let (body, type) = try parser.parseExpression()
         try parser.expectEnd()
+        // Chains (`a && b && ...`, `x.a.b...`) nest without recursion in the parser, but
+        // evaluation recurses: bound the depth of the tree it will walk.
+        guard body.depth <= RuleExpression.maxDepth else {
+            throw RuleError("The rule is too long or nested too deeply (more than \(RuleExpression.maxDepth) levels).",
+                at: SourcePosition(line: 1, column: 1))
+        }
         guard type.canBeBoolean else {
             throw RuleError("The rule must evaluate to a boolean, but this is a \(type.name).", at: SourcePosition(line: 1, column: 1))
         }
@@ -88,6 +96,26 @@ enum RuleBinaryOperator: String, Sendable {
 }
 
 /// The compiled form of an expression: every name resolved.
+extension RuleNodeExpression {
+    /// The depth of the tree (a literal is 1).
+    var depth: Int {
+        switch self {
+        case .literal, .variable, .wildcard, .queryField: return 1
+        case .property(let inner, _), .childLiteral(let inner, _), .hasChildLiteral(let inner, _),
+            .hasChildrenLiteral(let inner, _), .matches(let inner, _), .not(let inner), .negate(let inner):
+            return inner.depth + 1
+        case .computedProperty(let a, let b), .binary(_, let a, let b), .and(let a, let b), .or(let a, let b):
+            return max(a.depth, b.depth) + 1
+        case .snapshotCall(let receiver, _, let arguments), .stringCall(let receiver, _, let arguments):
+            return arguments.reduce(receiver.depth) { max($0, $1.depth) } + 1
+        case .conditional(let a, let b, let c):
+            return max(a.depth, b.depth, c.depth) + 1
+        case .array(let elements):
+            return elements.reduce(0) { max($0, $1.depth) } + 1
+        }
+    }
+}
+
 indirect enum RuleNodeExpression: Sendable {
     case literal(RuleValue)
     case variable(RuleVariable)

@@ -81,6 +81,15 @@ struct RuleExpressionParser {
         return bare ? text : "but found \(text)"
     }
 
+    /// `typed`, if its tree is no deeper than a rule may be. Every node the parser builds
+    /// passes here, so no tree (nor the work of measuring it) ever gets deep.
+    func bounded(_ typed: Typed) throws(RuleError) -> Typed {
+        guard typed.0.depth <= RuleExpression.maxDepth else {
+            throw error("The rule is too long or nested too deeply (more than \(RuleExpression.maxDepth) levels).")
+        }
+        return typed
+    }
+
     // MARK: Precedence climbing, lowest first
 
     mutating func parseExpression() throws(RuleError) -> Typed {
@@ -101,7 +110,7 @@ struct RuleExpressionParser {
         guard whenTrue.1.canBeBoolean, whenFalse.1.canBeBoolean else {
             throw error("Both branches of ?: must be booleans.", at: questionMark)
         }
-        return (.conditional(condition.0, whenTrue.0, whenFalse.0), .boolean)
+        return try bounded((.conditional(condition.0, whenTrue.0, whenFalse.0), .boolean))
     }
 
     mutating func parseOr() throws(RuleError) -> Typed {
@@ -112,7 +121,7 @@ struct RuleExpressionParser {
             let right = try parseAnd()
             try requireBooleanOperand(left.1, "'||'", at: token)
             try requireBooleanOperand(right.1, "'||'", at: token)
-            left = (.or(left.0, right.0), .boolean)
+            left = try bounded((.or(left.0, right.0), .boolean))
         }
         return left
     }
@@ -125,7 +134,7 @@ struct RuleExpressionParser {
             let right = try parseEquality()
             try requireBooleanOperand(left.1, "'&&'", at: token)
             try requireBooleanOperand(right.1, "'&&'", at: token)
-            left = (.and(left.0, right.0), .boolean)
+            left = try bounded((.and(left.0, right.0), .boolean))
         }
         return left
     }
@@ -144,7 +153,7 @@ struct RuleExpressionParser {
                 throw error("A \(type.name) cannot be compared with \(symbol); call val() or exists() first.", at: token)
             }
             let op: RuleBinaryOperator = symbol.hasPrefix("=") ? .equal : .notEqual
-            left = (.binary(op, left.0, right.0), .boolean)
+            left = try bounded((.binary(op, left.0, right.0), .boolean))
         }
         return left
     }
@@ -160,7 +169,7 @@ struct RuleExpressionParser {
             for type in [left.1, right.1] where ![.number, .string, .any, .primitive].contains(type) {
                 throw error("'\(symbol)' compares numbers or strings, not a \(type.name).", at: token)
             }
-            left = (.binary(op, left.0, right.0), .boolean)
+            left = try bounded((.binary(op, left.0, right.0), .boolean))
         }
         return left
     }
@@ -181,7 +190,7 @@ struct RuleExpressionParser {
                     type = .primitive
                 }
             }
-            left = (.binary(op, left.0, right.0), type)
+            left = try bounded((.binary(op, left.0, right.0), type))
         }
         return left
     }
@@ -194,7 +203,7 @@ struct RuleExpressionParser {
             let op = RuleBinaryOperator(rawValue: symbol)!
             let right = try parseUnary()
             try requireArithmeticOperands(left.1, right.1, op, at: token)
-            left = (.binary(op, left.0, right.0), .number)
+            left = try bounded((.binary(op, left.0, right.0), .number))
         }
         return left
     }
@@ -206,12 +215,15 @@ struct RuleExpressionParser {
     }
 
     mutating func parseUnary() throws(RuleError) -> Typed {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth < 100 else { throw error("The rule is nested too deeply.") }
         if isSymbol("!") {
             let token = current
             index += 1
             let operand = try parseUnary()
             try requireBooleanOperand(operand.1, "'!'", at: token)
-            return (.not(operand.0), .boolean)
+            return try bounded((.not(operand.0), .boolean))
         }
         if isSymbol("-") {
             let token = current
@@ -221,7 +233,7 @@ struct RuleExpressionParser {
                 throw error("'-' cannot be applied to a \(operand.1.name).", at: token)
             }
             if case .literal(.number(let number)) = operand.0 { return (.literal(.number(-number)), .number) }
-            return (.negate(operand.0), .number)
+            return try bounded((.negate(operand.0), .number))
         }
         return try parsePostfix()
     }
@@ -236,14 +248,14 @@ struct RuleExpressionParser {
                 guard case .identifier(let name) = current.kind else { throw error("Expected a name after '.'.") }
                 let token = current
                 index += 1
-                value = try member(of: value, named: name, at: token)
+                value = try bounded(try member(of: value, named: name, at: token))
             } else if isSymbol("[") {
                 let token = current
                 index += 1
                 let key = try parseExpression()
                 try expect("]")
                 if case .literal(.string(let name)) = key.0 {
-                    value = try member(of: value, named: name, at: token)
+                    value = try bounded(try member(of: value, named: name, at: token))
                 } else {
                     guard value.1 == .any, !isSymbol("(") else {
                         throw error("Only a constant string can name a member of a \(value.1.name).", at: token)
@@ -251,7 +263,7 @@ struct RuleExpressionParser {
                     guard key.1.canBeString || key.1 == .number else {
                         throw error("A \(key.1.name) cannot name a member.", at: token)
                     }
-                    value = (.computedProperty(value.0, key.0), .any)
+                    value = try bounded((.computedProperty(value.0, key.0), .any))
                 }
             } else if isSymbol("(") {
                 throw error("Only methods can be called.")

@@ -91,8 +91,14 @@ public struct RuleRegex: Sendable {
     /// True if the pattern matches somewhere in `string`. Nil when the match ran out of its
     /// step budget or depth limit.
     public func matches(_ string: String) -> Bool? {
+        matches(string, budget: RuleBudget(steps: RuleRegex.stepBudget))
+    }
+
+    /// Like ``matches(_:)``, spending the steps from `budget` (shared by a request's rules).
+    public func matches(_ string: String, budget: RuleBudget) -> Bool? {
         let scalars = Array(string.unicodeScalars)
-        var matcher = Matcher(regex: self, scalars: scalars)
+        var matcher = Matcher(regex: self, scalars: scalars, limit: min(RuleRegex.stepBudget, budget.remaining))
+        defer { budget.remaining -= min(matcher.steps, budget.remaining) }
         let lastStart = anchoredAtStart ? 0 : scalars.count
         for start in 0...lastStart {
             let found = matcher.matchAlternatives(alternatives, at: start) { _, _ in true }
@@ -318,16 +324,18 @@ struct Matcher {
 
     let regex: RuleRegex
     let scalars: [Unicode.Scalar]
+    let limit: Int
     var steps = 0
     var depth = 0
     var tooDeep = false
 
-    init(regex: RuleRegex, scalars: [Unicode.Scalar]) {
+    init(regex: RuleRegex, scalars: [Unicode.Scalar], limit: Int = RuleRegex.stepBudget) {
         self.regex = regex
         self.scalars = scalars
+        self.limit = limit
     }
 
-    var exhausted: Bool { steps > RuleRegex.stepBudget || tooDeep }
+    var exhausted: Bool { steps > limit || tooDeep }
 
     mutating func matchAlternatives(_ alternatives: [[RuleRegex.Element]], at index: Int, then: Continuation) -> Bool {
         for sequence in alternatives {

@@ -128,8 +128,7 @@ extension RuleSet {
         }
         if rules.wildcard == nil {
             // Only the named children can have rules: look them up instead of scanning.
-            for (name, childRules) in rules.children {
-                let key = ChildKey(name)
+            for (key, childRules) in rules.children {
                 guard let child = children[key] else { continue }
                 if let failure = validateNode(
                     childRules, key: key, keys: &keys, data: data.child(key), newData: child, captures: &captures, &context)

@@ -15,7 +15,7 @@ extension RuleSet {
             for name in node.indexOn {
                 if let orderBy = RuleSet.ordering(forIndexOn: name) { specs.insert(IndexSpec(location: path, orderBy: orderBy)) }
             }
-            for (key, child) in node.children { walk(child, path.appending(ChildKey(key))) }
+            for (key, child) in node.children { walk(child, path.appending(key)) }
         }
         walk(root, .root)
         return specs

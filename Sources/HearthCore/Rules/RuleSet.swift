@@ -19,15 +19,17 @@ public final class RuleNode: Sendable {
     public let validate: CompiledRule?
     /// `.indexOn`: child paths (or `.value`) to index here, for queries.
     public let indexOn: [String]
-    /// Named children, which take precedence over the wildcard.
-    public let children: [String: RuleNode]
+    /// Named children, which take precedence over the wildcard. Keyed by ``ChildKey``, which
+    /// compares bytes as data keys do (Swift strings would equate canonically equivalent
+    /// spellings such as `café` and `cafe\u{301}`, which are different keys in the data).
+    public let children: [ChildKey: RuleNode]
     /// The `$wildcard` child and its name, if any.
     public let wildcardName: String?
     public let wildcard: RuleNode?
 
     init(
         read: CompiledRule?, write: CompiledRule?, validate: CompiledRule?, indexOn: [String],
-        children: [String: RuleNode], wildcardName: String?, wildcard: RuleNode?
+        children: [ChildKey: RuleNode], wildcardName: String?, wildcard: RuleNode?
     ) {
         self.read = read
         self.write = write
@@ -41,7 +43,7 @@ public final class RuleNode: Sendable {
     /// The rules for the child `key`: the named child, else the wildcard (which captures `key`).
     @inline(__always)
     func child(_ key: ChildKey, captures: inout [String]) -> RuleNode? {
-        if let named = children[key.string] { return named }
+        if let named = children[key] { return named }
         guard let wildcard else { return nil }
         captures.append(key.string)
         return wildcard
@@ -103,7 +105,7 @@ enum RuleSetCompiler {
         var write: CompiledRule?
         var validate: CompiledRule?
         var indexOn: [String] = []
-        var children: [String: RuleNode] = [:]
+        var children: [ChildKey: RuleNode] = [:]
         var wildcardName: String?
         var wildcard: RuleNode?
         for member in members {
@@ -140,7 +142,7 @@ enum RuleSetCompiler {
                     throw RuleError("Invalid key \"\(key)\" at \(location): keys can't contain . # $ [ ] / or control characters.",
                         at: member.keyPosition)
                 }
-                children[key] = try compile(member.value, path: path + [key], wildcards: wildcards)
+                children[ChildKey(key)] = try compile(member.value, path: path + [key], wildcards: wildcards)
             }
         }
         return RuleNode(

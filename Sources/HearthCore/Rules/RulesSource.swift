@@ -231,7 +231,7 @@ struct RulesJSONParser {
         defer { depth -= 1 }
         advance()
         var members: [(key: String, keyPosition: SourcePosition, value: RulesJSON)] = []
-        var seen: Set<String> = []
+        var seen: Set<[UInt8]> = []  // bytes: canonically equivalent keys are different keys
         try skipSpace()
         if current == "}" {
             advance()
@@ -242,7 +242,7 @@ struct RulesJSONParser {
             let keyPosition = position
             guard current == "\"" else { throw RuleError("Expected a quoted key.", at: keyPosition) }
             let (key, _, _) = try string()
-            guard seen.insert(key).inserted else { throw RuleError("Duplicate key \"\(key)\".", at: keyPosition) }
+            guard seen.insert(Array(key.utf8)).inserted else { throw RuleError("Duplicate key \"\(key)\".", at: keyPosition) }
             try expect(":", "':' after a key")
             let value = try value()
             members.append((key, keyPosition, value))

@@ -15,14 +15,15 @@ public enum AdminToken {
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
         let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let handle = FileHandle(forWritingAtPath: temporary)
-        else {
-            throw TokenError("Could not create \(temporary).")
-        }
-        try handle.write(contentsOf: Data((token + "\n").utf8))
-        try handle.synchronize()
-        try handle.close()
+        unlink(temporary)  // a leftover of an interrupted start
+        // Created 0600 from the first instant: never readable by others, even empty.
+        let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw TokenError("Could not create \(temporary): \(String(cString: strerror(errno))).") }
+        let bytes = Array((token + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor)
+        close(descriptor)
+        guard written == bytes.count, synced == 0 else { throw TokenError("Could not write \(temporary).") }
         guard rename(temporary, path) == 0 else { throw TokenError("Could not create \(path): \(String(cString: strerror(errno))).") }
         // Make the rename durable, so a token that was printed is never lost.
         let directory = open(dataDirectory, O_RDONLY)
@@ -37,7 +38,7 @@ public enum AdminToken {
     public static func read(_ path: String) throws -> String {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let token = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        guard !token.isEmpty else { throw TokenError("The admin token file \(path) is empty.") }
+        guard token.count >= 16 else { throw TokenError("The admin token in \(path) must be at least 16 characters.") }
         return token
     }
 

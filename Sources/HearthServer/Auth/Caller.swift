@@ -54,6 +54,10 @@ struct CallerResolver: Sendable {
 
     /// `auth_variable_override=<json>`: an object, or `null` for anonymous.
     static func parseOverride(_ text: String) throws -> Node {
+        let trimmed = text.drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard trimmed.hasPrefix("{") || trimmed.hasPrefix("null") else {
+            throw DataError("Invalid auth_variable_override: it must be a JSON object or null.")
+        }
         let node: Node
         do {
             node = try JSONParser.parse(Array(text.utf8)).node

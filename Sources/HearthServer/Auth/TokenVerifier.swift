@@ -143,7 +143,7 @@ public struct TokenVerifier: Sendable {
         // The emulator's mock tokens are long expired by design (iat 0); Firebase's emulator
         // accepts them, so unsigned tokens skip the time checks.
         if algorithm != "none" { try checkClaims(payload, now: now) }
-        return try TokenVerifier.identity(from: payload)
+        return try TokenVerifier.identity(from: payload, legacyAllowed: algorithm == "HS256")
     }
 
     func verifySignature(_ token: String, algorithm: String, kid: String?) async throws(TokenError) {
@@ -154,9 +154,10 @@ public struct TokenVerifier: Sendable {
         candidates += keys.filter { $0.algorithm == algorithm }.map(\.keys)
         guard !candidates.isEmpty else {
             if ["HS256", "RS256", "ES256"].contains(algorithm) {
-                throw TokenError("Auth token signed with \(algorithm), but no \(algorithm) key\(kid.map { " (kid \($0))" } ?? "") is configured.")
+                let known = kid.map { " (kid \(TokenVerifier.printable($0)))" } ?? ""
+                throw TokenError("Auth token signed with \(algorithm), but no \(algorithm) key\(known) is configured.")
             }
-            throw TokenError("Unsupported auth token algorithm \(algorithm); use HS256, RS256 or ES256.")
+            throw TokenError("Unsupported auth token algorithm \(TokenVerifier.printable(algorithm)); use HS256, RS256 or ES256.")
         }
         for keys in candidates {
             if (try? await keys.verify(token, as: SignatureOnly.self)) != nil { return }
@@ -167,10 +168,13 @@ public struct TokenVerifier: Sendable {
     func checkClaims(_ payload: Node, now: Date) throws(TokenError) {
         let seconds = now.timeIntervalSince1970
         let leeway = Double(options.leewaySeconds)
+        for claim in ["exp", "nbf", "iat"] where !payload.child(ChildKey(claim)).isNull {
+            guard TokenVerifier.number(payload.child(ChildKey(claim))) != nil else {
+                throw TokenError("Auth token has an invalid \(claim) claim (it must be a number).")
+            }
+        }
         if let expires = TokenVerifier.number(payload.child("exp")) {
             guard seconds <= expires + leeway else { throw TokenError("Auth token is expired.") }
-        } else if !payload.child("exp").isNull {
-            throw TokenError("Auth token has an invalid exp claim.")
         }
         if let notBefore = TokenVerifier.number(payload.child("nbf")), seconds + leeway < notBefore {
             throw TokenError("Auth token is not valid yet (nbf is in the future).")
@@ -194,8 +198,13 @@ public struct TokenVerifier: Sendable {
 
     /// The `auth` variable for a verified payload: a legacy custom token's `d` claim, or
     /// `{uid, provider, token: <all claims>}` for ID tokens and other JWTs.
-    static func identity(from payload: Node) throws(TokenError) -> VerifiedIdentity {
-        if case .object = payload.child("d").withoutPriority {
+    ///
+    /// Legacy tokens (`v` and `d` claims, and `admin: true` for an admin) are recognised only
+    /// when signed with an HS256 secret, as Firebase's legacy tokens were signed with the
+    /// database secret. An RS256, ES256 or JWKS token is always an ID token: a `d` or `admin`
+    /// claim in it is just a claim, never a way to change the uid or to become an admin.
+    static func identity(from payload: Node, legacyAllowed: Bool) throws(TokenError) -> VerifiedIdentity {
+        if legacyAllowed, case .object = payload.child("d").withoutPriority, number(payload.child("v")) != nil {
             let isAdmin: Bool
             if case .bool(true) = payload.child("admin") { isAdmin = true } else { isAdmin = false }
             return VerifiedIdentity(auth: payload.child("d"), isAdmin: isAdmin)
@@ -219,6 +228,11 @@ public struct TokenVerifier: Sendable {
             ChildEntry(key: "uid", value: .string(uid)),
         ]))
         return VerifiedIdentity(auth: auth, isAdmin: false)
+    }
+
+    /// A header value fit for a message or a log line: printable ASCII, at most 40 characters.
+    static func printable(_ text: String) -> String {
+        String(text.unicodeScalars.prefix(40).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
     }
 
     static func number(_ node: Node) -> Double? {

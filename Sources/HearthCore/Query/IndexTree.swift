@@ -77,7 +77,8 @@ public struct IndexTree: Sendable {
     @discardableResult
     public mutating func remove(_ entry: IndexEntry) -> Bool {
         let removed = root.remove(entry)
-        if case .branch(let branch) = root, branch.pages.count == 1 { root = branch.pages[0] }
+        // A root branch left with one page (or none, once the last entry is gone) collapses.
+        if case .branch(let branch) = root, branch.pages.count <= 1 { root = branch.pages.first ?? .leaf([]) }
         return removed
     }
 

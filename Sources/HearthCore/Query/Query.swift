@@ -127,7 +127,10 @@ public struct Query: Sendable, Equatable {
     /// `"$key"`, `"$value"`, `"$priority"` or a JSON string holding a child path.
     static func parseOrderBy(_ text: String) throws(DataError) -> OrderBy {
         let invalid = DataError("orderBy must be a valid JSON encoded path")
-        guard case .string(let name)? = try? JSONParser.parse(Array(text.utf8)).node else { throw invalid }
+        // A JSON string, not an object that Firebase's data rules would turn into one.
+        guard text.drop(while: \.isWhitespace).hasPrefix("\""),
+            case .string(let name)? = try? JSONParser.parse(Array(text.utf8)).node
+        else { throw invalid }
         switch name {
         case "$key": return .key
         case "$value": return .value
@@ -152,7 +155,10 @@ public struct Query: Sendable, Equatable {
         let notPrimitive = DataError("Constraint index field must be a JSON primitive")
         var value: Node
         var key: ChildKey?
-        if let parsed = Query.primitive(text) {
+        if bareKeys, let parsed = Query.primitive(text) {
+            // firebase-tools pages with the last key as it is: `startAfter=5` means the key "5".
+            if case .string = parsed { value = parsed } else { value = .string(text) }
+        } else if let parsed = Query.primitive(text) {
             value = parsed
         } else if let comma = Query.tieBreakComma(in: text), let parsed = Query.primitive(String(text[..<comma])) {
             value = parsed
@@ -176,9 +182,12 @@ public struct Query: Sendable, Equatable {
         return Bound(value: IndexValue(value), key: key, node: value)
     }
 
-    /// A JSON primitive (null, boolean, number, string), or nil.
+    /// A JSON primitive (null, boolean, number, string), or nil. Objects and arrays are not
+    /// primitives even when Firebase's data rules would reduce them to one (`{}` to null,
+    /// `{".value": 1}` to 1, `{".sv": ...}` to a server value).
     static func primitive(_ text: String) -> Node? {
-        guard let node = try? JSONParser.parse(Array(text.utf8)).node else { return nil }
+        let start = text.drop(while: \.isWhitespace).first
+        guard start != "{", start != "[", let node = try? JSONParser.parse(Array(text.utf8)).node else { return nil }
         if case .object = node { return nil }
         return node
     }

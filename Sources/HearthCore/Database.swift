@@ -25,7 +25,7 @@ public final class Database: Sendable {
     struct Version {
         var sequence: UInt64
         var root: Node
-        var mutations: [Change.Mutation]
+        var change: Change
     }
 
     /// What readers see. The indexes always match the root: they are brought up to date, in
@@ -38,6 +38,8 @@ public final class Database: Sendable {
 
     let writer: Mutex<WriterState>
     let committed: Mutex<CommittedState>
+    /// Told about every change as it becomes visible to readers, in sequence order.
+    let observer = Mutex<(@Sendable ([PublishedChange]) -> Void)?>(nil)
 
     /// - Parameters:
     ///   - root: the recovered tree.
@@ -69,17 +71,42 @@ public final class Database: Sendable {
         committed.withLock { ReadView(root: $0.root, sequence: $0.sequence, indexes: $0.indexes) }
     }
 
+    /// Starts telling `observer` about every change from now on, in sequence order, each as
+    /// it becomes visible to readers; returns the tree and sequence it starts after. Calls
+    /// happen while the namespace's writer waits: `observer` must only hand them on.
+    public func observe(_ observer: @escaping @Sendable ([PublishedChange]) -> Void) -> (root: Node, sequence: UInt64) {
+        writer.withLock { _ in
+            self.observer.withLock { $0 = observer }
+            return committed.withLock { ($0.root, $0.sequence) }
+        }
+    }
+
     /// Keeps exactly the query indexes `specs` (built now where missing) from now on. Called
     /// when rules load or change.
     public func declareIndexes(_ specs: Set<IndexSpec>) {
-        committed.withLock { $0.indexes.keep(specs, root: $0.root) }
+        buildIndexes { indexes, root in indexes.keep(specs, root: root) }
     }
 
     /// Adds the index `spec` (built now) if it is not kept yet: for indexes declared under a
     /// `$wildcard`, made when a query first needs them.
     public func ensureIndex(_ spec: IndexSpec) {
-        committed.withLock { $0.indexes.add(spec, root: $0.root) }
+        guard committed.withLock({ $0.indexes[spec] == nil }) else { return }
+        buildIndexes { indexes, root in indexes.add(spec, root: root) }
     }
+
+    /// Changes the indexes by `build` on the current tree. Holding the writer lock freezes
+    /// the committed version (nothing is published meanwhile) while the build runs outside the
+    /// readers' lock, so reads go on; writes wait for the build.
+    func buildIndexes(_ build: (inout QueryIndexes, Node) -> Void) {
+        writer.withLock { _ in
+            var (indexes, root) = committed.withLock { ($0.indexes, $0.root) }
+            build(&indexes, root)
+            committed.withLock { $0.indexes = indexes }
+        }
+    }
+
+    /// The number of indexes kept.
+    public var indexCount: Int { committed.withLock { $0.indexes.specs.count } }
 
     /// The newest push-ID timestamp issued (ms), for snapshots.
     public var lastPushTime: Int64 { writer.withLock { $0.pushIDs.lastTime } }
@@ -145,12 +172,18 @@ public final class Database: Sendable {
                     committed.indexes = QueryIndexes()
                     var previous = committed.root
                     for version in retired where version.sequence > committed.sequence {
-                        indexes.apply(version.mutations, old: previous, new: version.root)
+                        indexes.apply(version.change.mutations, old: previous, new: version.root)
                         previous = version.root
                     }
                     committed.indexes = indexes
                 }
-                retired.append(Version(sequence: committed.sequence, root: committed.root, mutations: []))
+                if let observer = observer.withLock({ $0 }) {
+                    // Tell subscribers, in sequence order (this runs under the writer lock).
+                    observer(retired.filter { $0.sequence > committed.sequence }.map {
+                        PublishedChange(sequence: $0.sequence, change: $0.change, root: $0.root)
+                    })
+                }
+                retired.append(Version(sequence: committed.sequence, root: committed.root, change: Change(kind: .set, path: .root, mutations: [])))
                 committed.root = latest.root
                 committed.sequence = latest.sequence
             }
@@ -220,7 +253,7 @@ public final class Database: Sendable {
         let ticket = try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
         state.sequence = sequence
         state.root = newRoot
-        state.pending.append(Version(sequence: sequence, root: newRoot, mutations: change.mutations))
+        state.pending.append(Version(sequence: sequence, root: newRoot, change: change))
         return (.written(sequence: sequence, result: result), (sequence, ticket))
     }
 
@@ -229,6 +262,14 @@ public final class Database: Sendable {
     public static func systemMilliseconds() -> Int64 {
         return Int64(SystemClockReader.millisecondsSinceEpoch())
     }
+}
+
+/// A change as it became visible to readers: its sequence number, what it did, and the tree
+/// after it.
+public struct PublishedChange: Sendable {
+    public let sequence: UInt64
+    public let change: Change
+    public let root: Node
 }
 
 /// One consistent version of a namespace for readers.

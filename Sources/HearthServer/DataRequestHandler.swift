@@ -23,6 +23,7 @@ struct DataRequestHandler {
     /// The request's time (ms): server timestamps in the body and `now` in rules are the same
     /// instant, so `newData.val() == now` holds for `{".sv": "timestamp"}`.
     let now: Int64
+    let streams: StreamRegistry
 
     var wantsETag: Bool { request.headers[ResponseFactory.firebaseETagHeader]?.lowercased() == "true" }
     var ifMatch: String? { request.headers[.ifMatch] }
@@ -44,7 +45,9 @@ struct DataRequestHandler {
             }
         }
         switch method {
-        case "GET": return try read()
+        case "GET":
+            if StreamRequestHandler.wantsStream(request) { return try await stream() }
+            return try read()
         case "PUT": return try await put()
         case "POST": return try await post()
         case "PATCH": return try await patch()
@@ -74,8 +77,12 @@ struct DataRequestHandler {
                 throw DataError(
                     "Index not defined, add \".indexOn\": \"\(query.orderBy.indexOnName)\", for path \"\(path)\", to the rules")
             }
-            if declared, let database, view?.indexes[spec] == nil, query.orderBy.needsIndex {
-                // Declared under a $wildcard (or the namespace is new): made on first use.
+            if declared, let database, view?.indexes[spec] == nil, query.orderBy.needsIndex,
+                (view?.root.at(path).children.count ?? 0) >= DataRequestHandler.lazyIndexMinimumChildren,
+                database.indexCount < DataRequestHandler.lazyIndexLimit
+            {
+                // Declared under a $wildcard: made on the first query of a location big enough
+                // to need it (smaller ones are scanned), up to a limit per namespace.
                 database.ensureIndex(spec)
                 view = database.readView
             }
@@ -103,6 +110,31 @@ struct DataRequestHandler {
         }
         return ResponseFactory.node(node, options: options, headers: headers)
     }
+
+    /// A realtime stream of the location (or of a live query), after the same checks as a read.
+    func stream() async throws -> Response {
+        let query = try Query.parse(options.query, implicitKeyOrder: false)
+        guard !priorityTarget else { throw DataError("Streams of a priority are not supported.") }
+        if let rules {
+            let root = namespaces.existing(namespace)?.root ?? .null
+            let verdict = rules.canRead(path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery())
+            guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
+            if let query, !namespaceRules.declaresIndex(at: path, orderBy: query.orderBy), !configuration.emulator {
+                throw DataError(
+                    "Index not defined, add \".indexOn\": \"\(query.orderBy.indexOnName)\", for path \"\(path)\", to the rules")
+            }
+        }
+        // A stream needs the namespace's change feed, so it opens (or creates) the namespace.
+        let database = try namespaces.database(namespace)
+        return await StreamRequestHandler(
+            request: request, path: path, query: query, caller: caller, database: database, streams: streams
+        ).respond()
+    }
+
+    /// Locations under a `$wildcard` with fewer children are answered by a scan, not an index.
+    static let lazyIndexMinimumChildren = 256
+    /// Most indexes a namespace keeps (beyond them, queries scan).
+    static let lazyIndexLimit = 1000
 
     /// `shallow=true`: an object's children each become `true`; leaves stay as they are.
     static func shallow(_ node: Node) -> Node {

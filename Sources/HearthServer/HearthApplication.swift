@@ -22,7 +22,9 @@ public enum HearthApplication {
             try rules.loadStored(namespace: name)
             _ = try namespaces.database(name)
         }
-        let responder = HearthResponder(configuration: configuration, namespaces: namespaces, rules: rules, logger: logger)
+        let streams = StreamRegistry(options: configuration.streams)
+        let responder = HearthResponder(
+            configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, logger: logger)
         return Application(
             responder: responder,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),

@@ -13,13 +13,18 @@ public struct HearthResponder: HTTPResponder {
     public let configuration: ServerConfiguration
     public let namespaces: NamespaceRegistry
     public let rules: RulesRegistry
+    public let streams: StreamRegistry
     let callers: CallerResolver
     let logger: Logger
 
-    public init(configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, logger: Logger) {
+    public init(
+        configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, streams: StreamRegistry,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.namespaces = namespaces
         self.rules = rules
+        self.streams = streams
         self.logger = logger
         callers = CallerResolver(
             adminToken: configuration.adminToken, emulator: configuration.emulator, verifier: configuration.tokenVerifier)
@@ -90,6 +95,12 @@ public struct HearthResponder: HTTPResponder {
                     value: .object(ChildMap(sortedEntries: [ChildEntry(key: "name", value: .string(name))])))
             }
             return ResponseFactory.node(.object(ChildMap(sortedEntries: ContiguousArray(list))), options: options)
+        case .inspectStreams:
+            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            guard caller.isAdmin else { throw PermissionDenied(reason: "stream statistics need an admin credential") }
+            let open = await streams.streamCount()
+            return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "open", value: .int(Int64(open)))])),
+                options: options)
         case .settings(let name):
             guard name == "rules" else {
                 throw HTTPFailure(.notFound, "Not found: the only database setting Hearth has is /.settings/rules.json.")
@@ -97,7 +108,7 @@ public struct HearthResponder: HTTPResponder {
             let handler = RulesRequestHandler(
                 request: request, method: method, options: options, caller: caller,
                 namespace: try resolveNamespace(request, options: options), configuration: configuration,
-                namespaces: namespaces, rules: rules, logger: logger)
+                namespaces: namespaces, rules: rules, streams: streams, logger: logger)
             return try await handler.handle()
         case .data(let path, let priority):
             let namespace = try resolveNamespace(request, options: options)
@@ -106,7 +117,7 @@ public struct HearthResponder: HTTPResponder {
                 request: request, method: method, path: path, priorityTarget: priority, options: options,
                 namespace: namespace, configuration: configuration, namespaces: namespaces, caller: caller,
                 rules: caller.bypassesRules ? nil : namespaceRules, namespaceRules: namespaceRules,
-                now: Database.systemMilliseconds())
+                now: Database.systemMilliseconds(), streams: streams)
             return try await handler.handle()
         }
     }

@@ -4,6 +4,7 @@ import HearthCore
 enum RESTTarget: Equatable {
     case health
     case inspectDatabases
+    case inspectStreams
     case settings(name: String)
     /// Data at `path`; `priority` when the URL ended in `/.priority.json`.
     case data(path: Path, priority: Bool)
@@ -13,6 +14,7 @@ enum RESTTarget: Equatable {
         switch rawPath {
         case "/.health", "/.health.json": return .health
         case "/.inspect/databases.json": return .inspectDatabases
+        case "/.inspect/streams.json": return .inspectStreams
         default: break
         }
         if rawPath.hasPrefix("/.settings/") {

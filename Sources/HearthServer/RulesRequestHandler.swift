@@ -15,6 +15,7 @@ struct RulesRequestHandler {
     let configuration: ServerConfiguration
     let namespaces: NamespaceRegistry
     let rules: RulesRegistry
+    let streams: StreamRegistry
     let logger: Logger
 
     /// Rules documents are small; Firebase's limit is 256 KB.
@@ -61,6 +62,7 @@ struct RulesRequestHandler {
         if !options.dryRun {
             try rules.replace(namespace, with: compiled, namespaces: namespaces)
             logger.notice("security rules replaced", metadata: ["namespace": "\(namespace)"])
+            await streams.rulesChanged(namespace: namespace, rules: compiled)
         }
         let ok: StaticString = #"{"status":"ok"}"#
         return ResponseFactory.json(UnsafeRawBufferPointer(start: ok.utf8Start, count: ok.utf8CodeUnitCount))

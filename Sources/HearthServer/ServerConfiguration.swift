@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var adminToken: String?
     /// Verifies user JWTs.
     public var tokenVerifier: TokenVerifier
+    /// Realtime streams: keep-alive interval, outbox size, resume history.
+    public var streams = StreamOptions()
 
     public init(
         host: String = "127.0.0.1", port: Int = 9000, dataDirectory: String? = nil,

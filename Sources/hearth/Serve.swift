@@ -45,6 +45,15 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("in-memory"), help: "Keep data in memory only (nothing is written; a restart starts empty).")
     var inMemory = false
 
+    @Option(name: .customLong("keep-alive-seconds"), help: "Seconds between keep-alive events on streams.")
+    var keepAliveSeconds = 30.0
+
+    @Option(name: .customLong("stream-outbox-bytes"), help: "Bytes a slow stream may have queued before it is resynchronised.")
+    var streamOutboxBytes = 4 << 20
+
+    @Option(name: .customLong("stream-history"), help: "Changes kept per namespace for Last-Event-ID resumes.")
+    var streamHistory = 10_000
+
     @OptionGroup(title: "Security rules and authentication (Docs/RULES.md)")
     var auth: AuthOptions
 
@@ -54,6 +63,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0-65535.") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive.") }
+        guard keepAliveSeconds >= 0.05, streamOutboxBytes >= 1024, streamHistory >= 0 else {
+            throw ValidationError("--keep-alive-seconds must be at least 0.05, --stream-outbox-bytes at least 1024.")
+        }
         guard FsyncPolicy(fsync) != nil else { throw ValidationError("--fsync must be always, none, interval or interval:<ms>.") }
         guard segmentBytes >= 4096, snapshotAfterRecords > 0, snapshotAfterBytes > 0 else {
             throw ValidationError("--segment-bytes must be at least 4096, snapshot thresholds positive.")
@@ -77,10 +89,13 @@ struct Serve: AsyncParsableCommand {
             logger.critical("Hearth cannot start: \(error)")
             throw ExitCode(2)
         }
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             host: host, port: port, dataDirectory: dataDirectory, maxBodyBytes: maxBodyBytes,
             defaultNamespace: defaultNamespace, emulator: emulator, rules: security.rules, adminToken: security.adminToken,
             tokenVerifier: security.verifier)
+        configuration.streams.keepAliveSeconds = keepAliveSeconds
+        configuration.streams.outboxBytes = streamOutboxBytes
+        configuration.streams.historyChanges = streamHistory
         if emulator {
             logger.warning(
                 "EMULATOR MODE: 'Authorization: Bearer owner' is admin and unsigned tokens are accepted. Never expose this server.")

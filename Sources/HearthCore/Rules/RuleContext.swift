@@ -54,8 +54,9 @@ public struct RuleContext: Sendable {
 /// The work one request's rules may do (regex backtracking steps), shared by every rule the
 /// request evaluates.
 public final class RuleBudget: @unchecked Sendable {
-    /// Steps for one whole read or write check.
-    public static let requestSteps = 1_000_000
+    /// Steps for one whole read or write check: a costly regex on many children stops after
+    /// about two seconds of work, while a big import with a cheap one still passes.
+    public static let requestSteps = 20_000_000
 
     var remaining: Int
 

@@ -11,6 +11,9 @@ public struct Caller: Sendable {
     public let isAdmin: Bool
     /// The `auth` variable: `.null` when anonymous.
     public let auth: Node
+    /// When the credential expires (seconds since the epoch); streams end with
+    /// `auth_revoked` then.
+    public var expiresAt: Double?
 
     public static let anonymous = Caller(bypassesRules: false, isAdmin: false, auth: .null)
     public static let admin = Caller(bypassesRules: true, isAdmin: true, auth: .null)
@@ -45,11 +48,14 @@ struct CallerResolver: Sendable {
             isAdmin = identity.isAdmin
         }
         if isAdmin {
-            guard let override = options.authVariableOverride else { return .admin }
-            return Caller(bypassesRules: false, isAdmin: true, auth: try CallerResolver.parseOverride(override))
+            guard let override = options.authVariableOverride else {
+                return Caller(bypassesRules: true, isAdmin: true, auth: .null, expiresAt: identity.expiresAt)
+            }
+            return Caller(
+                bypassesRules: false, isAdmin: true, auth: try CallerResolver.parseOverride(override), expiresAt: identity.expiresAt)
         }
         // auth_variable_override is an admin's tool; anyone else keeps their own identity.
-        return Caller(bypassesRules: false, isAdmin: false, auth: identity.auth)
+        return Caller(bypassesRules: false, isAdmin: false, auth: identity.auth, expiresAt: identity.expiresAt)
     }
 
     /// `auth_variable_override=<json>`: an object, or `null` for anonymous.

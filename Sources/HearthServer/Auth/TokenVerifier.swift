@@ -14,6 +14,14 @@ public struct TokenError: Error, Sendable, CustomStringConvertible {
 public struct VerifiedIdentity: Sendable {
     public let auth: Node
     public let isAdmin: Bool
+    /// When the token expires (seconds since the epoch), if it does.
+    public var expiresAt: Double?
+
+    public init(auth: Node, isAdmin: Bool, expiresAt: Double? = nil) {
+        self.auth = auth
+        self.isAdmin = isAdmin
+        self.expiresAt = expiresAt
+    }
 }
 
 /// Verifies user JWTs without any network access: HS256 with configured secrets, RS256 and
@@ -143,7 +151,11 @@ public struct TokenVerifier: Sendable {
         // The emulator's mock tokens are long expired by design (iat 0); Firebase's emulator
         // accepts them, so unsigned tokens skip the time checks.
         if algorithm != "none" { try checkClaims(payload, now: now) }
-        return try TokenVerifier.identity(from: payload, legacyAllowed: algorithm == "HS256")
+        var identity = try TokenVerifier.identity(from: payload, legacyAllowed: algorithm == "HS256")
+        if algorithm != "none", let expires = TokenVerifier.number(payload.child("exp")) {
+            identity.expiresAt = expires + Double(options.leewaySeconds)
+        }
+        return identity
     }
 
     func verifySignature(_ token: String, algorithm: String, kid: String?) async throws(TokenError) {

@@ -1,0 +1,257 @@
+import HearthCore
+import Synchronization
+
+/// One open stream: where it listens, for whom, and its outbox.
+final class Subscription: Sendable {
+    let id: Int
+    let path: Path
+    /// The caller's `auth`, for re-checking read access when the rules change.
+    let auth: Node
+    /// Admins are never cancelled by rules.
+    let bypassesRules: Bool
+    let query: Query?
+    let outbox: Outbox
+    /// A live query's current answer (keys and values the client holds), kept by the hub.
+    let shown = Mutex<[ChildKey: Node]>([:])
+
+    init(id: Int, path: Path, auth: Node, bypassesRules: Bool, query: Query?, outbox: Outbox) {
+        self.id = id
+        self.path = path
+        self.auth = auth
+        self.bypassesRules = bypassesRules
+        self.query = query
+        self.outbox = outbox
+    }
+}
+
+/// The streams of one namespace and the fan-out of its changes: the single serial owner that
+/// turns each published change into events, once per listened location, and queues the
+/// encoded frames in each listener's outbox.
+actor NamespaceStreams {
+    /// The listeners of each location, in a tree of locations, so a change finds the
+    /// listeners at, above and below the paths it touched without scanning all streams.
+    final class ListenerNode {
+        var children: [ChildKey: ListenerNode] = [:]
+        var subscriptions: [Int: Subscription] = [:]
+        var isEmpty: Bool { children.isEmpty && subscriptions.isEmpty }
+    }
+
+    let root = ListenerNode()
+    /// The tree and sequence of the last change processed.
+    var latestRoot: Node
+    var latestSequence: UInt64
+    /// Recent changes, oldest first, for `Last-Event-ID` resumes.
+    var history: [PublishedChange] = []
+    let historyLimit: Int
+    var count = 0
+
+    init(root: Node, sequence: UInt64, historyLimit: Int) {
+        latestRoot = root
+        latestSequence = sequence
+        self.historyLimit = historyLimit
+    }
+
+    var subscriptionCount: Int { count }
+
+    // MARK: Subscribing
+
+    /// Registers `subscription` and queues what it must see first: the changes after
+    /// `lastEventID` if they are all still in the history, else a `put` of the current value.
+    func subscribe(_ subscription: Subscription, lastEventID: UInt64?) {
+        var node = root
+        for key in subscription.path.keys {
+            if let child = node.children[key] {
+                node = child
+            } else {
+                let child = ListenerNode()
+                node.children[key] = child
+                node = child
+            }
+        }
+        node.subscriptions[subscription.id] = subscription
+        count += 1
+        if let lastEventID, subscription.query == nil, lastEventID <= latestSequence,
+            lastEventID == latestSequence || (history.first.map { $0.sequence <= lastEventID + 1 } ?? false)
+        {
+            // Resume: exactly the changes the client missed.
+            var previous = root(before: lastEventID + 1)
+            for published in history where published.sequence > lastEventID {
+                if let event = StreamEvent.event(at: subscription.path, for: published.change, old: previous, new: published.root) {
+                    subscription.outbox.push(event.frame(id: published.sequence))
+                }
+                previous = published.root
+            }
+            return
+        }
+        subscription.outbox.push(initialFrame(for: subscription))
+    }
+
+    /// The tree just before the change numbered `sequence`, which is in the history (whose
+    /// sequence numbers are consecutive) or just after it.
+    func root(before sequence: UInt64) -> Node {
+        guard let first = history.first, sequence > first.sequence else { return history.isEmpty ? latestRoot : oldestRoot }
+        let index = Int(sequence - first.sequence)
+        return index <= history.count ? history[index - 1].root : latestRoot
+    }
+
+    /// The tree before the oldest change in the history.
+    var oldestRoot: Node = .null
+
+    /// The first event of a stream (and of a resync): the whole value, or the query's answer.
+    func initialFrame(for subscription: Subscription) -> [UInt8] {
+        let node = latestRoot.at(subscription.path)
+        guard let query = subscription.query else {
+            return StreamEvent.put(.root, node.withoutPriority).frame(id: latestSequence)
+        }
+        let entries = query.scan(node)
+        subscription.shown.withLock { shown in
+            shown = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        }
+        let answer = Node.object(normalizing: ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key })))
+        return StreamEvent.put(.root, answer).frame(id: latestSequence)
+    }
+
+    /// After its outbox overflowed: one fresh `put`, then live events again.
+    func resync(_ subscription: Subscription) {
+        subscription.outbox.resynchronised(with: initialFrame(for: subscription))
+    }
+
+    func unsubscribe(_ subscription: Subscription) {
+        var path: [ListenerNode] = [root]
+        var node = root
+        for key in subscription.path.keys {
+            guard let child = node.children[key] else { return }
+            node = child
+            path.append(child)
+        }
+        guard node.subscriptions.removeValue(forKey: subscription.id) != nil else { return }
+        count -= 1
+        // Prune empty nodes, deepest first.
+        for depth in stride(from: subscription.path.depth, to: 0, by: -1) where path[depth].isEmpty {
+            path[depth - 1].children[subscription.path.keys[depth - 1]] = nil
+        }
+    }
+
+    // MARK: Fan-out
+
+    /// Processes published changes in order: for each listened location they touch, the
+    /// event is computed and encoded once and queued for every listener there.
+    func publish(_ changes: [PublishedChange]) {
+        for published in changes where published.sequence > latestSequence {
+            let old = latestRoot
+            fanOut(published, old: old)
+            if history.isEmpty { oldestRoot = old }
+            history.append(published)
+            if history.count > historyLimit {
+                oldestRoot = history[history.count - historyLimit - 1].root
+                history.removeFirst(history.count - historyLimit)
+            }
+            latestRoot = published.root
+            latestSequence = published.sequence
+        }
+    }
+
+    func fanOut(_ published: PublishedChange, old: Node) {
+        guard count > 0 else { return }
+        // Listened locations at or above a changed path, and every one below it.
+        var locations: [(Path, ListenerNode)] = []
+        var seen: Set<ObjectIdentifier> = []
+        for mutation in published.change.mutations {
+            var node = root
+            var keys: [ChildKey] = []
+            if !node.subscriptions.isEmpty, seen.insert(ObjectIdentifier(node)).inserted { locations.append((.root, node)) }
+            var reached = true
+            for key in mutation.path.keys {
+                guard let child = node.children[key] else {
+                    reached = false
+                    break
+                }
+                node = child
+                keys.append(key)
+                if !node.subscriptions.isEmpty, seen.insert(ObjectIdentifier(node)).inserted {
+                    locations.append((Path(keys: keys), node))
+                }
+            }
+            if reached { collectBelow(node, keys, &locations, &seen) }
+        }
+        for (location, node) in locations {
+            var plainFrame: [UInt8]?
+            var computed = false
+            for subscription in node.subscriptions.values {
+                if let query = subscription.query {
+                    if let frame = queryFrame(subscription, query: query, new: published.root, sequence: published.sequence) {
+                        subscription.outbox.push(frame)
+                    }
+                    continue
+                }
+                if !computed {
+                    computed = true
+                    plainFrame = StreamEvent.event(at: location, for: published.change, old: old, new: published.root)?
+                        .frame(id: published.sequence)
+                }
+                if let plainFrame { subscription.outbox.push(plainFrame) }
+            }
+        }
+    }
+
+    func collectBelow(_ node: ListenerNode, _ keys: [ChildKey], _ locations: inout [(Path, ListenerNode)], _ seen: inout Set<ObjectIdentifier>) {
+        for (key, child) in node.children {
+            let path = keys + [key]
+            if !child.subscriptions.isEmpty, seen.insert(ObjectIdentifier(child)).inserted {
+                locations.append((Path(keys: path), child))
+            }
+            collectBelow(child, path, &locations, &seen)
+        }
+    }
+
+    /// A live query: the children that entered, changed or left its answer, as one `patch`
+    /// (null for those that left); nil if the answer did not change.
+    func queryFrame(_ subscription: Subscription, query: Query, new: Node, sequence: UInt64) -> [UInt8]? {
+        let entries = query.scan(new.at(subscription.path))
+        let answer = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        let changes = subscription.shown.withLock { shown -> [(key: String, value: Node)] in
+            var changes: [(key: String, value: Node)] = []
+            for (key, value) in answer where shown[key].map({ $0 != value }) ?? true {
+                changes.append((key.string, value.withoutPriority))
+            }
+            for key in shown.keys where answer[key] == nil { changes.append((key.string, .null)) }
+            shown = answer
+            return changes
+        }
+        guard !changes.isEmpty else { return nil }
+        return StreamEvent.patch(.root, changes.sorted { ChildKey($0.key) < ChildKey($1.key) }).frame(id: sequence)
+    }
+
+    // MARK: Rules, keep-alives, shutdown
+
+    /// After a rules change: every stream whose caller may no longer read its location gets
+    /// `cancel` and ends.
+    func rulesChanged(_ rules: RuleSet, now: Int64) {
+        forEachSubscription { subscription in
+            guard !subscription.bypassesRules else { return }
+            let query = subscription.query?.ruleQuery ?? RuleQuery()
+            if !rules.canRead(subscription.path, auth: subscription.auth, root: latestRoot, now: now, query: query).allowed {
+                subscription.outbox.end(with: StreamEvent.frame(event: "cancel", data: "\"Permission denied\""))
+            }
+        }
+    }
+
+    /// Queues a `keep-alive` on every stream.
+    func keepAlive() {
+        let frame = StreamEvent.frame(event: "keep-alive", data: "null")
+        forEachSubscription { $0.outbox.push(frame) }
+    }
+
+    /// Ends every stream (graceful shutdown).
+    func endAll() {
+        forEachSubscription { $0.outbox.end() }
+    }
+
+    func forEachSubscription(_ body: (Subscription) -> Void) {
+        func visit(_ node: ListenerNode) {
+            for subscription in node.subscriptions.values { body(subscription) }
+            for child in node.children.values { visit(child) }
+        }
+        visit(root)
+    }
+}

@@ -1,0 +1,125 @@
+import Synchronization
+
+/// A stream's bounded queue of SSE frames, between the fan-out (which never waits) and the
+/// task writing to the client.
+///
+/// When a slow client lets it fill up, the queued frames are dropped and the stream is marked
+/// for a resynchronisation: its writer then sends one fresh `put` of the current value instead
+/// of the missed events.
+final class Outbox: Sendable {
+    /// What the writer should do next.
+    enum Item {
+        case frame([UInt8])
+        /// Frames were dropped: send a fresh `put` of the whole value.
+        case resync
+        /// The stream is over; send this last frame (if any) and close.
+        case end([UInt8]?)
+    }
+
+    struct State {
+        var frames: [[UInt8]] = []
+        var head = 0
+        var bytes = 0
+        var overflowed = false
+        var ended = false
+        var finalFrame: [UInt8]?
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    let capacityBytes: Int
+    let state = Mutex(State())
+
+    init(capacityBytes: Int) {
+        self.capacityBytes = capacityBytes
+    }
+
+    /// Queues a frame; never blocks. Returns false if the outbox overflowed (now or before).
+    @discardableResult
+    func push(_ frame: [UInt8]) -> Bool {
+        let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !state.ended else { return (false, nil) }
+            if state.overflowed { return (false, nil) }
+            if state.bytes + frame.count > capacityBytes {
+                state.frames = []
+                state.head = 0
+                state.bytes = 0
+                state.overflowed = true
+            } else {
+                state.frames.append(frame)
+                state.bytes += frame.count
+            }
+            let waiter = state.waiter
+            state.waiter = nil
+            return (!state.overflowed, waiter)
+        }
+        waiter?.resume()
+        return accepted
+    }
+
+    /// Ends the stream after the queued frames, with `finalFrame` last.
+    func end(with finalFrame: [UInt8]? = nil) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.ended else { return nil }
+            state.ended = true
+            state.finalFrame = finalFrame
+            let waiter = state.waiter
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// After a resync `put` was queued: accept frames again.
+    func resynchronised(with frame: [UInt8]) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.overflowed = false
+            state.frames = [frame]
+            state.head = 0
+            state.bytes = frame.count
+            let waiter = state.waiter
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// The next thing to write, waiting until there is one.
+    func next() async -> Item {
+        while true {
+            let item = state.withLock { state -> Item? in
+                if state.head < state.frames.count {
+                    let frame = state.frames[state.head]
+                    state.head += 1
+                    state.bytes -= frame.count
+                    if state.head == state.frames.count {
+                        state.frames.removeAll(keepingCapacity: true)
+                        state.head = 0
+                    }
+                    return .frame(frame)
+                }
+                if state.overflowed { return .resync }
+                if state.ended { return .end(state.finalFrame) }
+                return nil
+            }
+            if let item { return item }
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Bool in
+                    if state.head < state.frames.count || state.overflowed || state.ended { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        }
+    }
+
+    /// Wakes the writer without a frame (for keep-alives, handled by the writer's timer).
+    func wake() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let waiter = state.waiter
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+}

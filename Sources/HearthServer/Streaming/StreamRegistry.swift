@@ -1,0 +1,77 @@
+import HearthCore
+import Synchronization
+
+/// Settings of realtime streams.
+public struct StreamOptions: Sendable {
+    /// Seconds between `keep-alive` events (Firebase: about 30).
+    public var keepAliveSeconds: Double = 30
+    /// Bytes of frames a stream may have queued before it is resynchronised.
+    public var outboxBytes: Int = 4 << 20
+    /// Changes kept per namespace for `Last-Event-ID` resumes.
+    public var historyChanges: Int = 10_000
+
+    public init() {}
+}
+
+/// Every namespace's streams, created when the first stream of a namespace opens.
+public final class StreamRegistry: Sendable {
+    let options: StreamOptions
+    let hubs = Mutex<[String: NamespaceStreams]>([:])
+    let nextID = Atomic<Int>(0)
+    let keepAliveTask = Mutex<Task<Void, Never>?>(nil)
+
+    public init(options: StreamOptions = StreamOptions()) {
+        self.options = options
+    }
+
+    func makeID() -> Int { nextID.add(1, ordering: .relaxed).newValue }
+
+    /// The streams of `database`'s namespace; the first call attaches them to its changes.
+    func hub(for database: Database) -> NamespaceStreams {
+        hubs.withLock { hubs in
+            if let hub = hubs[database.name] { return hub }
+            let (changes, continuation) = AsyncStream<[PublishedChange]>.makeStream()
+            let start = database.observe { continuation.yield($0) }
+            let hub = NamespaceStreams(root: start.root, sequence: start.sequence, historyLimit: options.historyChanges)
+            Task {
+                for await batch in changes { await hub.publish(batch) }
+            }
+            hubs[database.name] = hub
+            startKeepAlives()
+            return hub
+        }
+    }
+
+    func startKeepAlives() {
+        keepAliveTask.withLock { task in
+            guard task == nil else { return }
+            let interval = options.keepAliveSeconds
+            task = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+                    guard let self else { return }
+                    for hub in self.hubs.withLock({ Array($0.values) }) { await hub.keepAlive() }
+                }
+            }
+        }
+    }
+
+    /// The namespace's rules changed: cancel the streams that may no longer read.
+    func rulesChanged(namespace: String, rules: RuleSet) async {
+        guard let hub = hubs.withLock({ $0[namespace] }) else { return }
+        await hub.rulesChanged(rules, now: Database.systemMilliseconds())
+    }
+
+    /// Ends every stream (graceful shutdown).
+    public func endAll() async {
+        keepAliveTask.withLock { $0?.cancel() }
+        for hub in hubs.withLock({ Array($0.values) }) { await hub.endAll() }
+    }
+
+    /// Open streams, over all namespaces.
+    public func streamCount() async -> Int {
+        var total = 0
+        for hub in hubs.withLock({ Array($0.values) }) { total += await hub.subscriptionCount }
+        return total
+    }
+}

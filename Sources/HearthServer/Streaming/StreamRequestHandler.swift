@@ -1,0 +1,87 @@
+import Foundation
+import HTTPTypes
+import HearthCore
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+
+/// `GET <path>.json` with `Accept: text/event-stream`: Firebase's realtime stream.
+///
+/// The first event is a `put` of the whole value (or, after `Last-Event-ID`, exactly the
+/// changes missed); then `put`/`patch` events as changes become visible, each with
+/// `id: <sequence>`; `keep-alive` events; `cancel` when the rules stop allowing the read;
+/// `auth_revoked` when the credential expires. The stream ends when the client goes away or
+/// the server shuts down.
+struct StreamRequestHandler {
+    let request: Request
+    let path: Path
+    let query: Query?
+    let caller: Caller
+    let database: Database
+    let streams: StreamRegistry
+
+    static func wantsStream(_ request: Request) -> Bool {
+        request.headers[.accept]?.contains("text/event-stream") ?? false
+    }
+
+    func respond() async -> Response {
+        let hub = streams.hub(for: database)
+        let subscription = Subscription(
+            id: streams.makeID(), path: path, auth: caller.auth, bypassesRules: caller.bypassesRules, query: query,
+            outbox: Outbox(capacityBytes: streams.options.outboxBytes))
+        let lastEventID = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        await hub.subscribe(subscription, lastEventID: lastEventID)
+        let expiry = expiryTask(for: subscription.outbox)
+        var headers = ResponseFactory.baseHeaders(contentType: "text/event-stream; charset=utf-8")
+        headers[.cacheControl] = "no-cache"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // tell proxies not to buffer events
+        let request = self.request
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { expiry?.cancel() }
+            do {
+                try await request.body.consumeWithCancellationOnInboundClose { _ in
+                    try await withGracefulShutdownHandler {
+                        try await StreamRequestHandler.pump(subscription, hub: hub, into: &writer)
+                    } onGracefulShutdown: {
+                        subscription.outbox.end()
+                    }
+                }
+            } catch {
+                // The client went away (or the write failed): nothing more to send.
+            }
+            await hub.unsubscribe(subscription)
+            try? await writer.finish(nil)
+        })
+    }
+
+    /// Writes the outbox to the client until the stream ends.
+    static func pump(_ subscription: Subscription, hub: NamespaceStreams, into writer: inout any ResponseBodyWriter) async throws {
+        while true {
+            let item = await withTaskCancellationHandler {
+                await subscription.outbox.next()
+            } onCancel: {
+                subscription.outbox.end()
+            }
+            switch item {
+            case .frame(let frame):
+                try await writer.write(ByteBuffer(bytes: frame))
+            case .resync:
+                await hub.resync(subscription)
+            case .end(let frame):
+                if let frame { try await writer.write(ByteBuffer(bytes: frame)) }
+                return
+            }
+        }
+    }
+
+    /// Ends the stream with `auth_revoked` when the caller's credential expires.
+    func expiryTask(for outbox: Outbox) -> Task<Void, Never>? {
+        guard let expiresAt = caller.expiresAt else { return nil }
+        return Task {
+            let seconds = expiresAt - Date().timeIntervalSince1970
+            if seconds > 0 { try? await Task.sleep(for: .milliseconds(Int(min(seconds, 1e9) * 1000))) }
+            guard !Task.isCancelled else { return }
+            outbox.end(with: StreamEvent.frame(event: "auth_revoked", data: "credential is no longer valid"))
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import HearthCore
+import NIOCore
 import Synchronization
 
 /// One open stream: where it listens, for whom, and its outbox.
@@ -77,7 +78,7 @@ actor NamespaceStreams {
             var previous = root(before: lastEventID + 1)
             for published in history where published.sequence > lastEventID {
                 if let event = StreamEvent.event(at: subscription.path, for: published.change, old: previous, new: published.root) {
-                    subscription.outbox.push(event.frame(id: published.sequence))
+                    subscription.outbox.push(ByteBuffer(bytes: event.frame(id: published.sequence)))
                 }
                 previous = published.root
             }
@@ -98,17 +99,17 @@ actor NamespaceStreams {
     var oldestRoot: Node = .null
 
     /// The first event of a stream (and of a resync): the whole value, or the query's answer.
-    func initialFrame(for subscription: Subscription) -> [UInt8] {
+    func initialFrame(for subscription: Subscription) -> ByteBuffer {
         let node = latestRoot.at(subscription.path)
         guard let query = subscription.query else {
-            return StreamEvent.put(.root, node.withoutPriority).frame(id: latestSequence)
+            return ByteBuffer(bytes: StreamEvent.put(.root, node.withoutPriority).frame(id: latestSequence))
         }
         let entries = query.scan(node)
         subscription.shown.withLock { shown in
             shown = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         }
         let answer = Node.object(normalizing: ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key })))
-        return StreamEvent.put(.root, answer).frame(id: latestSequence)
+        return ByteBuffer(bytes: StreamEvent.put(.root, answer).frame(id: latestSequence))
     }
 
     /// After its outbox overflowed: one fresh `put`, then live events again.
@@ -175,7 +176,8 @@ actor NamespaceStreams {
             if reached { collectBelow(node, keys, &locations, &seen) }
         }
         for (location, node) in locations {
-            var plainFrame: [UInt8]?
+            // Encoded once per location; every listener there shares the same bytes.
+            var plainFrame: ByteBuffer?
             var computed = false
             for subscription in node.subscriptions.values {
                 if let query = subscription.query {
@@ -186,8 +188,8 @@ actor NamespaceStreams {
                 }
                 if !computed {
                     computed = true
-                    plainFrame = StreamEvent.event(at: location, for: published.change, old: old, new: published.root)?
-                        .frame(id: published.sequence)
+                    plainFrame = StreamEvent.event(at: location, for: published.change, old: old, new: published.root)
+                        .map { ByteBuffer(bytes: $0.frame(id: published.sequence)) }
                 }
                 if let plainFrame { subscription.outbox.push(plainFrame) }
             }
@@ -206,7 +208,7 @@ actor NamespaceStreams {
 
     /// A live query: the children that entered, changed or left its answer, as one `patch`
     /// (null for those that left); nil if the answer did not change.
-    func queryFrame(_ subscription: Subscription, query: Query, new: Node, sequence: UInt64) -> [UInt8]? {
+    func queryFrame(_ subscription: Subscription, query: Query, new: Node, sequence: UInt64) -> ByteBuffer? {
         let entries = query.scan(new.at(subscription.path))
         let answer = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         let changes = subscription.shown.withLock { shown -> [(key: String, value: Node)] in
@@ -219,7 +221,7 @@ actor NamespaceStreams {
             return changes
         }
         guard !changes.isEmpty else { return nil }
-        return StreamEvent.patch(.root, changes.sorted { ChildKey($0.key) < ChildKey($1.key) }).frame(id: sequence)
+        return ByteBuffer(bytes: StreamEvent.patch(.root, changes.sorted { ChildKey($0.key) < ChildKey($1.key) }).frame(id: sequence))
     }
 
     // MARK: Rules, keep-alives, shutdown
@@ -231,14 +233,14 @@ actor NamespaceStreams {
             guard !subscription.bypassesRules else { return }
             let query = subscription.query?.ruleQuery ?? RuleQuery()
             if !rules.canRead(subscription.path, auth: subscription.auth, root: latestRoot, now: now, query: query).allowed {
-                subscription.outbox.end(with: StreamEvent.frame(event: "cancel", data: "\"Permission denied\""))
+                subscription.outbox.end(with: ByteBuffer(bytes: StreamEvent.frame(event: "cancel", data: "\"Permission denied\"")))
             }
         }
     }
 
     /// Queues a `keep-alive` on every stream.
     func keepAlive() {
-        let frame = StreamEvent.frame(event: "keep-alive", data: "null")
+        let frame = ByteBuffer(bytes: StreamEvent.frame(event: "keep-alive", data: "null"))
         forEachSubscription { $0.outbox.push(frame) }
     }
 

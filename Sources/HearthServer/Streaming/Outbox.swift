@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// A stream's bounded queue of SSE frames, between the fan-out (which never waits) and the
@@ -9,20 +10,20 @@ import Synchronization
 final class Outbox: Sendable {
     /// What the writer should do next.
     enum Item {
-        case frame([UInt8])
+        case frame(ByteBuffer)
         /// Frames were dropped: send a fresh `put` of the whole value.
         case resync
         /// The stream is over; send this last frame (if any) and close.
-        case end([UInt8]?)
+        case end(ByteBuffer?)
     }
 
     struct State {
-        var frames: [[UInt8]] = []
+        var frames: [ByteBuffer] = []
         var head = 0
         var bytes = 0
         var overflowed = false
         var ended = false
-        var finalFrame: [UInt8]?
+        var finalFrame: ByteBuffer?
         var waiter: CheckedContinuation<Void, Never>?
     }
 
@@ -35,18 +36,18 @@ final class Outbox: Sendable {
 
     /// Queues a frame; never blocks. Returns false if the outbox overflowed (now or before).
     @discardableResult
-    func push(_ frame: [UInt8]) -> Bool {
+    func push(_ frame: ByteBuffer) -> Bool {
         let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
             guard !state.ended else { return (false, nil) }
             if state.overflowed { return (false, nil) }
-            if state.bytes + frame.count > capacityBytes {
+            if state.bytes + frame.readableBytes > capacityBytes {
                 state.frames = []
                 state.head = 0
                 state.bytes = 0
                 state.overflowed = true
             } else {
                 state.frames.append(frame)
-                state.bytes += frame.count
+                state.bytes += frame.readableBytes
             }
             let waiter = state.waiter
             state.waiter = nil
@@ -57,7 +58,7 @@ final class Outbox: Sendable {
     }
 
     /// Ends the stream after the queued frames, with `finalFrame` last.
-    func end(with finalFrame: [UInt8]? = nil) {
+    func end(with finalFrame: ByteBuffer? = nil) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard !state.ended else { return nil }
             state.ended = true
@@ -70,12 +71,12 @@ final class Outbox: Sendable {
     }
 
     /// After a resync `put` was queued: accept frames again.
-    func resynchronised(with frame: [UInt8]) {
+    func resynchronised(with frame: ByteBuffer) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.overflowed = false
             state.frames = [frame]
             state.head = 0
-            state.bytes = frame.count
+            state.bytes = frame.readableBytes
             let waiter = state.waiter
             state.waiter = nil
             return waiter
@@ -88,13 +89,16 @@ final class Outbox: Sendable {
         while true {
             let item = state.withLock { state -> Item? in
                 if state.head < state.frames.count {
-                    let frame = state.frames[state.head]
-                    state.head += 1
-                    state.bytes -= frame.count
-                    if state.head == state.frames.count {
-                        state.frames.removeAll(keepingCapacity: true)
-                        state.head = 0
+                    // Everything queued goes out in one write: a busy stream costs one
+                    // system call per batch, not per event.
+                    var frame = state.frames[state.head]
+                    if state.frames.count - state.head > 1 {
+                        frame.reserveCapacity(state.bytes)
+                        for next in state.frames[(state.head + 1)...] { frame.writeImmutableBuffer(next) }
                     }
+                    state.frames.removeAll(keepingCapacity: true)
+                    state.head = 0
+                    state.bytes = 0
                     return .frame(frame)
                 }
                 if state.overflowed { return .resync }

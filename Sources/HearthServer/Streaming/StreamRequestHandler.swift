@@ -64,11 +64,11 @@ struct StreamRequestHandler {
             }
             switch item {
             case .frame(let frame):
-                try await writer.write(ByteBuffer(bytes: frame))
+                try await writer.write(frame)
             case .resync:
                 await hub.resync(subscription)
             case .end(let frame):
-                if let frame { try await writer.write(ByteBuffer(bytes: frame)) }
+                if let frame { try await writer.write(frame) }
                 return
             }
         }
@@ -81,7 +81,7 @@ struct StreamRequestHandler {
             let seconds = expiresAt - Date().timeIntervalSince1970
             if seconds > 0 { try? await Task.sleep(for: .milliseconds(Int(min(seconds, 1e9) * 1000))) }
             guard !Task.isCancelled else { return }
-            outbox.end(with: StreamEvent.frame(event: "auth_revoked", data: "credential is no longer valid"))
+            outbox.end(with: ByteBuffer(bytes: StreamEvent.frame(event: "auth_revoked", data: "credential is no longer valid")))
         }
     }
 }

@@ -45,6 +45,11 @@ actor NamespaceStreams {
     var history: [PublishedChange] = []
     let historyLimit: Int
     var count = 0
+    /// Indexes for the live queries of this namespace's streams, kept in step with the
+    /// changes this hub processes (so they always match `latestRoot`), with how many
+    /// streams use each.
+    var queryIndexes = QueryIndexes()
+    var indexUsers: [IndexSpec: Int] = [:]
 
     init(root: Node, sequence: UInt64, historyLimit: Int) {
         latestRoot = root
@@ -71,6 +76,10 @@ actor NamespaceStreams {
         }
         node.subscriptions[subscription.id] = subscription
         count += 1
+        if let spec = indexSpec(of: subscription) {
+            indexUsers[spec, default: 0] += 1
+            queryIndexes.add(spec, root: latestRoot)
+        }
         if let lastEventID, subscription.query == nil, lastEventID <= latestSequence,
             lastEventID == latestSequence || (history.first.map { $0.sequence <= lastEventID + 1 } ?? false)
         {
@@ -98,13 +107,28 @@ actor NamespaceStreams {
     /// The tree before the oldest change in the history.
     var oldestRoot: Node = .null
 
+    /// The index a live query of `subscription` reads, if its ordering uses one.
+    func indexSpec(of subscription: Subscription) -> IndexSpec? {
+        guard let query = subscription.query, query.orderBy.needsIndex else { return nil }
+        return IndexSpec(location: subscription.path, orderBy: query.orderBy)
+    }
+
+    /// A live query's answer on the latest tree: from the hub's index, O(log n + k).
+    func answer(_ query: Query, at path: Path) -> [ChildEntry] {
+        let node = latestRoot.at(path)
+        if let index = queryIndexes[IndexSpec(location: path, orderBy: query.orderBy)] {
+            return query.lookup(node, in: index)
+        }
+        return query.scan(node)
+    }
+
     /// The first event of a stream (and of a resync): the whole value, or the query's answer.
     func initialFrame(for subscription: Subscription) -> ByteBuffer {
         let node = latestRoot.at(subscription.path)
         guard let query = subscription.query else {
             return ByteBuffer(bytes: StreamEvent.put(.root, node.withoutPriority).frame(id: latestSequence))
         }
-        let entries = query.scan(node)
+        let entries = answer(query, at: subscription.path)
         subscription.shown.withLock { shown in
             shown = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         }
@@ -127,6 +151,13 @@ actor NamespaceStreams {
         }
         guard node.subscriptions.removeValue(forKey: subscription.id) != nil else { return }
         count -= 1
+        if let spec = indexSpec(of: subscription) {
+            indexUsers[spec, default: 1] -= 1
+            if indexUsers[spec] == 0 {
+                indexUsers[spec] = nil
+                queryIndexes.keep(Set(indexUsers.keys), root: latestRoot)
+            }
+        }
         // Prune empty nodes, deepest first.
         for depth in stride(from: subscription.path.depth, to: 0, by: -1) where path[depth].isEmpty {
             path[depth - 1].children[subscription.path.keys[depth - 1]] = nil
@@ -140,14 +171,17 @@ actor NamespaceStreams {
     func publish(_ changes: [PublishedChange]) {
         for published in changes where published.sequence > latestSequence {
             let old = latestRoot
+            if !queryIndexes.isEmpty { queryIndexes.apply(published.change.mutations, old: old, new: published.root) }
+            latestRoot = published.root
             fanOut(published, old: old)
             if history.isEmpty { oldestRoot = old }
             history.append(published)
-            if history.count > historyLimit {
-                oldestRoot = history[history.count - historyLimit - 1].root
-                history.removeFirst(history.count - historyLimit)
+            // Trim in chunks, so that keeping the history costs O(1) per change.
+            if history.count > historyLimit + max(1, historyLimit / 4) {
+                let excess = history.count - historyLimit
+                oldestRoot = history[excess - 1].root
+                history.removeFirst(excess)
             }
-            latestRoot = published.root
             latestSequence = published.sequence
         }
     }
@@ -181,7 +215,7 @@ actor NamespaceStreams {
             var computed = false
             for subscription in node.subscriptions.values {
                 if let query = subscription.query {
-                    if let frame = queryFrame(subscription, query: query, new: published.root, sequence: published.sequence) {
+                    if let frame = queryFrame(subscription, query: query, sequence: published.sequence) {
                         subscription.outbox.push(frame)
                     }
                     continue
@@ -208,8 +242,8 @@ actor NamespaceStreams {
 
     /// A live query: the children that entered, changed or left its answer, as one `patch`
     /// (null for those that left); nil if the answer did not change.
-    func queryFrame(_ subscription: Subscription, query: Query, new: Node, sequence: UInt64) -> ByteBuffer? {
-        let entries = query.scan(new.at(subscription.path))
+    func queryFrame(_ subscription: Subscription, query: Query, sequence: UInt64) -> ByteBuffer? {
+        let entries = answer(query, at: subscription.path)
         let answer = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         let changes = subscription.shown.withLock { shown -> [(key: String, value: Node)] in
             var changes: [(key: String, value: Node)] = []

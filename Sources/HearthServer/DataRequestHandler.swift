@@ -24,6 +24,8 @@ struct DataRequestHandler {
     /// instant, so `newData.val() == now` holds for `{".sv": "timestamp"}`.
     let now: Int64
     let streams: StreamRegistry
+    /// `<path>.csv`: the children as CSV rows (reads only).
+    let csv: Bool
 
     var wantsETag: Bool { request.headers[ResponseFactory.firebaseETagHeader]?.lowercased() == "true" }
     var ifMatch: String? { request.headers[.ifMatch] }
@@ -44,9 +46,10 @@ struct DataRequestHandler {
                 throw DataError("print=silent is not supported together with if-match.")
             }
         }
+        if csv && method != "GET" { throw HTTPFailure.methodNotAllowed(method) }
         switch method {
         case "GET":
-            if StreamRequestHandler.wantsStream(request) { return try await stream() }
+            if StreamRequestHandler.wantsStream(request) && !csv { return try await stream() }
             return try read()
         case "PUT": return try await put()
         case "POST": return try await post()
@@ -88,12 +91,14 @@ struct DataRequestHandler {
             }
             let node = (view?.root ?? .null).at(path)
             var entries = view?.indexes[spec].map { query.lookup(node, in: $0) } ?? query.scan(node)
+            if csv { return ResponseFactory.csv(entries, options: options) }
             if options.shallow {
                 entries = entries.map { ChildEntry(key: $0.key, value: .bool(true)) }
             }
             return ResponseFactory.entries(entries, options: options)
         }
         var node = root.at(path)
+        if csv { return ResponseFactory.csv(node.children, options: options) }
         if priorityTarget { node = node.priority?.node ?? .null }
         // The ETag is that of the data itself (not of a shallow view), so it works in if-match.
         let etag = wantsETag || ifNoneMatch != nil ? ETag.of(node) : nil

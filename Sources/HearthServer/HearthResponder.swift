@@ -110,14 +110,14 @@ public struct HearthResponder: HTTPResponder {
                 namespace: try resolveNamespace(request, options: options), configuration: configuration,
                 namespaces: namespaces, rules: rules, streams: streams, logger: logger)
             return try await handler.handle()
-        case .data(let path, let priority):
+        case .data(let path, let priority, let csv):
             let namespace = try resolveNamespace(request, options: options)
             let namespaceRules = rules.rules(for: namespace)
             let handler = DataRequestHandler(
                 request: request, method: method, path: path, priorityTarget: priority, options: options,
                 namespace: namespace, configuration: configuration, namespaces: namespaces, caller: caller,
                 rules: caller.bypassesRules ? nil : namespaceRules, namespaceRules: namespaceRules,
-                now: Database.systemMilliseconds(), streams: streams)
+                now: Database.systemMilliseconds(), streams: streams, csv: csv)
             return try await handler.handle()
         }
     }

@@ -6,8 +6,8 @@ enum RESTTarget: Equatable {
     case inspectDatabases
     case inspectStreams
     case settings(name: String)
-    /// Data at `path`; `priority` when the URL ended in `/.priority.json`.
-    case data(path: Path, priority: Bool)
+    /// Data at `path`; `priority` when the URL ended in `/.priority.json`; `csv` for `.csv`.
+    case data(path: Path, priority: Bool, csv: Bool)
 
     /// Parses the raw (still percent-encoded) URL path.
     static func parse(rawPath: String) throws(RESTTargetError) -> RESTTarget {
@@ -22,16 +22,18 @@ enum RESTTarget: Equatable {
             guard rest.hasSuffix(".json") else { throw .notFound }
             return .settings(name: String(rest.dropLast(5)))
         }
-        guard rawPath.hasSuffix(".json") else { throw .missingJSONSuffix }
-        var segments = rawPath.dropLast(5).split(separator: "/", omittingEmptySubsequences: true)
+        let csv = rawPath.hasSuffix(".csv")
+        guard rawPath.hasSuffix(".json") || csv else { throw .missingJSONSuffix }
+        var segments = rawPath.dropLast(csv ? 4 : 5).split(separator: "/", omittingEmptySubsequences: true)
         var priority = false
         if segments.last == ".priority" {
+            guard !csv else { throw .notFound }
             priority = true
             segments.removeLast()
         }
         do {
             let path = try Path(urlSegments: segments)
-            return .data(path: path, priority: priority)
+            return .data(path: path, priority: priority, csv: csv)
         } catch {
             throw .invalid(error)
         }

@@ -84,4 +84,28 @@ enum ResponseFactory {
         let bytes = JSONWriter.serialize(body, options: .pretty)
         return bytes.withUnsafeBytes { json($0, status: status) }
     }
+
+    /// Children as CSV (see ``CSVWriter``), streamed in chunks: the columns are found first,
+    /// then rows are written as they are encoded, never the whole text at once.
+    static func csv(_ children: some Sequence<ChildEntry> & Sendable, options: RequestOptions) -> Response {
+        var headers = baseHeaders(contentType: "text/csv; charset=utf-8")
+        if let download = options.download {
+            let safe = download.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline }
+            headers[.contentDisposition] = "attachment; filename=\"\(safe)\""
+        }
+        let columns = CSVWriter.columns(of: children)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var encoder = CSVEncoder(columns: columns)
+            var output = encoder.header
+            for child in children {
+                encoder.append(child, to: &output)
+                if output.count >= 256 * 1024 {
+                    try await writer.write(ByteBuffer(bytes: output))
+                    output.removeAll(keepingCapacity: true)
+                }
+            }
+            if !output.isEmpty { try await writer.write(ByteBuffer(bytes: output)) }
+            try await writer.finish(nil)
+        })
+    }
 }

@@ -67,7 +67,8 @@ struct Compact: ParsableCommand {
 
 /// `hearth export`: the data of a namespace (or a path in it) as JSON, streamed.
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a namespace's data (or a path in it) as JSON.")
+    static let configuration = CommandConfiguration(
+        abstract: "Write a namespace's data (or a path in it) as JSON, or its children as CSV (--csv).")
 
     @OptionGroup var data: DataDirectoryOptions
 
@@ -79,6 +80,9 @@ struct Export: ParsableCommand {
 
     @Option(help: "The output file (default: standard output).")
     var output: String?
+
+    @Flag(help: "Write the children of the path as CSV (one row per child; see Docs/API.md#csv).")
+    var csv = false
 
     func validate() throws {
         guard format == "firebase" || format == "export" else { throw ValidationError("--format must be firebase or export.") }
@@ -100,10 +104,14 @@ struct Export: ParsableCommand {
         } else {
             handle = FileHandle.standardOutput
         }
-        try JSONWriter.stream(node, options: JSONWriter.Options(export: format == "export")) { bytes in
-            try handle.write(contentsOf: Data(bytes))
+        if csv {
+            try CSVWriter.write(node.children) { chunk in try handle.write(contentsOf: Data(chunk)) }
+        } else {
+            try JSONWriter.stream(node, options: JSONWriter.Options(export: format == "export")) { bytes in
+                try handle.write(contentsOf: Data(bytes))
+            }
+            try handle.write(contentsOf: Data("\n".utf8))
         }
-        try handle.write(contentsOf: Data("\n".utf8))
         if output != nil { try handle.close() }
     }
 }

@@ -40,7 +40,8 @@ final class Outbox: Sendable {
         let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
             guard !state.ended else { return (false, nil) }
             if state.overflowed { return (false, nil) }
-            if state.bytes + frame.readableBytes > capacityBytes {
+            // A frame bigger than the whole outbox still goes through when nothing is queued.
+            if state.bytes > 0 && state.bytes + frame.readableBytes > capacityBytes {
                 state.frames = []
                 state.head = 0
                 state.bytes = 0

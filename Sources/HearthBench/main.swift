@@ -6,6 +6,7 @@
 //   HearthBench snapshot <file>             snapshot write throughput for the tree of <file>
 //   HearthBench rules - [seconds]           cost of the rules checks of one write and one read
 //   HearthBench query <children> [seconds]  limitToLast=50 from an index vs a scan; index upkeep
+//   HearthBench fanout <port> <streams> <seconds> <writes/s>   SSE delivery latency (load client)
 //
 // Output is one JSON object per line so Benchmarks/run.py can collect it.
 import Foundation
@@ -139,6 +140,9 @@ case "snapshot":
     emit(["json_bytes": bytes.count, "snapshot_bytes": file.count, "seconds": seconds, "mb_per_second": Double(bytes.count) / 1e6 / seconds])
 case "query":
     try await queryBenchmark(children: Int(arguments[2]) ?? 1_000_000, seconds: arguments.count > 3 ? Double(arguments[3]) ?? 1 : 1)
+case "fanout":
+    try fanOutBenchmark(port: UInt16(arguments[2])!, streams: Int(arguments[3])!, seconds: Double(arguments[4])!,
+        rate: Int(arguments[5])!)
 case "rules":
     try await rulesBenchmark(seconds: arguments.count > 3 ? Double(arguments[3]) ?? 1 : 1)
 default:

@@ -39,12 +39,16 @@ struct StreamRequestHandler {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer { expiry?.cancel() }
             do {
-                try await request.body.consumeWithCancellationOnInboundClose { _ in
+                // When the client goes away or the server shuts down, the outbox ends and the
+                // pump returns. (No extra tasks per stream: they would cost memory per client.)
+                try await request.body.consumeWithInboundCloseHandler { _ in
                     try await withGracefulShutdownHandler {
                         try await StreamRequestHandler.pump(subscription, hub: hub, into: &writer)
                     } onGracefulShutdown: {
                         subscription.outbox.end()
                     }
+                } onInboundClosed: {
+                    subscription.outbox.end()
                 }
             } catch {
                 // The client went away (or the write failed): nothing more to send.

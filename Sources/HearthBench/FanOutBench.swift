@@ -1,0 +1,167 @@
+#if canImport(Glibc)
+import Glibc
+import Foundation
+
+/// A load client for streaming: opens `streams` SSE connections to `/feed.json` on
+/// 127.0.0.1:`port`, writes `/feed/value` `rate` times a second for `seconds` from another
+/// thread (the data carries the send time), and measures delivery latency on the first
+/// `probes` streams (the others are only drained). One poll loop, so that the client costs
+/// far less than the server it measures. Prints one JSON line.
+func fanOutBenchmark(port: UInt16, streams: Int, seconds: Double, rate: Int, probes: Int = 50) throws {
+    let request = "GET /feed.json HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+    var sockets: [Int32] = []
+    var buffers: [Int32: [UInt8]] = [:]
+    var opened: Set<Int32> = []
+    for index in 0..<streams {
+        let fd = fanOutConnect(port: port)
+        fanOutSend(fd, request)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        sockets.append(fd)
+        if index < probes { buffers[fd] = [] }
+    }
+    var latencies: [Double] = []
+    var received = 0
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    var polled = sockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+
+    func drain(until deadline: Double, stopWhenOpened: Bool) {
+        while Date().timeIntervalSince1970 < deadline {
+            if stopWhenOpened && opened.count == streams { return }
+            let ready = poll(&polled, nfds_t(polled.count), 10)
+            guard ready > 0 else { continue }
+            let now = fanOutNow()
+            for position in polled.indices where polled[position].revents != 0 {
+                let fd = polled[position].fd
+                polled[position].revents = 0
+                while true {
+                    let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    guard count > 0 else { break }
+                    received += count
+                    if !opened.contains(fd) { opened.insert(fd) }
+                    guard buffers[fd] != nil else { continue }
+                    buffers[fd]!.append(contentsOf: chunk[0..<count])
+                    // Complete frames end with a blank line; each data frame carries "sent":<ns>.
+                    var buffer = buffers[fd]!
+                    while let end = frameEnd(buffer) {
+                        let frame = buffer[..<end]
+                        if let sent = sentTime(in: Array(frame)) { latencies.append(Double(now - sent) / 1e6) }
+                        buffer.removeFirst(end + 2)
+                    }
+                    buffers[fd] = buffer
+                }
+            }
+        }
+    }
+
+    let connectStart = Date().timeIntervalSince1970
+    drain(until: connectStart + 60, stopWhenOpened: true)
+    let connectSeconds = Date().timeIntervalSince1970 - connectStart
+
+    // The writer: its own thread and connection, PUTs at a fixed rate.
+    let writes = ManagedCounter()
+    let writer = Thread {
+        let fd = fanOutConnect(port: port)
+        let interval = 1.0 / Double(rate)
+        let end = Date().timeIntervalSince1970 + seconds
+        var next = Date().timeIntervalSince1970
+        var response = [UInt8](repeating: 0, count: 4096)
+        while Date().timeIntervalSince1970 < end {
+            let body = "{\"sent\":\(fanOutNow())}"
+            fanOutSend(fd, "PUT /feed/value.json?print=silent HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+            var got: [UInt8] = []
+            while frameEnd(got, separator: [13, 10, 13, 10]) == nil {
+                let count = response.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count <= 0 { break }
+                got += response[0..<count]
+            }
+            writes.increment()
+            next += interval
+            let pause = next - Date().timeIntervalSince1970
+            if pause > 0 { usleep(useconds_t(pause * 1e6)) }
+        }
+        close(fd)
+        writes.finish()
+    }
+    // One second with the streams open and idle (the server settles), then the writes.
+    drain(until: Date().timeIntervalSince1970 + 1, stopWhenOpened: false)
+    writer.start()
+    drain(until: Date().timeIntervalSince1970 + seconds + 1.5, stopWhenOpened: false)
+    while !writes.finished { usleep(1000) }
+    for fd in sockets { close(fd) }
+    latencies.sort()
+    func percentile(_ fraction: Double) -> Double {
+        latencies.isEmpty ? -1 : latencies[min(latencies.count - 1, Int(fraction * Double(latencies.count)))]
+    }
+    emit([
+        "streams": streams, "connect_seconds": connectSeconds, "writes": writes.value,
+        "probe_events": latencies.count, "probe_events_expected": writes.value * min(streams, probes),
+        "p50_ms": percentile(0.5), "p99_ms": percentile(0.99), "max_ms": latencies.last ?? -1, "bytes_received": received,
+    ])
+}
+
+func fanOutConnect(port: UInt16) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    precondition(result == 0, "connect failed: \(errno)")
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    return fd
+}
+func fanOutSend(_ fd: Int32, _ text: String) {
+    let bytes = Array(text.utf8)
+    var sent = 0
+    while sent < bytes.count {
+        let count = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        precondition(count > 0, "write failed")
+        sent += count
+    }
+}
+func fanOutNow() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+}
+/// The end of the first frame (the index of a blank line) in `bytes`.
+func frameEnd(_ bytes: [UInt8], separator: [UInt8] = [10, 10]) -> Int? {
+    guard bytes.count >= separator.count else { return nil }
+    var index = 0
+    while index + separator.count <= bytes.count {
+        if bytes[index] == separator[0] && bytes[index..<(index + separator.count)].elementsEqual(separator) { return index }
+        index += 1
+    }
+    return nil
+}
+
+/// The number after `"sent":` in a frame.
+func sentTime(in frame: [UInt8]) -> Int64? {
+    let marker = Array("\"sent\":".utf8)
+    guard frame.count > marker.count else { return nil }
+    for start in 0...(frame.count - marker.count) where frame[start..<(start + marker.count)].elementsEqual(marker) {
+        var value: Int64 = 0
+        var index = start + marker.count
+        while index < frame.count, frame[index] >= 48, frame[index] <= 57 {
+            value = value * 10 + Int64(frame[index] - 48)
+            index += 1
+        }
+        return value
+    }
+    return nil
+}
+
+/// A counter shared with the writer thread.
+final class ManagedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private var done = false
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    func finish() { lock.lock(); done = true; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    var finished: Bool { lock.lock(); defer { lock.unlock() }; return done }
+}
+#endif

@@ -63,6 +63,9 @@ public struct HearthResponder: HTTPResponder {
         let method = try effectiveMethod(request)
         let target: RESTTarget
         do {
+            if request.uri.path == "/", method == "GET", request.headers[.accept]?.contains("text/html") == true {
+                return ResponseFactory.redirect(to: "/.console/")
+            }
             target = try RESTTarget.parse(rawPath: request.uri.path)
         } catch .missingJSONSuffix {
             throw HTTPFailure(.notFound, "Not found: append .json to your request URI to use the REST API.")
@@ -73,13 +76,19 @@ public struct HearthResponder: HTTPResponder {
         }
         if method == "OPTIONS" { return preflight() }
         let options = try RequestOptions(queryString: request.uri.query)
+        if case .console = target {
+            // The page is public; everything it shows comes from the API, with the token the
+            // user types in.
+            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            return ResponseFactory.page(ConsolePage.html)
+        }
         if case .health = target {
             return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string("ok"))])),
                 options: RequestOptions())
         }
         let caller = try await callers.resolve(request, options: options)
         switch target {
-        case .health:
+        case .health, .console, .consoleRedirect:
             preconditionFailure("answered above")
         case .inspectDatabases:
             guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }

@@ -5,6 +5,10 @@ enum RESTTarget: Equatable {
     case health
     case inspectDatabases
     case inspectStreams
+    /// The web console (`/.console/`).
+    case console
+    /// `/` from a browser: sent to the console.
+    case consoleRedirect
     case settings(name: String)
     /// Data at `path`; `priority` when the URL ended in `/.priority.json`; `csv` for `.csv`.
     case data(path: Path, priority: Bool, csv: Bool)
@@ -15,6 +19,7 @@ enum RESTTarget: Equatable {
         case "/.health", "/.health.json": return .health
         case "/.inspect/databases.json": return .inspectDatabases
         case "/.inspect/streams.json": return .inspectStreams
+        case "/.console", "/.console/", "/.console/index.html": return .console
         default: break
         }
         if rawPath.hasPrefix("/.settings/") {

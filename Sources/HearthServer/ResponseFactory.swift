@@ -108,4 +108,22 @@ enum ResponseFactory {
             try await writer.finish(nil)
         })
     }
+
+    /// An HTML page (the console), never cached, not framed by other sites.
+    static func page(_ html: String) -> Response {
+        var headers = baseHeaders(contentType: "text/html; charset=utf-8")
+        headers[.accessControlAllowOrigin] = nil
+        headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        headers[HTTPField.Name("Content-Security-Policy")!] =
+            "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline' 'self'; img-src 'self' data:; frame-ancestors 'none'"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// `302` to `location`.
+    static func redirect(to location: String) -> Response {
+        var headers = baseHeaders()
+        headers[.location] = location
+        headers[.contentType] = nil
+        return Response(status: .found, headers: headers)
+    }
 }

@@ -15,26 +15,7 @@ extension RuleSet {
     /// - Complexity: O(depth of `path`) rules evaluated.
     public func canRead(_ path: Path, auth: Node, root: Node, now: Int64, query: RuleQuery = RuleQuery()) -> RuleVerdict {
         var context = RuleContext(auth: auth, root: root, now: now, query: query)
-        var rules: RuleNode? = self.root
-        var data = root
-        var captures: [String] = []
-        var depth = 0
-        while let node = rules {
-            if let read = node.read {
-                context.locationPath = path
-                context.locationDepth = depth
-                context.data = data
-                context.newData = data
-                context.wildcards = captures
-                if read.evaluate(context) { return .allowed }
-            }
-            guard depth < path.depth else { break }
-            let key = path.keys[depth]
-            data = data.child(key)
-            rules = node.child(key, captures: &captures)
-            depth += 1
-        }
-        return .denied("no .read rule at or above \(path) grants access")
+        return grants(\.read, along: path, &context) ? .allowed : .denied("no .read rule at or above \(path) grants access")
     }
 
     /// Firebase's write check for one atomic write that replaces the data at each of `paths`
@@ -60,19 +41,25 @@ extension RuleSet {
     }
 
     func writeGranted(_ path: Path, _ context: inout RuleContext) -> Bool {
+        grants(\.write, along: path, &context)
+    }
+
+    /// The cascade of `.read` or `.write`: true if the rule of that kind at the root or at any
+    /// location down to `path` grants (`data` and `newData` at the rule's location).
+    func grants(_ kind: KeyPath<RuleNode, CompiledRule?>, along path: Path, _ context: inout RuleContext) -> Bool {
         var rules: RuleNode? = self.root
         var data = context.root
         var newData = context.newRoot
         var captures: [String] = []
         var depth = 0
         while let node = rules {
-            if let write = node.write {
+            if let rule = node[keyPath: kind] {
                 context.locationPath = path
                 context.locationDepth = depth
                 context.data = data
                 context.newData = newData
                 context.wildcards = captures
-                if write.evaluate(context) { return true }
+                if rule.evaluate(context) { return true }
             }
             guard depth < path.depth else { break }
             let key = path.keys[depth]

@@ -85,3 +85,10 @@ struct StreamEventTests {
             == "event: keep-alive\ndata: null\n\n")
     }
 }
+
+extension StreamEventTests {
+    @Test func aWriteThatChangesNothingSendsNothing() throws {
+        #expect(try event(at: "a", try set("a/b/c", "1"), on: tree) == nil)
+        #expect(try event(at: "/", try set("x/y", "null"), on: tree) == nil)
+    }
+}

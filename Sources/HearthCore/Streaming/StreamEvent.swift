@@ -53,9 +53,12 @@ public struct StreamEvent: Sendable, Equatable {
         }
         guard !inside.isEmpty else { return nil }
         if change.kind == .set || inside.count == 1 && change.path == inside[0] {
-            // One replaced value (a PUT, POST or DELETE below the location).
+            // One replaced value (a PUT, POST or DELETE below the location); nothing if it is
+            // what was there.
             let path = inside[inside.count - 1]
-            return .put(location.relative(path)!, new.at(path).withoutPriority)
+            let value = new.at(path).withoutPriority
+            if old.at(path).withoutPriority == value { return nil }
+            return .put(location.relative(path)!, value)
         }
         // A PATCH: report its children relative to its own location when that is inside the
         // listened one, else relative to the listened location.

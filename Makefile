@@ -8,9 +8,9 @@ DATA_DIR     ?= ./hearth-data
 VENV         := .venv
 PYTHON       := $(VENV)/bin/python
 # Debian packages the build, tests and benchmarks need.
-APT_PACKAGES := zlib1g-dev libssl-dev python3-venv curl wrk redis-server
+APT_PACKAGES := zlib1g-dev libssl-dev python3-venv curl wrk redis-server chromium chromium-driver
 
-.PHONY: run test build release deps system-deps python-deps compat bench clean
+.PHONY: run test build release deps system-deps python-deps compat bench clean console-screenshot
 
 RULES        ?= Examples/factory-webhooks/database.rules.json
 
@@ -36,6 +36,11 @@ bench: deps
 	$(SWIFT) build -c release --product hearth
 	$(SWIFT) build -c release --product HearthBench
 	$(PYTHON) Benchmarks/run.py --release-dir .build/release
+
+## Regenerate Docs/console.png: the console's browser test (headless Chromium), with a screenshot.
+console-screenshot: deps
+	$(SWIFT) build --product hearth
+	HEARTH_SCREENSHOT=1 $(PYTHON) -m pytest -q Tests/Compat/test_console.py --hearth-binary .build/debug/hearth
 
 deps: system-deps python-deps
 

@@ -1,10 +1,34 @@
 import HearthCore
 import HearthStorage
 import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
 import Logging
 
 /// Builds the Hummingbird application for a configuration.
 public enum HearthApplication {
+    /// Plain HTTP/1.1, or TLS with HTTP/2 offered through ALPN (and HTTP/1.1 for clients
+    /// that do not ask for it).
+    static func serverBuilder(_ configuration: ServerConfiguration) throws -> HTTPServerBuilder {
+        guard let files = configuration.tls else { return .http1() }
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificate)
+        } catch {
+            throw TLSSetupError("cannot read the certificate chain in \(files.certificate): \(error)")
+        }
+        do {
+            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+        } catch {
+            throw TLSSetupError("cannot read the private key in \(files.privateKey): \(error)")
+        }
+        guard !chain.isEmpty else { throw TLSSetupError("\(files.certificate) holds no certificate") }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        return try .http2Upgrade(tlsConfiguration: tls)
+    }
+
     /// The application, with every namespace already in the data directory opened and its
     /// stored rules loaded.
     public static func make(
@@ -27,8 +51,15 @@ public enum HearthApplication {
             configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, logger: logger)
         return Application(
             responder: responder,
+            server: try serverBuilder(configuration),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
             logger: logger
         )
     }
+}
+
+/// The TLS files could not be used.
+public struct TLSSetupError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

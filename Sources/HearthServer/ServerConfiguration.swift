@@ -23,6 +23,9 @@ public struct ServerConfiguration: Sendable {
     public var tokenVerifier: TokenVerifier
     /// Realtime streams: keep-alive interval, outbox size, resume history.
     public var streams = StreamOptions()
+    /// HTTPS: PEM certificate chain and private key files. With them the server speaks TLS
+    /// (1.2 and up) and offers HTTP/2 through ALPN, falling back to HTTP/1.1.
+    public var tls: TLSFiles?
 
     public init(
         host: String = "127.0.0.1", port: Int = 9000, dataDirectory: String? = nil,
@@ -43,5 +46,18 @@ public struct ServerConfiguration: Sendable {
     /// The rules of namespaces without their own.
     public var fallbackRules: RuleSet {
         rules ?? (emulator ? .allowAll : .denyAll)
+    }
+}
+
+/// The files of a TLS identity.
+public struct TLSFiles: Sendable {
+    /// PEM file with the certificate chain, leaf first.
+    public var certificate: String
+    /// PEM file with the private key.
+    public var privateKey: String
+
+    public init(certificate: String, privateKey: String) {
+        self.certificate = certificate
+        self.privateKey = privateKey
     }
 }

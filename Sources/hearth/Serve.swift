@@ -54,6 +54,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("stream-history"), help: "Changes kept per namespace for Last-Event-ID resumes.")
     var streamHistory = 10_000
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS (TLS 1.2+, HTTP/2 by ALPN).")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
     @OptionGroup(title: "Security rules and authentication (Docs/RULES.md)")
     var auth: AuthOptions
 
@@ -63,6 +69,7 @@ struct Serve: AsyncParsableCommand {
         }
         guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0-65535.") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive.") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
         guard keepAliveSeconds >= 0.05, streamOutboxBytes >= 1024, streamHistory >= 0 else {
             throw ValidationError("--keep-alive-seconds must be at least 0.05, --stream-outbox-bytes at least 1024.")
         }
@@ -93,6 +100,7 @@ struct Serve: AsyncParsableCommand {
             host: host, port: port, dataDirectory: dataDirectory, maxBodyBytes: maxBodyBytes,
             defaultNamespace: defaultNamespace, emulator: emulator, rules: security.rules, adminToken: security.adminToken,
             tokenVerifier: security.verifier)
+        if let tlsCertificate, let tlsKey { configuration.tls = TLSFiles(certificate: tlsCertificate, privateKey: tlsKey) }
         configuration.streams.keepAliveSeconds = keepAliveSeconds
         configuration.streams.outboxBytes = streamOutboxBytes
         configuration.streams.historyChanges = streamHistory
@@ -108,7 +116,7 @@ struct Serve: AsyncParsableCommand {
             }
             .get()
         logger.info(
-            "Hearth listening on http://\(host):\(port)",
+            "Hearth listening on \(configuration.tls == nil ? "http" : "https")://\(host):\(port)",
             metadata: ["data": "\(inMemory ? "in memory" : dataDirectory)", "fsync": "\(options.fsync)"])
         try await application.runService()
         // Graceful shutdown: the server has stopped accepting and finished its requests.

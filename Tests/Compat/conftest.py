@@ -152,8 +152,8 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=SHUTDOWN_GRACE_SECONDS)
 
 
-def _wait_until_healthy(server: HearthServer) -> str | None:
-    """Polls `/.health` until it answers 200.
+def _wait_until_healthy(server: HearthServer, scheme: str = "http", ca_file: str | None = None) -> str | None:
+    """Polls `/.health` until it answers 200 (over HTTPS, trusting `ca_file`, for TLS servers).
 
     Returns None on success, or a description of why the server never became healthy.
     """
@@ -167,7 +167,8 @@ def _wait_until_healthy(server: HearthServer) -> str | None:
             if code is not None:
                 return f"hearth exited with status {code} during startup"
             try:
-                response = probe.get(f"{server.base_url}/.health", timeout=1)
+                response = probe.get(f"{scheme}://{HOST}:{server.port}/.health", timeout=1,
+                                     verify=ca_file if ca_file else True)
                 if response.status_code == 200:
                     return None
                 last_error = f"/.health answered {response.status_code}: {response.text[:200]}"
@@ -187,6 +188,8 @@ def _start_server(
     emulator: bool = True,
     extra_args: Sequence[str] = (),
     log_name: str = "hearth-stderr",
+    probe_scheme: str = "http",
+    ca_file: str | None = None,
 ) -> HearthServer:
     """Starts `hearth serve` on a free port and waits until it is healthy.
 
@@ -209,7 +212,7 @@ def _start_server(
                 command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
             )
         server = HearthServer(process, port, data_dir, stderr_path)
-        problem = _wait_until_healthy(server)
+        problem = _wait_until_healthy(server, probe_scheme, ca_file)
         if problem is None:
             return server
         _stop(process)

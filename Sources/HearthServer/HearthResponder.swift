@@ -82,13 +82,21 @@ public struct HearthResponder: HTTPResponder {
             guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
             return ResponseFactory.page(ConsolePage.html)
         }
-        if case .health = target {
+        switch target {
+        case .health:
             return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string("ok"))])),
                 options: RequestOptions())
+        case .ready:
+            // Recovery of every namespace finishes before the server listens, so a server that
+            // answers is ready.
+            return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string("ready"))])),
+                options: RequestOptions())
+        default:
+            break
         }
         let caller = try await callers.resolve(request, options: options)
         switch target {
-        case .health, .console, .consoleRedirect:
+        case .health, .ready, .console, .consoleRedirect:
             preconditionFailure("answered above")
         case .inspectDatabases:
             guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }

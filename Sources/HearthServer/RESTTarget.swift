@@ -3,6 +3,8 @@ import HearthCore
 /// What a request URL names: a reserved endpoint, or data at a path.
 enum RESTTarget: Equatable {
     case health
+    /// `/.ready`: the server has opened (recovered) every namespace and serves requests.
+    case ready
     case inspectDatabases
     case inspectStreams
     /// The web console (`/.console/`).
@@ -17,6 +19,7 @@ enum RESTTarget: Equatable {
     static func parse(rawPath: String) throws(RESTTargetError) -> RESTTarget {
         switch rawPath {
         case "/.health", "/.health.json": return .health
+        case "/.ready", "/.ready.json": return .ready
         case "/.inspect/databases.json": return .inspectDatabases
         case "/.inspect/streams.json": return .inspectStreams
         case "/.console", "/.console/", "/.console/index.html": return .console

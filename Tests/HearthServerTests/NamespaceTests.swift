@@ -29,6 +29,7 @@ struct NamespaceTests {
     @Test func health() async throws {
         try await withTestServer { client async throws in
             #expect(try await client.get("/.health").body == #"{"status":"ok"}"#)
+            #expect(try await client.get("/.ready").body == #"{"status":"ready"}"#)
         }
     }
 }

@@ -31,6 +31,25 @@ public struct HearthResponder: HTTPResponder {
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
+        var response = try await answer(request, context: context)
+        applyCORS(to: &response, origin: request.headers[.origin])
+        return response
+    }
+
+    /// CORS as configured: `*` (Firebase's behaviour, the default), or only the listed origins,
+    /// each answered with its own name and `Vary: Origin`.
+    func applyCORS(to response: inout Response, origin: String?) {
+        let allowed = configuration.corsOrigins
+        guard !allowed.contains("*"), response.headers[.accessControlAllowOrigin] != nil else { return }
+        if let origin, allowed.contains(origin) {
+            response.headers[.accessControlAllowOrigin] = origin
+        } else {
+            response.headers[.accessControlAllowOrigin] = nil
+        }
+        response.headers[.vary] = "Origin"
+    }
+
+    func answer(_ request: Request, context: Context) async throws -> Response {
         do {
             return try await route(request, context: context)
         } catch let error as DataError {

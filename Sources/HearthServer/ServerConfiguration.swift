@@ -23,6 +23,9 @@ public struct ServerConfiguration: Sendable {
     public var tokenVerifier: TokenVerifier
     /// Realtime streams: keep-alive interval, outbox size, resume history.
     public var streams = StreamOptions()
+    /// Origins browsers may call from (`Access-Control-Allow-Origin`); `["*"]`, the default,
+    /// allows any, as Firebase does.
+    public var corsOrigins: [String] = ["*"]
     /// HTTPS: PEM certificate chain and private key files. With them the server speaks TLS
     /// (1.2 and up) and offers HTTP/2 through ALPN, falling back to HTTP/1.1.
     public var tls: TLSFiles?

@@ -54,6 +54,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("stream-history"), help: "Changes kept per namespace for Last-Event-ID resumes.")
     var streamHistory = 10_000
 
+    @Option(name: .customLong("cors-origin"), help: "An origin browsers may call from, e.g. https://dash.example.com (repeatable; default: any).")
+    var corsOrigins: [String] = []
+
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS (TLS 1.2+, HTTP/2 by ALPN).")
     var tlsCertificate: String?
 
@@ -101,6 +104,7 @@ struct Serve: AsyncParsableCommand {
             defaultNamespace: defaultNamespace, emulator: emulator, rules: security.rules, adminToken: security.adminToken,
             tokenVerifier: security.verifier)
         if let tlsCertificate, let tlsKey { configuration.tls = TLSFiles(certificate: tlsCertificate, privateKey: tlsKey) }
+        if !corsOrigins.isEmpty { configuration.corsOrigins = corsOrigins }
         configuration.streams.keepAliveSeconds = keepAliveSeconds
         configuration.streams.outboxBytes = streamOutboxBytes
         configuration.streams.historyChanges = streamHistory

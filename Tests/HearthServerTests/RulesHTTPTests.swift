@@ -272,3 +272,33 @@ struct RulesHTTPTests {
         }
     }
 }
+
+@Suite("CORS")
+struct CORSTests {
+    @Test func anyOriginByDefault() async throws {
+        try await withTestServer { client async throws in
+            let response = try await client.get("/a.json", headers: ["Origin": "https://x.example"])
+            #expect(response.header("Access-Control-Allow-Origin") == "*")
+            let preflight = try await client.request(.options, "/a.json", headers: ["Origin": "https://x.example"])
+            #expect(preflight.status == 204)
+            #expect(preflight.header("Access-Control-Allow-Methods")?.contains("PATCH") == true)
+        }
+    }
+
+    @Test func onlyConfiguredOrigins() async throws {
+        var configuration = ServerConfiguration.openForTests()
+        configuration.corsOrigins = ["https://dash.example.com"]
+        try await withTestServer(configuration: configuration) { client async throws in
+            let allowed = try await client.get("/a.json", headers: ["Origin": "https://dash.example.com"])
+            #expect(allowed.header("Access-Control-Allow-Origin") == "https://dash.example.com")
+            #expect(allowed.header("Vary") == "Origin")
+            let other = try await client.get("/a.json", headers: ["Origin": "https://evil.example"])
+            #expect(other.header("Access-Control-Allow-Origin") == nil)
+            let preflight = try await client.request(.options, "/a.json", headers: ["Origin": "https://evil.example"])
+            #expect(preflight.header("Access-Control-Allow-Origin") == nil)
+            let error = try await client.get("/a.json?foo=1", headers: ["Origin": "https://dash.example.com"])
+            #expect(error.status == 400)
+            #expect(error.header("Access-Control-Allow-Origin") == "https://dash.example.com")
+        }
+    }
+}

@@ -32,6 +32,7 @@ let package = Package(
             dependencies: [
                 "HearthCore",
                 "HearthStorage",
+                "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

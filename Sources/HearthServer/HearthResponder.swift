@@ -33,6 +33,7 @@ public struct HearthResponder: HTTPResponder {
     public func respond(to request: Request, context: Context) async throws -> Response {
         var response = try await answer(request, context: context)
         applyCORS(to: &response, origin: request.headers[.origin])
+        ResponseCompression.apply(to: &response, acceptEncoding: request.headers[.acceptEncoding])
         return response
     }
 

@@ -1,0 +1,98 @@
+import CZlib
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// gzip for responses, when the client accepts it: JSON, CSV and event streams alike. A
+/// stream is flushed at every write, so each server-sent event reaches the client at once.
+enum ResponseCompression {
+    /// Bodies known to be smaller than this are sent as they are.
+    static let minimumBytes = 1024
+
+    /// True if the `Accept-Encoding` header accepts gzip (and does not refuse it with `q=0`).
+    static func acceptsGzip(_ header: String?) -> Bool {
+        guard let header else { return false }
+        for part in header.split(separator: ",") {
+            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard pieces.first == "gzip" || pieces.first == "*" else { continue }
+            let refused = pieces.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "") == "q=0" || $0 == "q=0.0" }
+            return !refused
+        }
+        return false
+    }
+
+    /// Compresses `response` in place if it is worth it and not compressed already.
+    static func apply(to response: inout Response, acceptEncoding: String?) {
+        guard acceptsGzip(acceptEncoding), response.headers[.contentEncoding] == nil,
+            response.status != .noContent, response.status != .notModified
+        else { return }
+        if let length = response.body.contentLength, length < minimumBytes { return }
+        response.headers[.contentEncoding] = "gzip"
+        response.headers[.contentLength] = nil
+        let vary = response.headers[.vary]
+        response.headers[.vary] = vary.map { $0 + ", Accept-Encoding" } ?? "Accept-Encoding"
+        let original = response.body
+        response.body = ResponseBody { writer in
+            try await original.write(GzipWriter(parent: writer, stream: try GzipStream()))
+        }
+    }
+}
+
+/// A response body writer that gzips what passes through it.
+struct GzipWriter: ResponseBodyWriter {
+    var parent: any ResponseBodyWriter
+    let stream: GzipStream
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        let compressed = try stream.deflate(buffer, flush: Z_SYNC_FLUSH)
+        if compressed.readableBytes > 0 { try await parent.write(compressed) }
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        let tail = try stream.deflate(ByteBuffer(), flush: Z_FINISH)
+        if tail.readableBytes > 0 { try await parent.write(tail) }
+        try await parent.finish(trailingHeaders)
+    }
+}
+
+/// One zlib deflate stream in gzip format.
+final class GzipStream: @unchecked Sendable {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    var stream = z_stream()
+
+    init() throws {
+        // windowBits 15 + 16: the gzip wrapper.
+        let status = deflateInit2_(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+            Int32(MemoryLayout<z_stream>.size))
+        guard status == Z_OK else { throw Failure(description: "zlib deflateInit2 failed (\(status))") }
+    }
+
+    deinit { deflateEnd(&stream) }
+
+    /// Compresses `input`, ending with a sync flush (or the end of the stream).
+    func deflate(_ input: ByteBuffer, flush: Int32) throws -> ByteBuffer {
+        var output = ByteBufferAllocator().buffer(capacity: max(64, input.readableBytes / 2 + 64))
+        var input = input
+        try input.withUnsafeMutableReadableBytes { source in
+            stream.next_in = source.baseAddress?.assumingMemoryBound(to: Bytef.self)
+            stream.avail_in = uInt(source.count)
+            repeat {
+                output.reserveCapacity(minimumWritableBytes: 16 * 1024)
+                let written = try output.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { target in
+                    stream.next_out = target.baseAddress?.assumingMemoryBound(to: Bytef.self)
+                    stream.avail_out = uInt(target.count)
+                    let status = CZlib.deflate(&stream, flush)
+                    guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else {
+                        throw Failure(description: "zlib deflate failed (\(status))")
+                    }
+                    return target.count - Int(stream.avail_out)
+                }
+                if written == 0 && stream.avail_in == 0 { break }
+            } while stream.avail_out == 0 || stream.avail_in > 0
+        }
+        return output
+    }
+}

@@ -241,6 +241,8 @@ struct DataRequestHandler {
         let database: Database
         if let chosen { database = chosen } else { database = try await self.database(for: write) }
         let outcome: WriteOutcome
+        let started = ContinuousClock.now
+        defer { streams.metrics.writeDuration.record(ContinuousClock.now - started) }
         do {
             outcome = try await database.write(write)
         } catch let error as DataError {

@@ -14,6 +14,7 @@ public struct HearthResponder: HTTPResponder {
     public let namespaces: NamespaceRegistry
     public let rules: RulesRegistry
     public let streams: StreamRegistry
+    public let metrics: ServerMetrics
     let callers: CallerResolver
     let logger: Logger
 
@@ -25,13 +26,18 @@ public struct HearthResponder: HTTPResponder {
         self.namespaces = namespaces
         self.rules = rules
         self.streams = streams
+        self.metrics = streams.metrics
         self.logger = logger
         callers = CallerResolver(
             adminToken: configuration.adminToken, emulator: configuration.emulator, verifier: configuration.tokenVerifier)
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
         var response = try await answer(request, context: context)
+        metrics.requestDuration.record(ContinuousClock.now - started)
+        metrics.countRequest(method: request.method.rawValue, status: Int(response.status.code))
+        if response.status == .unauthorized { metrics.ruleDenials.increment() }
         applyCORS(to: &response, origin: request.headers[.origin])
         ResponseCompression.apply(to: &response, acceptEncoding: request.headers[.acceptEncoding])
         return response
@@ -106,6 +112,12 @@ public struct HearthResponder: HTTPResponder {
         case .health:
             return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string("ok"))])),
                 options: RequestOptions())
+        case .metrics:
+            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            let text = metrics.exposition(openStreams: await streams.streamCount(), namespaces: namespaces.names.count)
+            var headers = ResponseFactory.baseHeaders(contentType: "text/plain; version=0.0.4; charset=utf-8")
+            headers[.accessControlAllowOrigin] = nil
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         case .ready:
             // Recovery of every namespace finishes before the server listens, so a server that
             // answers is ready.
@@ -116,7 +128,7 @@ public struct HearthResponder: HTTPResponder {
         }
         let caller = try await callers.resolve(request, options: options)
         switch target {
-        case .health, .ready, .console, .consoleRedirect:
+        case .health, .ready, .metrics, .console, .consoleRedirect:
             preconditionFailure("answered above")
         case .inspectDatabases:
             guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }

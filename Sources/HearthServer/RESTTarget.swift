@@ -5,6 +5,8 @@ enum RESTTarget: Equatable {
     case health
     /// `/.ready`: the server has opened (recovered) every namespace and serves requests.
     case ready
+    /// `/.metrics`: Prometheus' text format.
+    case metrics
     case inspectDatabases
     case inspectStreams
     /// The web console (`/.console/`).
@@ -20,6 +22,7 @@ enum RESTTarget: Equatable {
         switch rawPath {
         case "/.health", "/.health.json": return .health
         case "/.ready", "/.ready.json": return .ready
+        case "/.metrics": return .metrics
         case "/.inspect/databases.json": return .inspectDatabases
         case "/.inspect/streams.json": return .inspectStreams
         case "/.console", "/.console/", "/.console/index.html": return .console

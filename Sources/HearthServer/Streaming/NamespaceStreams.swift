@@ -51,10 +51,13 @@ actor NamespaceStreams {
     var queryIndexes = QueryIndexes()
     var indexUsers: [IndexSpec: Int] = [:]
 
-    init(root: Node, sequence: UInt64, historyLimit: Int) {
+    let metrics: ServerMetrics
+
+    init(root: Node, sequence: UInt64, historyLimit: Int, metrics: ServerMetrics) {
         latestRoot = root
         latestSequence = sequence
         self.historyLimit = historyLimit
+        self.metrics = metrics
     }
 
     var subscriptionCount: Int { count }
@@ -76,6 +79,7 @@ actor NamespaceStreams {
         }
         node.subscriptions[subscription.id] = subscription
         count += 1
+        metrics.streamsOpened.increment()
         if let spec = indexSpec(of: subscription) {
             indexUsers[spec, default: 0] += 1
             queryIndexes.add(spec, root: latestRoot)
@@ -138,6 +142,7 @@ actor NamespaceStreams {
 
     /// After its outbox overflowed: one fresh `put`, then live events again.
     func resync(_ subscription: Subscription) {
+        metrics.streamResyncs.increment()
         subscription.outbox.resynchronised(with: initialFrame(for: subscription))
     }
 
@@ -225,7 +230,10 @@ actor NamespaceStreams {
                     plainFrame = StreamEvent.event(at: location, for: published.change, old: old, new: published.root)
                         .map { ByteBuffer(bytes: $0.frame(id: published.sequence)) }
                 }
-                if let plainFrame { subscription.outbox.push(plainFrame) }
+                if let plainFrame {
+                    subscription.outbox.push(plainFrame)
+                    metrics.streamEvents.increment()
+                }
             }
         }
     }

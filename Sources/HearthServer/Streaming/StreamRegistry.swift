@@ -16,12 +16,15 @@ public struct StreamOptions: Sendable {
 /// Every namespace's streams, created when the first stream of a namespace opens.
 public final class StreamRegistry: Sendable {
     let options: StreamOptions
+    /// Where events, resyncs and opened streams are counted.
+    public let metrics: ServerMetrics
     let hubs = Mutex<[String: NamespaceStreams]>([:])
     let nextID = Atomic<Int>(0)
     let keepAliveTask = Mutex<Task<Void, Never>?>(nil)
 
-    public init(options: StreamOptions = StreamOptions()) {
+    public init(options: StreamOptions = StreamOptions(), metrics: ServerMetrics = ServerMetrics()) {
         self.options = options
+        self.metrics = metrics
     }
 
     func makeID() -> Int { nextID.add(1, ordering: .relaxed).newValue }
@@ -32,7 +35,8 @@ public final class StreamRegistry: Sendable {
             if let hub = hubs[database.name] { return hub }
             let (changes, continuation) = AsyncStream<[PublishedChange]>.makeStream()
             let start = database.observe { continuation.yield($0) }
-            let hub = NamespaceStreams(root: start.root, sequence: start.sequence, historyLimit: options.historyChanges)
+            let hub = NamespaceStreams(
+                root: start.root, sequence: start.sequence, historyLimit: options.historyChanges, metrics: metrics)
             Task {
                 for await batch in changes { await hub.publish(batch) }
             }

@@ -39,10 +39,9 @@ from typing import Any, Callable, Iterator
 import pytest
 import requests
 
+from browser import start_browser
 from compat_helpers import HTTP_TIMEOUT_SECONDS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_SECONDS = 20  # generous: the machine may be busy
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO_ROOT / "Docs" / "console.png"
@@ -228,39 +227,6 @@ def browser_errors(driver, everything: bool = False) -> list[str]:
             if everything or (entry.get("level") == "SEVERE" and "Failed to load resource" not in entry["message"])]
 
 
-def start_browser(downloads: Path, log_path: Path):
-    """Headless Debian Chromium through Debian's chromedriver; fails (never skips) if absent."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.fail(
-            f"the console test needs Debian's headless Chromium, but {', '.join(missing)} is missing. "
-            "Install it with `sudo apt-get install -y chromium chromium-driver` (`make system-deps` does).",
-            pytrace=False)
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as error:
-        pytest.fail(f"the console test needs Selenium ({error}); run `make python-deps`.", pytrace=False)
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
-                     "--disable-dev-shm-usage", "--no-proxy-server", "--force-device-scale-factor=1",
-                     "--lang=en-US", "--hide-scrollbars"):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads),
-        "download.prompt_for_download": False,
-    })
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, log_output=str(log_path)), options=options)
-    try:
-        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-    except Exception:  # noqa: BLE001 - older drivers: the preference above does the same
-        pass
-    return driver
-
-
 @pytest.fixture
 def console(hearth_launcher, tmp_path) -> Iterator[Console]:
     """`hearth serve` under the webhook rules with a known admin token, seeded, and a browser."""
@@ -271,7 +237,7 @@ def console(hearth_launcher, tmp_path) -> Iterator[Console]:
                              extra_args=["--admin-token", token, "--rules", str(rules)])
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    driver = start_browser(downloads, tmp_path / "chromedriver.log")
+    driver = start_browser(tmp_path / "chromedriver.log", "console", downloads)
     console = Console(server, token, driver, downloads)
     try:
         seeded = console.rest("PUT", "", json=SEED)  # anonymous, as the webhooks write

@@ -37,10 +37,9 @@ from typing import Any, Callable, Iterator
 import pytest
 import requests
 
+from browser import start_browser
 from compat_helpers import HOST, HTTP_TIMEOUT_SECONDS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_SECONDS = 20  # generous: the machine may be busy
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO_ROOT / "Examples" / "dashboard"
@@ -97,29 +96,6 @@ def page_url(request: pytest.FixtureRequest) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def start_browser(log_path: Path):
-    """Headless Debian Chromium through Debian's chromedriver; fails (never skips) if absent."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.fail(
-            f"the dashboard test needs Debian's headless Chromium, but {', '.join(missing)} is missing. "
-            "Install it with `sudo apt-get install -y chromium chromium-driver` (`make system-deps` does).",
-            pytrace=False)
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as error:
-        pytest.fail(f"the dashboard test needs Selenium ({error}); run `make python-deps`.", pytrace=False)
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
-                     "--disable-dev-shm-usage", "--no-proxy-server", "--lang=en-US"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, log_output=str(log_path)), options=options)
 
 
 class Dashboard:
@@ -242,7 +218,7 @@ def dashboard(hearth_launcher, tmp_path, page_url) -> Iterator[Dashboard]:
     rules.write_text(RULES)
     server = hearth_launcher(tmp_path / "data", tmp_path, emulator=False, log_name="hearth-dashboard",
                              extra_args=[f"--admin-token={token}", "--rules", str(rules)])
-    driver = start_browser(tmp_path / "chromedriver.log")
+    driver = start_browser(tmp_path / "chromedriver.log", "dashboard")
     dashboard = Dashboard(server, token, driver, page_url)
     try:
         yield dashboard

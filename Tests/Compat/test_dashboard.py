@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import secrets
 import threading
 from pathlib import Path

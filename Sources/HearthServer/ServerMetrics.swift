@@ -30,10 +30,15 @@ public final class ServerMetrics: Sendable {
         streamsOpened = registry.makeCounter(name: "hearth_streams_opened_total", help: "Streams opened.")
     }
 
+    /// The methods counted by name; any other is counted as `other`, so that clients cannot
+    /// make new series at will.
+    static let knownMethods: Set<String> = ["GET", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+
     /// Counts one answered request.
     func countRequest(method: String, status: Int) {
+        let label = ServerMetrics.knownMethods.contains(method) ? method : "other"
         registry.makeCounter(
-            name: "hearth_http_requests_total", labels: [("method", method), ("status", String(status))],
+            name: "hearth_http_requests_total", labels: [("method", label), ("status", String(status))],
             help: "HTTP requests by method and status."
         ).increment()
     }

@@ -85,7 +85,9 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "hearth")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        // The data directory is the database: only its owner may look inside.
+        try FileManager.default.createDirectory(
+            atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let options = StorageOptions(
             fsync: FsyncPolicy(fsync)!, segmentBytes: segmentBytes, snapshotAfterBytes: snapshotAfterBytes,
             snapshotAfterRecords: snapshotAfterRecords)

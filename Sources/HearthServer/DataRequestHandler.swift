@@ -67,20 +67,10 @@ struct DataRequestHandler {
         let database = namespaces.existing(namespace)
         var view = database?.readView
         let root = view?.root ?? .null
-        if let rules {
-            let verdict = rules.canRead(path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery())
-            guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
-        }
+        try authorizeRead(query, root: root)
         if let query {
             let spec = IndexSpec(location: path, orderBy: query.orderBy)
-            let declared = namespaceRules.declaresIndex(at: path, orderBy: query.orderBy)
-            // Like Firebase's REST API: a child or value query needs an index in the rules
-            // (admins and the emulator may query without one, by scanning).
-            if rules != nil && !declared && !configuration.emulator {
-                throw DataError(
-                    "Index not defined, add \".indexOn\": \"\(query.orderBy.indexOnName)\", for path \"\(path)\", to the rules")
-            }
-            if declared, let database, view?.indexes[spec] == nil, query.orderBy.needsIndex,
+            if namespaceRules.declaresIndex(at: path, orderBy: query.orderBy), let database, view?.indexes[spec] == nil, query.orderBy.needsIndex,
                 (view?.root.at(path).children.count ?? 0) >= DataRequestHandler.lazyIndexMinimumChildren,
                 database.indexCount < DataRequestHandler.lazyIndexLimit
             {
@@ -116,19 +106,24 @@ struct DataRequestHandler {
         return ResponseFactory.node(node, options: options, headers: headers)
     }
 
+    /// The checks of every read, plain or streamed: the rules must grant it, and a non-admin
+    /// child or value query needs an index declared in the rules, as on Firebase's REST API
+    /// (admins and the emulator may query without one, by scanning).
+    func authorizeRead(_ query: Query?, root: Node) throws {
+        guard let rules else { return }
+        let verdict = rules.canRead(path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery())
+        guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
+        if let query, !namespaceRules.declaresIndex(at: path, orderBy: query.orderBy), !configuration.emulator {
+            throw DataError(
+                "Index not defined, add \".indexOn\": \"\(query.orderBy.indexOnName)\", for path \"\(path)\", to the rules")
+        }
+    }
+
     /// A realtime stream of the location (or of a live query), after the same checks as a read.
     func stream() async throws -> Response {
         let query = try Query.parse(options.query, implicitKeyOrder: false)
         guard !priorityTarget else { throw DataError("Streams of a priority are not supported.") }
-        if let rules {
-            let root = namespaces.existing(namespace)?.root ?? .null
-            let verdict = rules.canRead(path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery())
-            guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
-            if let query, !namespaceRules.declaresIndex(at: path, orderBy: query.orderBy), !configuration.emulator {
-                throw DataError(
-                    "Index not defined, add \".indexOn\": \"\(query.orderBy.indexOnName)\", for path \"\(path)\", to the rules")
-            }
-        }
+        try authorizeRead(query, root: namespaces.existing(namespace)?.root ?? .null)
         // A stream needs the namespace's change feed, so it opens (or creates) the namespace.
         let database = try namespaces.database(namespace)
         return await StreamRequestHandler(

@@ -64,11 +64,16 @@ enum ResponseFactory {
             writer.output.append(");")
             headers[.contentType] = "application/javascript; charset=utf-8"
         }
-        if let download = options.download {
-            let safe = download.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline }
-            headers[.contentDisposition] = "attachment; filename=\"\(safe)\""
-        }
+        setDownload(options, in: &headers)
         return writer.output.withBytes { json($0, status: status, headers: headers) }
+    }
+
+    /// `download=<name>`: `Content-Disposition: attachment`, with characters that could break
+    /// out of the quoted file name removed.
+    static func setDownload(_ options: RequestOptions, in headers: inout HTTPFields) {
+        guard let download = options.download else { return }
+        let safe = download.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline }
+        headers[.contentDisposition] = "attachment; filename=\"\(safe)\""
     }
 
     /// `print=silent`: 204 and no body.
@@ -89,10 +94,7 @@ enum ResponseFactory {
     /// then rows are written as they are encoded, never the whole text at once.
     static func csv(_ children: some Sequence<ChildEntry> & Sendable, options: RequestOptions) -> Response {
         var headers = baseHeaders(contentType: "text/csv; charset=utf-8")
-        if let download = options.download {
-            let safe = download.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline }
-            headers[.contentDisposition] = "attachment; filename=\"\(safe)\""
-        }
+        setDownload(options, in: &headers)
         let columns = CSVWriter.columns(of: children)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var encoder = CSVEncoder(columns: columns)

@@ -99,7 +99,7 @@ struct AuthOptions: ParsableArguments {
             (token, created) = try AdminToken.loadOrCreate(in: dataDirectory)
             source = dataDirectory + "/" + AdminToken.fileName + " (mode 0600)"
         } else {
-            token = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+            token = AdminToken.generate()
             created = true
             source = "memory only (an in-memory server makes a new one at every start)"
         }

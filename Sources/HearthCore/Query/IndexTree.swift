@@ -97,10 +97,16 @@ public struct IndexTree: Sendable {
     /// The page of a branch that holds (or would hold) `entry`: the first whose maximum is not
     /// less than it, or the last.
     static func searchBranch(_ maxima: ContiguousArray<IndexEntry>, _ entry: IndexEntry) -> Int {
-        var low = 0, high = maxima.count - 1
+        min(partition(maxima) { IndexEntry.compare($0, entry) < 0 }, maxima.count - 1)
+    }
+
+    /// The end of the prefix of `entries` for which `inPrefix` holds (binary search; the
+    /// entries are in order, so the prefix is contiguous).
+    static func partition(_ entries: ContiguousArray<IndexEntry>, _ inPrefix: (IndexEntry) -> Bool) -> Int {
+        var low = 0, high = entries.count
         while low < high {
             let middle = (low + high) / 2
-            if IndexEntry.compare(maxima[middle], entry) < 0 { low = middle + 1 } else { high = middle }
+            if inPrefix(entries[middle]) { low = middle + 1 } else { high = middle }
         }
         return low
     }
@@ -124,20 +130,12 @@ public struct IndexTree: Sendable {
         switch page {
         case .leaf(let entries):
             // Entries before the start form a prefix: binary-search its end.
-            var low = 0, high = entries.count
-            while low < high {
-                let middle = (low + high) / 2
-                if isBeforeStart(entries[middle]) { low = middle + 1 } else { high = middle }
-            }
+            let low = partition(entries, isBeforeStart)
             for index in low..<entries.count where !body(entries[index]) { return false }
             return true
         case .branch(let branch):
-            let pages = branch.pages, maxima = branch.maxima
-            var low = 0, high = maxima.count
-            while low < high {
-                let middle = (low + high) / 2
-                if isBeforeStart(maxima[middle]) { low = middle + 1 } else { high = middle }
-            }
+            let pages = branch.pages
+            let low = partition(branch.maxima, isBeforeStart)
             guard low < pages.count else { return true }
             if !forward(pages[low], isBeforeStart, body) { return false }
             for index in (low + 1)..<pages.count where !forward(pages[index], { _ in false }, body) { return false }
@@ -149,26 +147,16 @@ public struct IndexTree: Sendable {
         switch page {
         case .leaf(let entries):
             // Entries after the end form a suffix: binary-search its start.
-            var low = 0, high = entries.count
-            while low < high {
-                let middle = (low + high) / 2
-                if isAfterEnd(entries[middle]) { high = middle } else { low = middle + 1 }
-            }
-            var index = low - 1
+            var index = partition(entries) { !isAfterEnd($0) } - 1
             while index >= 0 {
                 if !body(entries[index]) { return false }
                 index -= 1
             }
             return true
         case .branch(let branch):
-            let pages = branch.pages, maxima = branch.maxima
+            let pages = branch.pages
             // The first page whose maximum is past the end may still hold entries in range.
-            var low = 0, high = maxima.count
-            while low < high {
-                let middle = (low + high) / 2
-                if isAfterEnd(maxima[middle]) { high = middle } else { low = middle + 1 }
-            }
-            var index = min(low, pages.count - 1)
+            var index = min(partition(branch.maxima) { !isAfterEnd($0) }, pages.count - 1)
             if !backward(pages[index], isAfterEnd, body) { return false }
             index -= 1
             while index >= 0 {

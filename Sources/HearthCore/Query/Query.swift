@@ -225,7 +225,7 @@ public struct Query: Sendable, Equatable {
         rules.orderByKey = orderBy == .key
         rules.orderByValue = orderBy == .value
         rules.orderByPriority = orderBy == .priority
-        if case .child(let path) = orderBy { rules.orderByChild = orderBy.description; _ = path }
+        if case .child = orderBy { rules.orderByChild = orderBy.description }
         rules.startAt = (startAt ?? startAfter)?.node ?? .null
         rules.endAt = (endAt ?? endBefore)?.node ?? .null
         rules.equalTo = equalTo?.node ?? .null

@@ -12,8 +12,7 @@ public enum AdminToken {
         if FileManager.default.fileExists(atPath: path) {
             return (try read(path), false)
         }
-        var generator = SystemRandomNumberGenerator()
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let token = generate()
         let temporary = path + ".tmp"
         unlink(temporary)  // a leftover of an interrupted start
         // Created 0600 from the first instant: never readable by others, even empty.
@@ -32,6 +31,12 @@ public enum AdminToken {
             close(directory)
         }
         return (token, true)
+    }
+
+    /// A new token: 32 random bytes from the system's generator, as 64 hex digits.
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
     /// A token from a file: its first line, trimmed. Refuses an empty file.

@@ -129,11 +129,10 @@ public struct TokenVerifier: Sendable {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = TokenVerifier.base64URLDecode(parts[0]),
             let payloadBytes = TokenVerifier.base64URLDecode(parts[1]),
-            case .object = (try? JSONParser.parse(headerBytes).node) ?? .null
+            let header = try? JSONParser.parse(headerBytes).node, case .object = header
         else {
             throw TokenError("Could not parse auth token.")
         }
-        let header = (try? JSONParser.parse(headerBytes).node) ?? .null
         guard case .string(let algorithm) = header.child("alg") else { throw TokenError("Could not parse auth token: no alg in its header.") }
         var kid: String?
         if case .string(let value) = header.child("kid") { kid = value }

@@ -19,12 +19,17 @@ final class Outbox: Sendable {
 
     struct State {
         var frames: [ByteBuffer] = []
-        var head = 0
         var bytes = 0
         var overflowed = false
         var ended = false
         var finalFrame: ByteBuffer?
         var waiter: CheckedContinuation<Void, Never>?
+
+        /// The waiting writer, if any, taken so it is resumed once (outside the lock).
+        mutating func takeWaiter() -> CheckedContinuation<Void, Never>? {
+            defer { waiter = nil }
+            return waiter
+        }
     }
 
     let capacityBytes: Int
@@ -43,16 +48,13 @@ final class Outbox: Sendable {
             // A frame bigger than the whole outbox still goes through when nothing is queued.
             if state.bytes > 0 && state.bytes + frame.readableBytes > capacityBytes {
                 state.frames = []
-                state.head = 0
                 state.bytes = 0
                 state.overflowed = true
             } else {
                 state.frames.append(frame)
                 state.bytes += frame.readableBytes
             }
-            let waiter = state.waiter
-            state.waiter = nil
-            return (!state.overflowed, waiter)
+            return (!state.overflowed, state.takeWaiter())
         }
         waiter?.resume()
         return accepted
@@ -64,9 +66,7 @@ final class Outbox: Sendable {
             guard !state.ended else { return nil }
             state.ended = true
             state.finalFrame = finalFrame
-            let waiter = state.waiter
-            state.waiter = nil
-            return waiter
+            return state.takeWaiter()
         }
         waiter?.resume()
     }
@@ -76,11 +76,8 @@ final class Outbox: Sendable {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.overflowed = false
             state.frames = [frame]
-            state.head = 0
             state.bytes = frame.readableBytes
-            let waiter = state.waiter
-            state.waiter = nil
-            return waiter
+            return state.takeWaiter()
         }
         waiter?.resume()
     }
@@ -89,16 +86,14 @@ final class Outbox: Sendable {
     func next() async -> Item {
         while true {
             let item = state.withLock { state -> Item? in
-                if state.head < state.frames.count {
+                if var frame = state.frames.first {
                     // Everything queued goes out in one write: a busy stream costs one
                     // system call per batch, not per event.
-                    var frame = state.frames[state.head]
-                    if state.frames.count - state.head > 1 {
+                    if state.frames.count > 1 {
                         frame.reserveCapacity(state.bytes)
-                        for next in state.frames[(state.head + 1)...] { frame.writeImmutableBuffer(next) }
+                        for next in state.frames.dropFirst() { frame.writeImmutableBuffer(next) }
                     }
                     state.frames.removeAll(keepingCapacity: true)
-                    state.head = 0
                     state.bytes = 0
                     return .frame(frame)
                 }
@@ -109,22 +104,12 @@ final class Outbox: Sendable {
             if let item { return item }
             await withCheckedContinuation { continuation in
                 let ready = state.withLock { state -> Bool in
-                    if state.head < state.frames.count || state.overflowed || state.ended { return true }
+                    if !state.frames.isEmpty || state.overflowed || state.ended { return true }
                     state.waiter = continuation
                     return false
                 }
                 if ready { continuation.resume() }
             }
         }
-    }
-
-    /// Wakes the writer without a frame (for keep-alives, handled by the writer's timer).
-    func wake() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            let waiter = state.waiter
-            state.waiter = nil
-            return waiter
-        }
-        waiter?.resume()
     }
 }

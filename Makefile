@@ -10,7 +10,7 @@ PYTHON       := $(VENV)/bin/python
 # Debian packages the build, tests and benchmarks need.
 APT_PACKAGES := zlib1g-dev libssl-dev python3-venv curl wrk redis-server chromium chromium-driver
 
-.PHONY: run test build release deps system-deps python-deps compat bench clean console-screenshot
+.PHONY: run test build release deps system-deps python-deps compat bench clean console-screenshot soak
 
 RULES        ?= Examples/factory-webhooks/database.rules.json
 
@@ -19,11 +19,19 @@ RULES        ?= Examples/factory-webhooks/database.rules.json
 run: system-deps release
 	.build/release/hearth serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --rules $(RULES)
 
-## Build once (debug, with tests) and run every test: Swift unit and HTTP tests, then the
-## Python compatibility suite against a live server.
+## Build once (debug, with tests) and run every test: Swift unit and HTTP tests, the
+## Python compatibility suite against a live server, and a 60-second soak run.
 test: deps build
 	$(SWIFT) test --skip-build --parallel
 	$(PYTHON) -m pytest -q Tests/Compat --hearth-binary .build/debug/hearth
+	$(PYTHON) Tests/Soak/soak.py --seconds 60 --hearth-binary .build/debug/hearth
+
+## Ten minutes of mixed load on loopback (writes, reads, queries, 400 churning streams), then
+## SIGTERM and `hearth verify`; fails on any unexpected error or unbounded memory growth.
+SOAK_SECONDS ?= 600
+soak: deps
+	$(SWIFT) build -c release --product hearth
+	$(PYTHON) Tests/Soak/soak.py --seconds $(SOAK_SECONDS) --hearth-binary .build/release/hearth
 
 build:
 	$(SWIFT) build --build-tests

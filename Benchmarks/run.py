@@ -1203,7 +1203,9 @@ def bench_streams(ctx: Context) -> dict[str, Any]:
     runs = []
     for streams in counts:
         rules = '{"rules": {".read": true, ".write": true}}'
-        server = HearthServer(hearth, ctx.workdir / f"streams-{streams}", ["--fsync", "none"], rules=rules)
+        server = HearthServer(hearth, ctx.workdir / f"streams-{streams}", [
+            "--fsync", "none", "--max-streams-per-client", str(2 * streams), "--max-connections", str(2 * streams)],
+            rules=rules)
         server.new_session = False
         with server:
             print(f"{streams:,} streams, {STREAM_WRITES_PER_SECOND} writes/s for {seconds}s ...", flush=True)

@@ -24,6 +24,8 @@ struct DataRequestHandler {
     /// instant, so `newData.val() == now` holds for `{".sv": "timestamp"}`.
     let now: Int64
     let streams: StreamRegistry
+    /// The client's address, which stream limits count by.
+    let client: String
     /// `<path>.csv`: the children as CSV rows (reads only).
     let csv: Bool
 
@@ -126,8 +128,14 @@ struct DataRequestHandler {
         try authorizeRead(query, root: namespaces.existing(namespace)?.root ?? .null)
         // A stream needs the namespace's change feed, so it opens (or creates) the namespace.
         let database = try namespaces.database(namespace)
+        let limit = configuration.limits.maxStreamsPerClient
+        guard let lease = streams.leaseStream(for: client, limit: limit) else {
+            streams.metrics.countRefusal(.streamsPerClient)
+            throw HTTPFailure(
+                .tooManyRequests, "Too many streams: this client already has \(limit) open, the server's limit per client.")
+        }
         return await StreamRequestHandler(
-            request: request, path: path, query: query, caller: caller, database: database, streams: streams
+            request: request, path: path, query: query, caller: caller, database: database, streams: streams, lease: lease
         ).respond()
     }
 
@@ -158,7 +166,12 @@ struct DataRequestHandler {
     }
 
     func body() async throws -> ByteBuffer {
-        try await request.body.collect(upTo: configuration.maxBodyBytes)
+        do {
+            return try await RequestBody.read(request, limit: configuration.maxBodyBytes)
+        } catch let failure as HTTPFailure where failure.status == .contentTooLarge {
+            streams.metrics.countRefusal(.inflatedBody)
+            throw failure
+        }
     }
 
     /// Parses the body. Server timestamps are the time the request was read.

@@ -9,24 +9,19 @@ import Logging
 public enum HearthApplication {
     /// Plain HTTP/1.1, or TLS with HTTP/2 offered through ALPN (and HTTP/1.1 for clients
     /// that do not ask for it).
-    static func serverBuilder(_ configuration: ServerConfiguration) throws -> HTTPServerBuilder {
-        guard let files = configuration.tls else { return .http1() }
-        let chain: [NIOSSLCertificate]
-        let key: NIOSSLPrivateKey
-        do {
-            chain = try NIOSSLCertificate.fromPEMFile(files.certificate)
-        } catch {
-            throw TLSSetupError("cannot read the certificate chain in \(files.certificate): \(error)")
-        }
-        do {
-            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
-        } catch {
-            throw TLSSetupError("cannot read the private key in \(files.privateKey): \(error)")
-        }
-        guard !chain.isEmpty else { throw TLSSetupError("\(files.certificate) holds no certificate") }
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-        tls.minimumTLSVersion = .tlsv12
-        return try .http2Upgrade(tlsConfiguration: tls)
+    static func serverBuilder(_ configuration: ServerConfiguration, metrics: ServerMetrics) throws -> HTTPServerBuilder {
+        let limits = configuration.limits
+        let limiter = ConnectionLimiter(limit: limits.maxConnections)
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [
+                ConnectionGuardHandler(limiter: limiter, timeout: limits.requestTimeout, metrics: metrics)
+            ],
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes))
+        guard let identity = configuration.tls else { return .http1(configuration: http1) }
+        let tls = identity.serverConfiguration()
+        return try .http2Upgrade(
+            tlsConfiguration: tls,
+            configuration: .init(idleTimeout: limits.requestTimeout, streamConfiguration: http1))
     }
 
     /// The application, with every namespace already in the data directory opened and its
@@ -42,24 +37,21 @@ public enum HearthApplication {
             database.declareIndexes(rules.rules(for: name).concreteIndexes)
             return database
         }
+        let streams = StreamRegistry(options: configuration.streams)
         for name in try storage.existingNamespaces() {
             try rules.loadStored(namespace: name)
             _ = try namespaces.database(name)
         }
-        let streams = StreamRegistry(options: configuration.streams)
         let responder = HearthResponder(
-            configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, logger: logger)
+            configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, storage: storage,
+            logger: logger)
+        let metrics = streams.metrics
+        storage.observer.observeSyncs { metrics.fsyncDuration.record($0) }
         return Application(
             responder: responder,
-            server: try serverBuilder(configuration),
+            server: try serverBuilder(configuration, metrics: streams.metrics),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
             logger: logger
         )
     }
-}
-
-/// The TLS files could not be used.
-public struct TLSSetupError: Error, CustomStringConvertible {
-    public let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -8,21 +8,24 @@ import NIOCore
 /// Answers every HTTP request: Firebase's REST API on `<path>.json` and Hearth's reserved
 /// endpoints (`/.health`, `/.inspect/databases.json`).
 public struct HearthResponder: HTTPResponder {
-    public typealias Context = BasicRequestContext
+    public typealias Context = HearthRequestContext
 
     public let configuration: ServerConfiguration
     public let namespaces: NamespaceRegistry
     public let rules: RulesRegistry
     public let streams: StreamRegistry
     public let metrics: ServerMetrics
+    /// The storage, for the disk-usage gauges.
+    let storage: StorageEngine?
     let callers: CallerResolver
     let logger: Logger
 
     public init(
         configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, streams: StreamRegistry,
-        logger: Logger
+        storage: StorageEngine? = nil, logger: Logger
     ) {
         self.configuration = configuration
+        self.storage = storage
         self.namespaces = namespaces
         self.rules = rules
         self.streams = streams
@@ -35,13 +38,27 @@ public struct HearthResponder: HTTPResponder {
     public func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
         var response = try await answer(request, context: context)
-        metrics.requestDuration.record(ContinuousClock.now - started)
+        let elapsed = ContinuousClock.now - started
+        metrics.requestDuration.record(elapsed)
         metrics.countRequest(method: request.method.rawValue, status: Int(response.status.code))
         if response.status == .unauthorized { metrics.ruleDenials.increment() }
+        // The path only: query strings may carry tokens (`auth=`), which are never logged.
+        context.logger.debug(
+            "request", metadata: [
+                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
+                "ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)",
+            ])
+        response.headers[HearthResponder.requestIDHeader] = context.id
         applyCORS(to: &response, origin: request.headers[.origin])
-        ResponseCompression.apply(to: &response, acceptEncoding: request.headers[.acceptEncoding])
+        let isStream = response.headers[.contentType]?.hasPrefix("text/event-stream") == true
+        if !isStream || configuration.compressStreams {
+            ResponseCompression.apply(to: &response, acceptEncoding: request.headers[.acceptEncoding])
+        }
         return response
     }
+
+    /// Names the request in the server's log (`hb.request.id`), so a client can quote it.
+    static let requestIDHeader = HTTPField.Name("X-Request-Id")!
 
     /// CORS as configured: `*` (Firebase's behaviour, the default), or only the listed origins,
     /// each answered with its own name and `Vary: Origin`.
@@ -77,6 +94,9 @@ public struct HearthResponder: HTTPResponder {
         } catch let error as RecoveryError {
             context.logger.error("namespace cannot be opened: \(error)")
             return ResponseFactory.error(.serviceUnavailable, "Service unavailable: this database cannot be opened; see the server log.")
+        } catch is CancellationError {
+            context.logger.notice("request cancelled: the server is shutting down")
+            return ResponseFactory.error(.serviceUnavailable, "Service unavailable: the server is shutting down.")
         } catch let error as HTTPError {
             return ResponseFactory.error(error.status, error.body ?? "\(error.status.reasonPhrase)")
         } catch {
@@ -114,7 +134,9 @@ public struct HearthResponder: HTTPResponder {
                 options: RequestOptions())
         case .metrics:
             guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
-            let text = metrics.exposition(openStreams: await streams.streamCount(), namespaces: namespaces.names.count)
+            let text = metrics.exposition(
+                openStreams: await streams.streamCount(), namespaces: namespaces.names.count,
+                disk: storage?.diskUsage() ?? StorageDiskUsage())
             var headers = ResponseFactory.baseHeaders(contentType: "text/plain; version=0.0.4; charset=utf-8")
             headers[.accessControlAllowOrigin] = nil
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
@@ -166,7 +188,8 @@ public struct HearthResponder: HTTPResponder {
                 request: request, method: method, path: path, priorityTarget: priority, options: options,
                 namespace: namespace, configuration: configuration, namespaces: namespaces, caller: caller,
                 rules: caller.bypassesRules ? nil : namespaceRules, namespaceRules: namespaceRules,
-                now: Database.systemMilliseconds(), streams: streams, csv: csv)
+                now: Database.systemMilliseconds(), streams: streams, client: context.remoteAddress?.ipAddress ?? "unknown",
+                csv: csv)
             return try await handler.handle()
         }
     }

@@ -85,9 +85,13 @@ enum ResponseFactory {
 
     /// Firebase's error body: `{\n  "error" : "<message>"\n}\n`.
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        errorBody(message).withUnsafeBytes { json($0, status: status) }
+    }
+
+    /// The bytes of Firebase's error body.
+    static func errorBody(_ message: String) -> [UInt8] {
         let body = Node.object(ChildMap(sortedEntries: [ChildEntry(key: "error", value: .string(message))]))
-        let bytes = JSONWriter.serialize(body, options: .pretty)
-        return bytes.withUnsafeBytes { json($0, status: status) }
+        return JSONWriter.serialize(body, options: .pretty)
     }
 
     /// Children as CSV (see ``CSVWriter``), streamed in chunks: the columns are found first,

@@ -44,7 +44,7 @@ struct RulesRequestHandler {
     func replace() async throws -> Response {
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: RulesRequestHandler.maxRulesBytes)
+            buffer = try await RequestBody.read(request, limit: RulesRequestHandler.maxRulesBytes)
         } catch is NIOTooManyBytesError {
             throw HTTPFailure(.contentTooLarge, "The rules document is larger than 256 KB.")
         }

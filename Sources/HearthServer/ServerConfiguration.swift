@@ -26,9 +26,14 @@ public struct ServerConfiguration: Sendable {
     /// Origins browsers may call from (`Access-Control-Allow-Origin`); `["*"]`, the default,
     /// allows any, as Firebase does.
     public var corsOrigins: [String] = ["*"]
-    /// HTTPS: PEM certificate chain and private key files. With them the server speaks TLS
+    /// HTTPS: the certificate chain and private key. With them the server speaks TLS
     /// (1.2 and up) and offers HTTP/2 through ALPN, falling back to HTTP/1.1.
-    public var tls: TLSFiles?
+    public var tls: TLSIdentity?
+    /// Connection, header, timeout and stream limits.
+    public var limits = ServerLimits()
+    /// Whether event streams are gzipped for clients that accept it (other responses are,
+    /// when large enough, regardless).
+    public var compressStreams = true
 
     public init(
         host: String = "127.0.0.1", port: Int = 9000, dataDirectory: String? = nil,
@@ -49,18 +54,5 @@ public struct ServerConfiguration: Sendable {
     /// The rules of namespaces without their own.
     public var fallbackRules: RuleSet {
         rules ?? (emulator ? .allowAll : .denyAll)
-    }
-}
-
-/// The files of a TLS identity.
-public struct TLSFiles: Sendable {
-    /// PEM file with the certificate chain, leaf first.
-    public var certificate: String
-    /// PEM file with the private key.
-    public var privateKey: String
-
-    public init(certificate: String, privateKey: String) {
-        self.certificate = certificate
-        self.privateKey = privateKey
     }
 }

@@ -1,3 +1,4 @@
+import HearthStorage
 import Prometheus
 
 /// What the server counts, exposed at `/.metrics` in Prometheus' text format.
@@ -5,6 +6,7 @@ public final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let requestDuration: DurationHistogram
     let writeDuration: DurationHistogram
+    let fsyncDuration: DurationHistogram
     let ruleDenials: Counter
     let streamEvents: Counter
     let streamResyncs: Counter
@@ -23,6 +25,9 @@ public final class ServerMetrics: Sendable {
         writeDuration = registry.makeDurationHistogram(
             name: "hearth_write_duration_seconds", buckets: ServerMetrics.latencyBuckets,
             help: "Time from a write's start in its namespace to its acknowledgement (durable under the fsync policy).")
+        fsyncDuration = registry.makeDurationHistogram(
+            name: "hearth_fsync_duration_seconds", buckets: ServerMetrics.latencyBuckets,
+            help: "Duration of each fdatasync of a namespace's log (one per group commit under fsync=always).")
         ruleDenials = registry.makeCounter(name: "hearth_rule_denials_total", help: "Requests the security rules refused.")
         streamEvents = registry.makeCounter(name: "hearth_stream_events_total", help: "Events queued for streams (one per stream).")
         streamResyncs = registry.makeCounter(
@@ -43,10 +48,36 @@ public final class ServerMetrics: Sendable {
         ).increment()
     }
 
+    /// Reasons a connection or request is refused by a limit, counted by name.
+    enum RefusalReason: String {
+        /// More connections than `max-connections`: answered 503.
+        case connections
+        /// A request head over `max-header-bytes`: answered 431.
+        case headerSize = "header_size"
+        /// A client that did not send its request (or body) in time: disconnected.
+        case timeout
+        /// More streams from one address than `max-streams-per-client`: answered 429.
+        case streamsPerClient = "streams_per_client"
+        /// A compressed body over `max-body-bytes` once inflated: answered 413.
+        case inflatedBody = "inflated_body"
+    }
+
+    /// Counts one refusal by a limit.
+    func countRefusal(_ reason: RefusalReason) {
+        registry.makeCounter(
+            name: "hearth_limit_refusals_total", labels: [("reason", reason.rawValue)],
+            help: "Connections and requests refused by a limit, by reason."
+        ).increment()
+    }
+
     /// The text exposition, with the gauges read now.
-    func exposition(openStreams: Int, namespaces: Int) -> [UInt8] {
+    func exposition(openStreams: Int, namespaces: Int, disk: StorageDiskUsage) -> [UInt8] {
         registry.makeGauge(name: "hearth_streams_open", help: "Streams open now.").set(to: Double(openStreams))
         registry.makeGauge(name: "hearth_namespaces", help: "Namespaces open.").set(to: Double(namespaces))
+        registry.makeGauge(name: "hearth_log_bytes", help: "Bytes of log segments on disk, all namespaces.")
+            .set(to: Double(disk.logBytes))
+        registry.makeGauge(name: "hearth_snapshot_bytes", help: "Bytes of snapshots on disk, all namespaces.")
+            .set(to: Double(disk.snapshotBytes))
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer

@@ -54,14 +54,17 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     let logger: Logger
     let condition = NSCondition()
     var state: State
+    /// Told the duration of every sync.
+    let observer: StorageObserver?
     var flusher: Thread?
 
     /// Opens the log for appending after `lastSequence`, continuing the segment at `segmentPath`
     /// (already truncated to its good length) or starting a new one.
     init(
         directory: String, policy: FsyncPolicy, segmentLimit: Int, lastSequence: UInt64, openSegment: String?,
-        logger: Logger
+        logger: Logger, observer: StorageObserver? = nil
     ) throws {
+        self.observer = observer
         self.directory = directory
         self.policy = policy
         self.segmentLimit = segmentLimit
@@ -235,7 +238,9 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
                 case .none: due = false
                 }
                 if unsyncedBytes && (due || stopping || syncRequested) {
+                    let syncStart = ContinuousClock.now
                     try FileIO.syncData(descriptor, path: path)
+                    observer?.recordSync(ContinuousClock.now - syncStart)
                     unsyncedBytes = false
                     firstUnsynced = nil
                     countSync()

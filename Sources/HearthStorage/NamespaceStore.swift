@@ -25,7 +25,9 @@ final class NamespaceStore: @unchecked Sendable {
     var manifestPath: String { directory + "/MANIFEST" }
 
     /// Recovers the namespace: snapshot, then every later record of the log.
-    static func open(directory: String, namespace: String, options: StorageOptions, logger: Logger) throws -> NamespaceStore {
+    static func open(
+        directory: String, namespace: String, options: StorageOptions, logger: Logger, observer: StorageObserver? = nil
+    ) throws -> NamespaceStore {
         let store = NamespaceStore(directory: directory, options: options, logger: logger)
         let recovered = try Recovery.recover(directory: directory, logger: logger, mode: .open)
         let log = try FileWriteLog(
@@ -35,7 +37,7 @@ final class NamespaceStore: @unchecked Sendable {
             // that got ahead of an unsynced log (a power failure under `interval`/`none`), the
             // next records start a new segment, so the files never skip a sequence number.
             openSegment: recovered.lastSegmentLastSequence == recovered.lastSequence ? recovered.lastSegment : nil,
-            logger: logger)
+            logger: logger, observer: observer)
         let countingLog = CountingLog(inner: log, store: store)
         store.log = log
         store.database = Database(

@@ -31,6 +31,8 @@ public final class StorageEngine: Sendable {
     public let directory: String?
     public let options: StorageOptions
     let logger: Logger
+    /// Reports what the storage does (sync durations) to the server's metrics.
+    public let observer = StorageObserver()
     let stores = LockedStores()
     /// The lock on the data directory, taken by the first `open` and kept until `close`.
     let directoryLock = Mutex<DirectoryLock?>(nil)
@@ -55,7 +57,8 @@ public final class StorageEngine: Sendable {
         guard let directory else { return Database(name: namespace, log: MemoryWriteLog()) }
         try lockDirectory()
         let store = try NamespaceStore.open(
-            directory: directory + "/" + namespace, namespace: namespace, options: options, logger: logger)
+            directory: directory + "/" + namespace, namespace: namespace, options: options, logger: logger,
+            observer: observer)
         stores.add(store)
         return store.database
     }
@@ -81,6 +84,21 @@ public final class StorageEngine: Sendable {
         let namespaceDirectory = directory + "/" + namespace
         try FileIO.writeAtomically(Array(text.utf8), to: namespaceDirectory + "/" + StorageFormat.rulesFileName,
             directory: namespaceDirectory)
+    }
+
+    /// The bytes of log segments and snapshots in the data directory now (zero in memory).
+    public func diskUsage() -> StorageDiskUsage {
+        var usage = StorageDiskUsage()
+        guard let directory, let namespaces = try? existingNamespaces() else { return usage }
+        for namespace in namespaces {
+            let namespaceDirectory = directory + "/" + namespace
+            for name in (try? FileIO.list(namespaceDirectory)) ?? [] {
+                let size = (try? FileIO.size(namespaceDirectory + "/" + name)) ?? 0
+                if name.hasSuffix(".hlog") { usage.logBytes += size }
+                if name.hasSuffix(".hsnap") { usage.snapshotBytes += size }
+            }
+        }
+        return usage
     }
 
     /// Takes a snapshot of every open namespace now.

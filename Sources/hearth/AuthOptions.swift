@@ -1,4 +1,5 @@
 import ArgumentParser
+import Configuration
 import Foundation
 import HearthCore
 import HearthServer
@@ -30,17 +31,20 @@ struct AuthOptions: ParsableArguments {
     @Option(name: .customLong("jwt-audience"), help: "Require this aud claim in user JWTs.")
     var jwtAudience: String?
 
-    @Option(name: .customLong("jwt-leeway"), help: "Seconds of clock skew allowed for exp and nbf.")
-    var jwtLeeway = 60
+    @Option(name: .customLong("jwt-leeway"), help: "Seconds of clock skew allowed for exp and nbf (default 60).")
+    var jwtLeeway: Int?
 
-    func validate() throws {
-        guard jwtLeeway >= 0 else { throw ValidationError("--jwt-leeway must not be negative.") }
-        guard adminToken == nil || adminTokenFile == nil else {
-            throw ValidationError("Give --admin-token or --admin-token-file, not both.")
-        }
-        if let adminToken, adminToken.count < 16 {
-            throw ValidationError("--admin-token must be at least 16 characters.")
-        }
+    /// The flags given, by setting name.
+    func flagValues(into flags: inout [String: ConfigContent]) {
+        flags["rules"] = rulesFile.map { .string($0) }
+        flags["admin-token"] = adminToken.map { .string($0) }
+        flags["admin-token-file"] = adminTokenFile.map { .string($0) }
+        if !jwtSecretFiles.isEmpty { flags["jwt-secret-file"] = .stringArray(jwtSecretFiles) }
+        if !jwtPublicKeys.isEmpty { flags["jwt-public-key"] = .stringArray(jwtPublicKeys) }
+        flags["jwks-file"] = jwksFile.map { .string($0) }
+        flags["jwt-issuer"] = jwtIssuer.map { .string($0) }
+        flags["jwt-audience"] = jwtAudience.map { .string($0) }
+        flags["jwt-leeway"] = jwtLeeway.map { .int($0) }
     }
 
     /// What the flags resolve to.
@@ -74,7 +78,13 @@ struct AuthOptions: ParsableArguments {
         }
     }
 
-    func load(dataDirectory: String?, emulator: Bool) async throws -> Loaded {
+    /// Reads the rules, the admin token and the JWT keys the settings name.
+    static func load(_ settings: ServeSettings) async throws -> Loaded {
+        let dataDirectory = settings.inMemory ? nil : settings.dataDir
+        let emulator = settings.emulator
+        let rulesFile = settings.rules
+        let adminToken = settings.adminToken
+        let adminTokenFile = settings.adminTokenFile
         var rules: RuleSet?
         if let rulesFile {
             guard let data = FileManager.default.contents(atPath: rulesFile), let text = String(data: data, encoding: .utf8) else {
@@ -104,18 +114,18 @@ struct AuthOptions: ParsableArguments {
             source = "memory only (an in-memory server makes a new one at every start)"
         }
         var options = TokenVerifier.Options()
-        options.hmacSecrets = try jwtSecretFiles.map(SecretFile.read)
-        options.publicKeysPEM = try jwtPublicKeys.map { path in
+        options.hmacSecrets = try settings.jwtSecretFile.map(SecretFile.read)
+        options.publicKeysPEM = try settings.jwtPublicKey.map { path in
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("Cannot read \(path).") }
             return text
         }
-        if let jwksFile {
+        if let jwksFile = settings.jwksFile {
             guard let text = try? String(contentsOfFile: jwksFile, encoding: .utf8) else { throw ValidationError("Cannot read \(jwksFile).") }
             options.jwksJSON = text
         }
-        options.issuer = jwtIssuer
-        options.audience = jwtAudience
-        options.leewaySeconds = jwtLeeway
+        options.issuer = settings.jwtIssuer
+        options.audience = settings.jwtAudience
+        options.leewaySeconds = settings.jwtLeeway
         options.acceptUnsigned = emulator
         let verifier = try await TokenVerifier(options: options)
         return Loaded(

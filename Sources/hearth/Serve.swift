@@ -1,58 +1,87 @@
 import ArgumentParser
+import Configuration
 import Foundation
 import HearthServer
 import HearthStorage
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// `hearth serve`: runs the server.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Start the HTTP server.")
 
-    @Option(help: "Address to listen on.")
-    var host = "127.0.0.1"
+    @Option(help: "JSON file of settings (keys are the long flag names without --). Also HEARTH_CONFIG.")
+    var config: String?
 
-    @Option(help: "Port to listen on.")
-    var port = 9000
+    @Flag(name: .customLong("print-config"), help: "Print the effective configuration (secrets masked) and exit.")
+    var printConfig = false
 
-    @Option(name: .customLong("data-dir"), help: "Directory for the database files.")
-    var dataDirectory = "./hearth-data"
+    @Option(help: "Address to listen on (default 127.0.0.1).")
+    var host: String?
 
-    @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted, in bytes.")
-    var maxBodyBytes = 256 * 1024 * 1024
+    @Option(help: "Port to listen on (default 9000).")
+    var port: Int?
 
-    @Option(name: .customLong("default-namespace"), help: "Namespace used when a request names none.")
-    var defaultNamespace = "default"
+    @Option(name: .customLong("data-dir"), help: "Directory for the database files (default ./hearth-data).")
+    var dataDirectory: String?
 
-    @Flag(help: "Emulator mode: accept 'Authorization: Bearer owner' as admin, like Firebase's emulator.")
-    var emulator = false
+    @Flag(name: .customLong("in-memory"), inversion: .prefixedNo, help: "Keep data in memory only (nothing is written; a restart starts empty).")
+    var inMemory: Bool?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "info"
+    @Option(name: .customLong("default-namespace"), help: "Namespace used when a request names none (default 'default').")
+    var defaultNamespace: String?
+
+    @Flag(inversion: .prefixedNo, help: "Emulator mode: accept 'Authorization: Bearer owner' as admin, like Firebase's emulator.")
+    var emulator: Bool?
+
+    @Option(help: "Log level: trace, debug, info (default), notice, warning, error, critical.")
+    var logLevel: String?
+
+    @Option(help: "Log format: text (default) or json (one object per line).")
+    var logFormat: String?
 
     @Option(help: "When to fdatasync the log: always (default; group commit), interval[:<ms>], none. See Docs/DURABILITY.md.")
-    var fsync = "always"
+    var fsync: String?
 
-    @Option(name: .customLong("segment-bytes"), help: "Start a new log segment after this many bytes.")
-    var segmentBytes = 64 << 20
+    @Option(name: .customLong("segment-bytes"), help: "Start a new log segment after this many bytes (default 64 MiB).")
+    var segmentBytes: Int?
 
-    @Option(name: .customLong("snapshot-after-records"), help: "Snapshot after this many log records.")
-    var snapshotAfterRecords = 1_000_000
+    @Option(name: .customLong("snapshot-after-records"), help: "Snapshot after this many log records (default 1,000,000).")
+    var snapshotAfterRecords: Int?
 
-    @Option(name: .customLong("snapshot-after-bytes"), help: "Snapshot after this many log bytes.")
-    var snapshotAfterBytes = 256 << 20
+    @Option(name: .customLong("snapshot-after-bytes"), help: "Snapshot after this many log bytes (default 256 MiB).")
+    var snapshotAfterBytes: Int?
 
-    @Flag(name: .customLong("in-memory"), help: "Keep data in memory only (nothing is written; a restart starts empty).")
-    var inMemory = false
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted, after decompression, in bytes (default 256 MiB).")
+    var maxBodyBytes: Int?
 
-    @Option(name: .customLong("keep-alive-seconds"), help: "Seconds between keep-alive events on streams.")
-    var keepAliveSeconds = 30.0
+    @Option(name: .customLong("max-header-bytes"), help: "Largest request head (request line and headers) accepted, in bytes (default 64 KiB).")
+    var maxHeaderBytes: Int?
 
-    @Option(name: .customLong("stream-outbox-bytes"), help: "Bytes a slow stream may have queued before it is resynchronised.")
-    var streamOutboxBytes = 4 << 20
+    @Option(name: .customLong("max-connections"), help: "Connections served at once; more are answered 503 (default 4096).")
+    var maxConnections: Int?
 
-    @Option(name: .customLong("stream-history"), help: "Changes kept per namespace for Last-Event-ID resumes.")
-    var streamHistory = 10_000
+    @Option(name: .customLong("request-timeout-seconds"), help: "Time a client has to send a request's head, and the longest pause inside its body (default 60).")
+    var requestTimeoutSeconds: Double?
+
+    @Option(name: .customLong("max-streams-per-client"), help: "Open streams one client address may hold (default 256).")
+    var maxStreamsPerClient: Int?
+
+    @Option(name: .customLong("shutdown-timeout-seconds"), help: "On SIGTERM, time for requests in flight to finish before they are cancelled (default 10).")
+    var shutdownTimeoutSeconds: Double?
+
+    @Option(name: .customLong("keep-alive-seconds"), help: "Seconds between keep-alive events on streams (default 30).")
+    var keepAliveSeconds: Double?
+
+    @Option(name: .customLong("stream-outbox-bytes"), help: "Bytes a slow stream may have queued before it is resynchronised (default 4 MiB).")
+    var streamOutboxBytes: Int?
+
+    @Option(name: .customLong("stream-history"), help: "Changes kept per namespace for Last-Event-ID resumes (default 10,000).")
+    var streamHistory: Int?
+
+    @Flag(name: .customLong("compress-streams"), inversion: .prefixedNo, help: "gzip event streams for clients that accept it (default on).")
+    var compressStreams: Bool?
 
     @Option(name: .customLong("cors-origin"), help: "An origin browsers may call from, e.g. https://dash.example.com (repeatable; default: any).")
     var corsOrigins: [String] = []
@@ -66,55 +95,108 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup(title: "Security rules and authentication (Docs/RULES.md)")
     var auth: AuthOptions
 
-    func validate() throws {
-        guard NamespaceRegistry.isValidName(defaultNamespace) else {
-            throw ValidationError("--default-namespace must be 1-63 characters of a-z, 0-9, '-' and '_'.")
-        }
-        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0-65535.") }
-        guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive.") }
-        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
-        guard keepAliveSeconds >= 0.05, streamOutboxBytes >= 1024, streamHistory >= 0 else {
-            throw ValidationError("--keep-alive-seconds must be at least 0.05, --stream-outbox-bytes at least 1024.")
-        }
-        guard FsyncPolicy(fsync) != nil else { throw ValidationError("--fsync must be always, none, interval or interval:<ms>.") }
-        guard segmentBytes >= 4096, snapshotAfterRecords > 0, snapshotAfterBytes > 0 else {
-            throw ValidationError("--segment-bytes must be at least 4096, snapshot thresholds positive.")
+    /// The flags given on the command line, by setting name.
+    var flagValues: [String: ConfigContent] {
+        var flags: [String: ConfigContent] = [:]
+        flags["host"] = host.map { .string($0) }
+        flags["port"] = port.map { .int($0) }
+        flags["data-dir"] = dataDirectory.map { .string($0) }
+        flags["in-memory"] = inMemory.map { .bool($0) }
+        flags["default-namespace"] = defaultNamespace.map { .string($0) }
+        flags["emulator"] = emulator.map { .bool($0) }
+        flags["log-level"] = logLevel.map { .string($0) }
+        flags["log-format"] = logFormat.map { .string($0) }
+        flags["fsync"] = fsync.map { .string($0) }
+        flags["segment-bytes"] = segmentBytes.map { .int($0) }
+        flags["snapshot-after-records"] = snapshotAfterRecords.map { .int($0) }
+        flags["snapshot-after-bytes"] = snapshotAfterBytes.map { .int($0) }
+        flags["max-body-bytes"] = maxBodyBytes.map { .int($0) }
+        flags["max-header-bytes"] = maxHeaderBytes.map { .int($0) }
+        flags["max-connections"] = maxConnections.map { .int($0) }
+        flags["request-timeout-seconds"] = requestTimeoutSeconds.map { .double($0) }
+        flags["max-streams-per-client"] = maxStreamsPerClient.map { .int($0) }
+        flags["shutdown-timeout-seconds"] = shutdownTimeoutSeconds.map { .double($0) }
+        flags["keep-alive-seconds"] = keepAliveSeconds.map { .double($0) }
+        flags["stream-outbox-bytes"] = streamOutboxBytes.map { .int($0) }
+        flags["stream-history"] = streamHistory.map { .int($0) }
+        flags["compress-streams"] = compressStreams.map { .bool($0) }
+        if !corsOrigins.isEmpty { flags["cors-origin"] = .stringArray(corsOrigins) }
+        flags["tls-cert"] = tlsCertificate.map { .string($0) }
+        flags["tls-key"] = tlsKey.map { .string($0) }
+        auth.flagValues(into: &flags)
+        return flags
+    }
+
+    /// Flags, environment and configuration file, layered; checked.
+    func resolveSettings() async throws -> ResolvedSettings {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            let resolved = try await ResolvedSettings.resolve(
+                flags: flagValues, environment: environment, configFile: config ?? environment["HEARTH_CONFIG"])
+            guard NamespaceRegistry.isValidName(resolved.settings.defaultNamespace) else {
+                throw SettingsError("default-namespace must be 1-63 characters of a-z, 0-9, '-' and '_'.")
+            }
+            guard FsyncPolicy(resolved.settings.fsync) != nil else {
+                throw SettingsError("fsync must be always, none, interval or interval:<ms>.")
+            }
+            return resolved
+        } catch let error as SettingsError {
+            FileHandle.standardError.write(Data("hearth serve: \(error)\n".utf8))
+            throw ExitCode(2)
         }
     }
 
     func run() async throws {
-        var logger = Logger(label: "hearth")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let resolved = try await resolveSettings()
+        if printConfig {
+            FileHandle.standardOutput.write(Data(resolved.printable().utf8))
+            return
+        }
+        let settings = resolved.settings
+        let logger = HearthLogging.bootstrap(level: settings.logLevel, format: settings.logFormat)
+        for warning in resolved.warnings { logger.warning("\(warning)") }
         // The data directory is the database: only its owner may look inside.
         try FileManager.default.createDirectory(
-            atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            atPath: settings.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let options = StorageOptions(
-            fsync: FsyncPolicy(fsync)!, segmentBytes: segmentBytes, snapshotAfterBytes: snapshotAfterBytes,
-            snapshotAfterRecords: snapshotAfterRecords)
-        let storage = StorageEngine(directory: inMemory ? nil : dataDirectory, options: options, logger: logger)
+            fsync: FsyncPolicy(settings.fsync)!, segmentBytes: settings.segmentBytes,
+            snapshotAfterBytes: settings.snapshotAfterBytes, snapshotAfterRecords: settings.snapshotAfterRecords)
+        let storage = StorageEngine(directory: settings.inMemory ? nil : settings.dataDir, options: options, logger: logger)
         let security: AuthOptions.Loaded
         do {
             // The directory's lock first, so a second server never touches the admin token.
             try storage.lockDirectory()
-            security = try await auth.load(dataDirectory: inMemory ? nil : dataDirectory, emulator: emulator)
+            security = try await AuthOptions.load(settings)
         } catch {
             logger.critical("Hearth cannot start: \(error)")
             throw ExitCode(2)
         }
         var configuration = ServerConfiguration(
-            host: host, port: port, dataDirectory: dataDirectory, maxBodyBytes: maxBodyBytes,
-            defaultNamespace: defaultNamespace, emulator: emulator, rules: security.rules, adminToken: security.adminToken,
-            tokenVerifier: security.verifier)
-        if let tlsCertificate, let tlsKey { configuration.tls = TLSFiles(certificate: tlsCertificate, privateKey: tlsKey) }
-        if !corsOrigins.isEmpty { configuration.corsOrigins = corsOrigins }
-        configuration.streams.keepAliveSeconds = keepAliveSeconds
-        configuration.streams.outboxBytes = streamOutboxBytes
-        configuration.streams.historyChanges = streamHistory
-        if emulator {
+            host: settings.host, port: settings.port, dataDirectory: settings.dataDir, maxBodyBytes: settings.maxBodyBytes,
+            defaultNamespace: settings.defaultNamespace, emulator: settings.emulator, rules: security.rules,
+            adminToken: security.adminToken, tokenVerifier: security.verifier)
+        if let certificate = settings.tlsCert, let key = settings.tlsKey {
+            do {
+                configuration.tls = try TLSIdentity(certificateFile: certificate, privateKeyFile: key)
+            } catch {
+                logger.critical("Hearth cannot start: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        if !settings.corsOrigin.isEmpty { configuration.corsOrigins = settings.corsOrigin }
+        configuration.limits = ServerLimits(
+            maxHeaderBytes: settings.maxHeaderBytes, maxConnections: settings.maxConnections,
+            requestTimeout: .milliseconds(Int64(settings.requestTimeoutSeconds * 1000)),
+            maxStreamsPerClient: settings.maxStreamsPerClient)
+        configuration.streams.keepAliveSeconds = settings.keepAliveSeconds
+        configuration.streams.outboxBytes = settings.streamOutboxBytes
+        configuration.streams.historyChanges = settings.streamHistory
+        configuration.compressStreams = settings.compressStreams
+        if settings.emulator {
             logger.warning(
                 "EMULATOR MODE: 'Authorization: Bearer owner' is admin and unsigned tokens are accepted. Never expose this server.")
         }
-        security.announce(logger: logger, emulator: emulator)
+        security.announce(logger: logger, emulator: settings.emulator)
         let application = try Result { try HearthApplication.make(configuration: configuration, storage: storage, logger: logger) }
             .mapError { error -> ExitCode in
                 logger.critical("Hearth cannot start: \(error)")
@@ -122,10 +204,23 @@ struct Serve: AsyncParsableCommand {
             }
             .get()
         logger.info(
-            "Hearth listening on \(configuration.tls == nil ? "http" : "https")://\(host):\(port)",
-            metadata: ["data": "\(inMemory ? "in memory" : dataDirectory)", "fsync": "\(options.fsync)"])
-        try await application.runService()
-        // Graceful shutdown: the server has stopped accepting and finished its requests.
+            "Hearth listening on \(configuration.tls == nil ? "http" : "https")://\(settings.host):\(settings.port)",
+            metadata: ["data": "\(settings.inMemory ? "in memory" : settings.dataDir)", "fsync": "\(options.fsync)"])
+        let reloader = configuration.tls.map { CertificateReloader(identity: $0, logger: logger) }
+        defer { reloader?.cancel() }
+        // SIGTERM or SIGINT: stop accepting, finish the requests in flight, end the streams;
+        // whatever is still running after shutdown-timeout-seconds is cancelled.
+        var group = ServiceGroupConfiguration(
+            services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .milliseconds(Int64(settings.shutdownTimeoutSeconds * 1000))
+        group.maximumCancellationDuration = .seconds(5)
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch {
+            logger.warning("shutdown: \(error); requests still running were cancelled")
+        }
+        // Every write acknowledged was durable already (fsync=always); the others are flushed now.
         storage.close()
+        logger.info("Hearth stopped: every acknowledged write is in the log")
     }
 }

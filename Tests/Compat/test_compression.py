@@ -85,3 +85,20 @@ def test_event_stream_through_gzip_arrives_live(hearth_server, raw):
     assert done.wait(10), bytes(received)
     assert b'data: {"path":"/n","data":7}' in received
     response.close()
+
+
+def test_stream_compression_can_be_switched_off(hearth_launcher, tmp_path):
+    server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="nogzip",
+                             extra_args=["--no-compress-streams"])
+    stream = raw_get(server.port, "/.json", {"Accept": "text/event-stream", "Accept-Encoding": "gzip"})
+    assert stream.status == 200
+    assert stream.getheader("Content-Encoding") is None
+    assert b"event: put" in stream.read1(4096)
+    stream.close()
+    # Other responses are still compressed.
+    connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    connection.request("PUT", "/big.json", body=json.dumps("x" * 5000), headers={"Authorization": "Bearer owner"})
+    assert connection.getresponse().read()
+    json_response = raw_get(server.port, "/big.json", {"Accept-Encoding": "gzip"})
+    assert json_response.getheader("Content-Encoding") == "gzip"
+    assert json.loads(gzip.decompress(json_response.read())) == "x" * 5000

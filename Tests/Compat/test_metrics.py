@@ -39,6 +39,10 @@ def test_counters_move(hearth_server, raw):
     assert delta("hearth_http_request_duration_seconds_count") >= 3
     assert after["hearth_namespaces"] >= 1
     assert any(re.match(r'hearth_write_duration_seconds_bucket\{le="[^"]+"\}', name) for name in after)
+    # fsync=always: the write was synced, and the log on disk grew.
+    assert delta("hearth_fsync_duration_seconds_count") >= 1
+    assert delta("hearth_log_bytes") > 0
+    assert "hearth_snapshot_bytes" in after
 
 
 def test_streams_and_denials_are_counted(hearth_launcher, tmp_path, raw):

@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -152,4 +155,64 @@ def test_bad_certificate_files_stop_start_up(hearth_binary, tmp_path):
         assert result.returncode != 0
         assert named in result.stdout + result.stderr
     result = subprocess.run([str(hearth_binary), "serve", "--tls-cert", str(cert)], capture_output=True, text=True, timeout=30)
-    assert result.returncode != 0 and "--tls-key" in result.stderr
+    assert result.returncode != 0 and "tls-key" in result.stderr
+
+
+def test_a_key_that_does_not_fit_the_certificate_stops_start_up(hearth_binary, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cert, _ = make_certificate(tmp_path / "a")
+    _, other_key = make_certificate(tmp_path / "b")
+    result = subprocess.run([str(hearth_binary), "serve", "--host", HOST, "--port", "0", "--data-dir",
+                             str(tmp_path / "data"), "--emulator", "--tls-cert", str(cert), "--tls-key", str(other_key)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "does not fit the certificate" in result.stdout + result.stderr
+
+
+def served_certificate(port: int) -> bytes:
+    """The DER certificate the server presents to a new connection (not verified)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with context.wrap_socket(socket.create_connection((HOST, port)), server_hostname=HOST) as tls:
+        return tls.getpeercert(binary_form=True)
+
+
+def test_sighup_reloads_the_certificate_without_dropping_connections(hearth_launcher, tmp_path):
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("old", "new"):
+        (tmp_path / name).mkdir()
+        make_certificate(tmp_path / name)
+    shutil.copy(tmp_path / "old" / "cert.pem", live / "cert.pem")
+    shutil.copy(tmp_path / "old" / "key.pem", live / "key.pem")
+    server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="reload",
+                             extra_args=["--tls-cert", str(live / "cert.pem"), "--tls-key", str(live / "key.pem")],
+                             probe_scheme="https", ca_file=str(live / "cert.pem"))
+    old_der = ssl.PEM_cert_to_DER_cert((tmp_path / "old" / "cert.pem").read_text())
+    new_der = ssl.PEM_cert_to_DER_cert((tmp_path / "new" / "cert.pem").read_text())
+    assert served_certificate(server.port) == old_der
+    # A keep-alive connection made under the old certificate.
+    old_session = session_for(tmp_path / "old" / "cert.pem")
+    base = f"https://{HOST}:{server.port}"
+    assert old_session.put(f"{base}/r.json", json=1).status_code == 200
+
+    shutil.copy(tmp_path / "new" / "cert.pem", live / "cert.pem")
+    shutil.copy(tmp_path / "new" / "key.pem", live / "key.pem")
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while served_certificate(server.port) != new_der and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert served_certificate(server.port) == new_der
+    assert session_for(tmp_path / "new" / "cert.pem").get(f"{base}/r.json").json() == 1
+    # The connection opened before the reload still works.
+    assert old_session.put(f"{base}/r.json", json=2).status_code == 200
+
+    # Files that cannot be used: the server keeps the certificate it has, and keeps running.
+    (live / "cert.pem").write_text("not a certificate")
+    server.process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert server.process.poll() is None
+    assert served_certificate(server.port) == new_der
+    assert "TLS certificate reload failed" in server.stderr_tail()

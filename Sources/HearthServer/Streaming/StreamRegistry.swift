@@ -21,6 +21,8 @@ public final class StreamRegistry: Sendable {
     let hubs = Mutex<[String: NamespaceStreams]>([:])
     let nextID = Atomic<Int>(0)
     let keepAliveTask = Mutex<Task<Void, Never>?>(nil)
+    /// Open streams per client address, for `max-streams-per-client`.
+    let streamsPerClient = Mutex<[String: Int]>([:])
 
     public init(options: StreamOptions = StreamOptions(), metrics: ServerMetrics = ServerMetrics()) {
         self.options = options
@@ -72,10 +74,45 @@ public final class StreamRegistry: Sendable {
         for hub in hubs.withLock({ Array($0.values) }) { await hub.endAll() }
     }
 
+    /// Takes one of `client`'s stream slots, or nil if it holds `limit` already. The slot is
+    /// given back when the lease is released (when the stream's response is gone).
+    func leaseStream(for client: String, limit: Int) -> ClientStreamLease? {
+        let granted = streamsPerClient.withLock { counts in
+            let open = counts[client, default: 0]
+            guard open < limit else { return false }
+            counts[client] = open + 1
+            return true
+        }
+        return granted ? ClientStreamLease(registry: self, client: client) : nil
+    }
+
+    func releaseStream(for client: String) {
+        streamsPerClient.withLock { counts in
+            let open = counts[client, default: 1] - 1
+            counts[client] = open > 0 ? open : nil
+        }
+    }
+
     /// Open streams, over all namespaces.
     public func streamCount() async -> Int {
         var total = 0
         for hub in hubs.withLock({ Array($0.values) }) { total += await hub.subscriptionCount }
         return total
+    }
+}
+
+/// One client's hold on a stream slot, given back when the lease is released: by the stream
+/// when it ends, or when the stream's response is dropped without ever being sent.
+final class ClientStreamLease: Sendable {
+    let registry: StreamRegistry
+    let client: String
+
+    init(registry: StreamRegistry, client: String) {
+        self.registry = registry
+        self.client = client
+    }
+
+    deinit {
+        registry.releaseStream(for: client)
     }
 }

@@ -19,6 +19,8 @@ struct StreamRequestHandler {
     let caller: Caller
     let database: Database
     let streams: StreamRegistry
+    /// The client's slot among its `max-streams-per-client`, held while the stream lives.
+    let lease: ClientStreamLease
 
     static func wantsStream(_ request: Request) -> Bool {
         request.headers[.accept]?.contains("text/event-stream") ?? false
@@ -36,8 +38,12 @@ struct StreamRequestHandler {
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // tell proxies not to buffer events
         let request = self.request
+        let lease = self.lease
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            defer { expiry?.cancel() }
+            defer {
+                expiry?.cancel()
+                withExtendedLifetime(lease) {}
+            }
             do {
                 // When the client goes away or the server shuts down, the outbox ends and the
                 // pump returns. (No extra tasks per stream: they would cost memory per client.)

@@ -1,0 +1,72 @@
+import CZlib
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Reads request bodies with a size cap, inflating `Content-Encoding: gzip` or `deflate`
+/// (webhook senders and gateways that compress) under the same cap on the inflated size, so a
+/// small compressed "bomb" cannot make the server allocate more than a plain body could.
+enum RequestBody {
+    /// The body, decoded; at most `limit` bytes, compressed or not.
+    static func read(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        let encoding = request.headers[.contentEncoding]?.trimmingCharacters(in: .whitespaces).lowercased() ?? "identity"
+        switch encoding {
+        case "identity", "":
+            return try await request.body.collect(upTo: limit)
+        case "gzip", "x-gzip", "deflate":
+            let compressed = try await request.body.collect(upTo: limit)
+            return try inflate(compressed, limit: limit)
+        default:
+            throw HTTPFailure(
+                .unsupportedMediaType, "Unsupported Content-Encoding \"\(encoding)\": send the body as it is, or gzip or deflate it.")
+        }
+    }
+
+    /// Inflates a gzip or zlib stream (told apart by its header), failing with 413 as soon as
+    /// the output would pass `limit`.
+    static func inflate(_ input: ByteBuffer, limit: Int) throws -> ByteBuffer {
+        var stream = z_stream()
+        // windowBits 15 + 32: accept the gzip and the zlib wrapper alike.
+        guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw HTTPFailure(.internalServerError, "Internal server error: zlib could not start.")
+        }
+        defer { inflateEnd(&stream) }
+        var output = ByteBufferAllocator().buffer(capacity: min(limit, max(1024, input.readableBytes * 4)))
+        var input = input
+        var finished = false
+        try input.withUnsafeMutableReadableBytes { source in
+            stream.next_in = source.baseAddress?.assumingMemoryBound(to: Bytef.self)
+            stream.avail_in = uInt(source.count)
+            while !finished {
+                let room = limit - output.readableBytes
+                guard room > 0 else { throw tooLarge(limit) }
+                let chunk = min(room, 64 * 1024)
+                var status: Int32 = Z_OK
+                output.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk) { target in
+                    stream.next_out = target.baseAddress?.assumingMemoryBound(to: Bytef.self)
+                    stream.avail_out = uInt(chunk)
+                    status = CZlib.inflate(&stream, Z_NO_FLUSH)
+                    return chunk - Int(stream.avail_out)
+                }
+                switch status {
+                case Z_STREAM_END:
+                    finished = true
+                case Z_OK:
+                    continue
+                case Z_BUF_ERROR where stream.avail_in == 0:
+                    throw HTTPFailure(.badRequest, "Invalid data; the compressed body ends early.")
+                default:
+                    throw HTTPFailure(.badRequest, "Invalid data; the body could not be decompressed (Content-Encoding).")
+                }
+            }
+            guard stream.avail_in == 0 else {
+                throw HTTPFailure(.badRequest, "Invalid data; bytes follow the end of the compressed body.")
+            }
+        }
+        return output
+    }
+
+    static func tooLarge(_ limit: Int) -> HTTPFailure {
+        HTTPFailure(.contentTooLarge, "Payload too large: the request body exceeds \(limit) bytes once decompressed.")
+    }
+}

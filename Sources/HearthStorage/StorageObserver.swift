@@ -1,0 +1,33 @@
+import Synchronization
+
+/// What the storage layer reports as it works, for the server's metrics: the duration of each
+/// `fdatasync` of a log.
+public final class StorageObserver: Sendable {
+    private let onSync = Mutex<(@Sendable (Duration) -> Void)?>(nil)
+
+    public init() {}
+
+    /// Calls `handler` with the duration of every log sync from now on (one handler; a later
+    /// call replaces it).
+    public func observeSyncs(_ handler: @escaping @Sendable (Duration) -> Void) {
+        onSync.withLock { $0 = handler }
+    }
+
+    func recordSync(_ duration: Duration) {
+        let handler = onSync.withLock { $0 }
+        handler?(duration)
+    }
+}
+
+/// Bytes on disk, summed over a data directory's namespaces.
+public struct StorageDiskUsage: Sendable, Equatable {
+    /// Log segments (`*.hlog`).
+    public var logBytes = 0
+    /// Snapshots (`*.hsnap`).
+    public var snapshotBytes = 0
+
+    public init(logBytes: Int = 0, snapshotBytes: Int = 0) {
+        self.logBytes = logBytes
+        self.snapshotBytes = snapshotBytes
+    }
+}

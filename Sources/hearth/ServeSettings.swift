@@ -1,0 +1,184 @@
+import Configuration
+
+/// Everything `hearth serve` can be told, with its defaults.
+///
+/// Each setting has one name, used three ways (Docs/OPERATIONS.md lists them all):
+/// the flag `--<name>`, the environment variable `HEARTH_<NAME>` (upper case, `-` as `_`)
+/// and the key `"<name>"` in the JSON file given by `--config` (or `HEARTH_CONFIG`).
+/// A flag beats the environment, which beats the file, which beats the default.
+struct ServeSettings: Sendable {
+    // Listening
+    var host = "127.0.0.1"
+    var port = 9000
+    var tlsCert: String?
+    var tlsKey: String?
+    var corsOrigin: [String] = []
+
+    // Data
+    var dataDir = "./hearth-data"
+    var inMemory = false
+    var defaultNamespace = "default"
+    var fsync = "always"
+    var segmentBytes = 64 << 20
+    var snapshotAfterRecords = 1_000_000
+    var snapshotAfterBytes = 256 << 20
+
+    // Limits
+    var maxBodyBytes = 256 * 1024 * 1024
+    var maxHeaderBytes = 64 * 1024
+    var maxConnections = 4096
+    var requestTimeoutSeconds = 60.0
+    var maxStreamsPerClient = 256
+    var shutdownTimeoutSeconds = 10.0
+
+    // Streams
+    var keepAliveSeconds = 30.0
+    var streamOutboxBytes = 4 << 20
+    var streamHistory = 10_000
+    var compressStreams = true
+
+    // Security
+    var emulator = false
+    var rules: String?
+    var adminToken: String?
+    var adminTokenFile: String?
+    var jwtSecretFile: [String] = []
+    var jwtPublicKey: [String] = []
+    var jwksFile: String?
+    var jwtIssuer: String?
+    var jwtAudience: String?
+    var jwtLeeway = 60
+
+    // Logging
+    var logLevel = "info"
+    var logFormat = "text"
+
+    /// The settings, in the order `--print-config` shows them.
+    static let fields: [SettingField] = [
+        .string("host", \.host),
+        .int("port", \.port),
+        .optionalString("tls-cert", \.tlsCert),
+        .optionalString("tls-key", \.tlsKey),
+        .strings("cors-origin", \.corsOrigin),
+        .string("data-dir", \.dataDir),
+        .bool("in-memory", \.inMemory),
+        .string("default-namespace", \.defaultNamespace),
+        .string("fsync", \.fsync),
+        .int("segment-bytes", \.segmentBytes),
+        .int("snapshot-after-records", \.snapshotAfterRecords),
+        .int("snapshot-after-bytes", \.snapshotAfterBytes),
+        .int("max-body-bytes", \.maxBodyBytes),
+        .int("max-header-bytes", \.maxHeaderBytes),
+        .int("max-connections", \.maxConnections),
+        .double("request-timeout-seconds", \.requestTimeoutSeconds),
+        .int("max-streams-per-client", \.maxStreamsPerClient),
+        .double("shutdown-timeout-seconds", \.shutdownTimeoutSeconds),
+        .double("keep-alive-seconds", \.keepAliveSeconds),
+        .int("stream-outbox-bytes", \.streamOutboxBytes),
+        .int("stream-history", \.streamHistory),
+        .bool("compress-streams", \.compressStreams),
+        .bool("emulator", \.emulator),
+        .optionalString("rules", \.rules),
+        .optionalString("admin-token", \.adminToken, secret: true),
+        .optionalString("admin-token-file", \.adminTokenFile),
+        .strings("jwt-secret-file", \.jwtSecretFile),
+        .strings("jwt-public-key", \.jwtPublicKey),
+        .optionalString("jwks-file", \.jwksFile),
+        .optionalString("jwt-issuer", \.jwtIssuer),
+        .optionalString("jwt-audience", \.jwtAudience),
+        .int("jwt-leeway", \.jwtLeeway),
+        .string("log-level", \.logLevel),
+        .string("log-format", \.logFormat),
+    ]
+
+    /// The environment variable for a setting: `max-body-bytes` → `HEARTH_MAX_BODY_BYTES`.
+    static func environmentName(_ name: String) -> String {
+        "HEARTH_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    /// Checks values no single type can: ranges and combinations. The messages name the setting.
+    func validate() throws(SettingsError) {
+        func require(_ condition: Bool, _ message: String) throws(SettingsError) {
+            if !condition { throw SettingsError(message) }
+        }
+        try require((0...65535).contains(port), "port must be 0-65535.")
+        try require((tlsCert == nil) == (tlsKey == nil), "tls-cert and tls-key go together.")
+        try require(maxBodyBytes > 0, "max-body-bytes must be positive.")
+        try require(maxHeaderBytes >= 1024, "max-header-bytes must be at least 1024.")
+        try require(maxConnections >= 1, "max-connections must be at least 1.")
+        try require(requestTimeoutSeconds >= 0.1, "request-timeout-seconds must be at least 0.1.")
+        try require(maxStreamsPerClient >= 1, "max-streams-per-client must be at least 1.")
+        try require(shutdownTimeoutSeconds >= 0, "shutdown-timeout-seconds must not be negative.")
+        try require(keepAliveSeconds >= 0.05, "keep-alive-seconds must be at least 0.05.")
+        try require(streamOutboxBytes >= 1024, "stream-outbox-bytes must be at least 1024.")
+        try require(streamHistory >= 0, "stream-history must not be negative.")
+        try require(segmentBytes >= 4096, "segment-bytes must be at least 4096.")
+        try require(snapshotAfterRecords > 0 && snapshotAfterBytes > 0, "snapshot thresholds must be positive.")
+        try require(jwtLeeway >= 0, "jwt-leeway must not be negative.")
+        try require(adminToken == nil || adminTokenFile == nil, "give admin-token or admin-token-file, not both.")
+        try require(adminToken.map { $0.count >= 16 } ?? true, "admin-token must be at least 16 characters.")
+        try require(
+            ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel),
+            "log-level must be trace, debug, info, notice, warning, error or critical.")
+        try require(["text", "json"].contains(logFormat), "log-format must be text or json.")
+    }
+}
+
+/// A setting that cannot be used, with a message for the operator.
+struct SettingsError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One setting: its name, the type it is read as, whether it is a secret, and where it lives in
+/// ``ServeSettings``.
+struct SettingField: Sendable {
+    let name: String
+    let type: ConfigType
+    /// Secrets are masked by `--print-config`.
+    let secret: Bool
+    let read: @Sendable (ServeSettings) -> ConfigContent?
+    let write: @Sendable (inout ServeSettings, ConfigContent) -> Void
+
+    static func string(_ name: String, _ key: WritableKeyPath<ServeSettings, String> & Sendable) -> SettingField {
+        SettingField(name: name, type: .string, secret: false, read: { .string($0[keyPath: key]) }) { settings, value in
+            if case .string(let string) = value { settings[keyPath: key] = string }
+        }
+    }
+
+    static func optionalString(
+        _ name: String, _ key: WritableKeyPath<ServeSettings, String?> & Sendable, secret: Bool = false
+    ) -> SettingField {
+        SettingField(name: name, type: .string, secret: secret, read: { $0[keyPath: key].map { .string($0) } }) { settings, value in
+            if case .string(let string) = value { settings[keyPath: key] = string }
+        }
+    }
+
+    static func int(_ name: String, _ key: WritableKeyPath<ServeSettings, Int> & Sendable) -> SettingField {
+        SettingField(name: name, type: .int, secret: false, read: { .int($0[keyPath: key]) }) { settings, value in
+            if case .int(let int) = value { settings[keyPath: key] = int }
+        }
+    }
+
+    static func double(_ name: String, _ key: WritableKeyPath<ServeSettings, Double> & Sendable) -> SettingField {
+        SettingField(name: name, type: .double, secret: false, read: { .double($0[keyPath: key]) }) { settings, value in
+            switch value {
+            case .double(let double): settings[keyPath: key] = double
+            case .int(let int): settings[keyPath: key] = Double(int)
+            default: break
+            }
+        }
+    }
+
+    static func bool(_ name: String, _ key: WritableKeyPath<ServeSettings, Bool> & Sendable) -> SettingField {
+        SettingField(name: name, type: .bool, secret: false, read: { .bool($0[keyPath: key]) }) { settings, value in
+            if case .bool(let bool) = value { settings[keyPath: key] = bool }
+        }
+    }
+
+    static func strings(_ name: String, _ key: WritableKeyPath<ServeSettings, [String]> & Sendable) -> SettingField {
+        SettingField(name: name, type: .stringArray, secret: false, read: { .stringArray($0[keyPath: key]) }) { settings, value in
+            if case .stringArray(let strings) = value { settings[keyPath: key] = strings }
+        }
+    }
+}

@@ -166,12 +166,7 @@ struct DataRequestHandler {
     }
 
     func body() async throws -> ByteBuffer {
-        do {
-            return try await RequestBody.read(request, limit: configuration.maxBodyBytes)
-        } catch let failure as HTTPFailure where failure.status == .contentTooLarge {
-            streams.metrics.countRefusal(.inflatedBody)
-            throw failure
-        }
+        try await RequestBody.read(request, limit: configuration.maxBodyBytes)
     }
 
     /// Parses the body. Server timestamps are the time the request was read.

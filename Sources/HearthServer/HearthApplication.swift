@@ -19,9 +19,12 @@ public enum HearthApplication {
             httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes))
         guard let identity = configuration.tls else { return .http1(configuration: http1) }
         let tls = identity.serverConfiguration()
-        return try .http2Upgrade(
-            tlsConfiguration: tls,
-            configuration: .init(idleTimeout: limits.requestTimeout, streamConfiguration: http1))
+        let http2 = HTTP2UpgradeChannel.Configuration(idleTimeout: limits.requestTimeout, streamConfiguration: http1)
+        return HTTPServerBuilder { responder in
+            DeadlinedChildChannel(
+                inner: try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: http2, responder: responder),
+                timeout: limits.requestTimeout, metrics: metrics)
+        }
     }
 
     /// The application, with every namespace already in the data directory opened and its

@@ -4,6 +4,7 @@ import HearthStorage
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// Answers every HTTP request: Firebase's REST API on `<path>.json` and Hearth's reserved
 /// endpoints (`/.health`, `/.inspect/databases.json`).
@@ -49,6 +50,9 @@ public struct HearthResponder: HTTPResponder {
                 "ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)",
             ])
         response.headers[HearthResponder.requestIDHeader] = context.id
+        if response.headers[.accessControlAllowOrigin] != nil {
+            response.headers[.accessControlExposeHeaders] = "X-Request-Id, ETag"
+        }
         applyCORS(to: &response, origin: request.headers[.origin])
         let isStream = response.headers[.contentType]?.hasPrefix("text/event-stream") == true
         if !isStream || configuration.compressStreams {
@@ -82,11 +86,17 @@ public struct HearthResponder: HTTPResponder {
             context.logger.debug("permission denied: \(error.reason)")
             return ResponseFactory.error(.unauthorized, "Permission denied")
         } catch let error as HTTPFailure {
+            if error.status == .contentTooLarge { metrics.countRefusal(.bodySize) }
             if error.status == .unauthorized { context.logger.debug("unauthorized: \(error.message)") }
             return ResponseFactory.error(error.status, error.message)
         } catch is NIOTooManyBytesError {
+            metrics.countRefusal(.bodySize)
             return ResponseFactory.error(
                 .contentTooLarge, "Payload too large: the request body exceeds \(configuration.maxBodyBytes) bytes.")
+        } catch let error as HTTPParserError where error == .invalidEOFState {
+            // The client stopped sending its body (it went away, or was cut off for stalling).
+            context.logger.debug("request body ended early")
+            return ResponseFactory.error(.badRequest, "Bad request: the request body ended early.")
         } catch let error as StorageUnavailable {
             context.logger.error("write failed in storage: \(error.reason)")
             if error.outOfSpace { return ResponseFactory.error(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "Insufficient storage: \(error.reason)") }
@@ -239,7 +249,7 @@ public struct HearthResponder: HTTPResponder {
     func preflight() -> Response {
         var headers = ResponseFactory.baseHeaders()
         headers[.accessControlAllowMethods] = "GET, PUT, POST, PATCH, DELETE, OPTIONS"
-        headers[.accessControlAllowHeaders] = "Authorization, Content-Type, X-Firebase-ETag, If-Match, If-None-Match, X-HTTP-Method-Override, Last-Event-ID"
+        headers[.accessControlAllowHeaders] = "Authorization, Content-Type, X-Firebase-ETag, If-Match, If-None-Match, X-HTTP-Method-Override, Last-Event-ID, Content-Encoding"
         headers[.accessControlMaxAge] = "3600"
         headers[.contentType] = nil
         return Response(status: .noContent, headers: headers)

@@ -9,33 +9,47 @@ enum ResponseCompression {
     /// Bodies known to be smaller than this are sent as they are.
     static let minimumBytes = 1024
 
-    /// True if the `Accept-Encoding` header accepts gzip (and does not refuse it with `q=0`).
-    static func acceptsGzip(_ header: String?) -> Bool {
-        guard let header else { return false }
+    /// The encoding to answer with: gzip if `Accept-Encoding` accepts it (and does not refuse
+    /// it with `q=0`), else deflate if accepted, else none.
+    static func preferredEncoding(_ header: String?) -> ContentCoding? {
+        guard let header else { return nil }
+        var accepted: Set<String> = []
+        var refused: Set<String> = []
         for part in header.split(separator: ",") {
             let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            guard pieces.first == "gzip" || pieces.first == "*" else { continue }
-            let refused = pieces.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "") == "q=0" || $0 == "q=0.0" }
-            return !refused
+            guard let name = pieces.first else { continue }
+            let weight = pieces.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            if weight == 0 { refused.insert(name) } else { accepted.insert(name) }
         }
-        return false
+        for coding in [ContentCoding.gzip, .deflate] where !refused.contains(coding.rawValue) {
+            if accepted.contains(coding.rawValue) || (accepted.contains("*") && !refused.contains("*")) { return coding }
+        }
+        return nil
     }
 
     /// Compresses `response` in place if it is worth it and not compressed already.
     static func apply(to response: inout Response, acceptEncoding: String?) {
-        guard acceptsGzip(acceptEncoding), response.headers[.contentEncoding] == nil,
+        guard let coding = preferredEncoding(acceptEncoding), response.headers[.contentEncoding] == nil,
             response.status != .noContent, response.status != .notModified
         else { return }
         if let length = response.body.contentLength, length < minimumBytes { return }
-        response.headers[.contentEncoding] = "gzip"
+        response.headers[.contentEncoding] = coding.rawValue
         response.headers[.contentLength] = nil
         let vary = response.headers[.vary]
         response.headers[.vary] = vary.map { $0 + ", Accept-Encoding" } ?? "Accept-Encoding"
         let original = response.body
         response.body = ResponseBody { writer in
-            try await original.write(GzipWriter(parent: writer, stream: try GzipStream()))
+            try await original.write(GzipWriter(parent: writer, stream: try GzipStream(coding: coding)))
         }
     }
+}
+
+/// The response codings Hearth produces.
+enum ContentCoding: String {
+    /// RFC 1952 (gzip wrapper).
+    case gzip
+    /// RFC 1950 (the zlib wrapper), which is what HTTP's "deflate" means.
+    case deflate
 }
 
 /// A response body writer that gzips what passes through it.
@@ -55,7 +69,7 @@ struct GzipWriter: ResponseBodyWriter {
     }
 }
 
-/// One zlib deflate stream in gzip format.
+/// One zlib deflate stream, in gzip or zlib format.
 final class GzipStream: @unchecked Sendable {
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -63,9 +77,10 @@ final class GzipStream: @unchecked Sendable {
 
     var stream = z_stream()
 
-    init() throws {
-        // windowBits 15 + 16: the gzip wrapper.
-        let status = deflateInit2_(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+    init(coding: ContentCoding = .gzip) throws {
+        // windowBits 15 + 16: the gzip wrapper; 15: the zlib wrapper.
+        let windowBits: Int32 = coding == .gzip ? 15 + 16 : 15
+        let status = deflateInit2_(&stream, 6, Z_DEFLATED, windowBits, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
             Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else { throw Failure(description: "zlib deflateInit2 failed (\(status))") }
     }

@@ -45,6 +45,8 @@ struct RulesRequestHandler {
         let buffer: ByteBuffer
         do {
             buffer = try await RequestBody.read(request, limit: RulesRequestHandler.maxRulesBytes)
+        } catch let failure as HTTPFailure where failure.status == .contentTooLarge {
+            throw HTTPFailure(.contentTooLarge, "The rules document is larger than 256 KB.")
         } catch is NIOTooManyBytesError {
             throw HTTPFailure(.contentTooLarge, "The rules document is larger than 256 KB.")
         }

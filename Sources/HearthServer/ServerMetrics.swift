@@ -58,8 +58,17 @@ public final class ServerMetrics: Sendable {
         case timeout
         /// More streams from one address than `max-streams-per-client`: answered 429.
         case streamsPerClient = "streams_per_client"
-        /// A compressed body over `max-body-bytes` once inflated: answered 413.
-        case inflatedBody = "inflated_body"
+        /// A body over `max-body-bytes` (compressed bodies: once inflated), or a rules
+        /// document over 256 KB: answered 413.
+        case bodySize = "body_size"
+    }
+
+    /// Counts one ended stream.
+    func countStreamEnd(_ reason: Outbox.EndReason) {
+        registry.makeCounter(
+            name: "hearth_streams_closed_total", labels: [("reason", reason.rawValue)],
+            help: "Streams ended, by reason: client (went away), shutdown, cancelled (rules), auth_revoked."
+        ).increment()
     }
 
     /// Counts one refusal by a limit.

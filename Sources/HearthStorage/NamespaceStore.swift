@@ -11,7 +11,10 @@ final class NamespaceStore: @unchecked Sendable {
     private(set) var database: Database!
     private(set) var log: FileWriteLog!
     /// Guards snapshot scheduling.
-    let lock = NSLock()
+    /// Guards the counters below; `close` waits on it for a running snapshot.
+    let lock = NSCondition()
+    /// Set by `close`: no snapshot starts after it.
+    var closed = false
     var snapshotRunning = false
     var recordsSinceSnapshot = 0
     var bytesSinceSnapshot = 0
@@ -58,7 +61,7 @@ final class NamespaceStore: @unchecked Sendable {
         lock.lock()
         recordsSinceSnapshot += 1
         bytesSinceSnapshot += bytes
-        let due = !snapshotRunning
+        let due = !snapshotRunning && !closed
             && (recordsSinceSnapshot >= options.snapshotAfterRecords || bytesSinceSnapshot >= options.snapshotAfterBytes)
         if due { snapshotRunning = true }
         lock.unlock()
@@ -78,7 +81,7 @@ final class NamespaceStore: @unchecked Sendable {
     func writeSnapshot(alreadyClaimed: Bool = false) throws {
         if !alreadyClaimed {
             lock.lock()
-            if snapshotRunning {
+            if snapshotRunning || closed {
                 lock.unlock()
                 return
             }
@@ -88,6 +91,7 @@ final class NamespaceStore: @unchecked Sendable {
         defer {
             lock.lock()
             snapshotRunning = false
+            lock.broadcast()
             lock.unlock()
         }
         let (root, sequence) = database.snapshot
@@ -136,7 +140,13 @@ final class NamespaceStore: @unchecked Sendable {
         logger.info("snapshot written", metadata: ["file": "\(name)", "bytes": "\(bytes.count)"])
     }
 
+    /// Waits for a snapshot under way (it needs the log), then flushes and closes the log. A
+    /// process that exits right after knows no snapshot thread is still writing.
     func close() {
+        lock.lock()
+        closed = true
+        while snapshotRunning { lock.wait() }
+        lock.unlock()
         log.close()
     }
 }

@@ -101,7 +101,7 @@ struct AuthOptions: ParsableArguments {
         var created = false
         if let adminToken {
             token = adminToken
-            source = "--admin-token"
+            source = "the admin-token setting"
         } else if let adminTokenFile {
             token = try AdminToken.read(adminTokenFile)
             source = adminTokenFile

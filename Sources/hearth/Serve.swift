@@ -206,14 +206,13 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "Hearth listening on \(configuration.tls == nil ? "http" : "https")://\(settings.host):\(settings.port)",
             metadata: ["data": "\(settings.inMemory ? "in memory" : settings.dataDir)", "fsync": "\(options.fsync)"])
-        let reloader = configuration.tls.map { CertificateReloader(identity: $0, logger: logger) }
-        defer { reloader?.cancel() }
+        let reloader = CertificateReloader(identity: configuration.tls, logger: logger)
+        defer { reloader.cancel() }
         // SIGTERM or SIGINT: stop accepting, finish the requests in flight, end the streams;
         // whatever is still running after shutdown-timeout-seconds is cancelled.
         var group = ServiceGroupConfiguration(
             services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .milliseconds(Int64(settings.shutdownTimeoutSeconds * 1000))
-        group.maximumCancellationDuration = .seconds(5)
         do {
             try await ServiceGroup(configuration: group).run()
         } catch {
@@ -221,6 +220,6 @@ struct Serve: AsyncParsableCommand {
         }
         // Every write acknowledged was durable already (fsync=always); the others are flushed now.
         storage.close()
-        logger.info("Hearth stopped: every acknowledged write is in the log")
+        logger.info(settings.inMemory ? "Hearth stopped (in memory: the data is gone)" : "Hearth stopped: every acknowledged write is in the log")
     }
 }

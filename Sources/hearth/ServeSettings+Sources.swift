@@ -50,8 +50,25 @@ struct ResolvedSettings: Sendable {
             field.write(&resolved.settings, value)
             resolved.sources[field.name] = .flag
         }
+        resolved.settleAdminToken()
         try resolved.settings.validate()
         return resolved
+    }
+
+    /// `admin-token` and `admin-token-file` name the same thing: when they come from different
+    /// layers, the stronger layer's wins (same layer: an error, in `validate`).
+    private mutating func settleAdminToken() {
+        guard settings.adminToken != nil, settings.adminTokenFile != nil else { return }
+        let rank: [SettingSource: Int] = [.defaultValue: 0, .file: 1, .environment: 2, .flag: 3]
+        let token = rank[sources["admin-token"] ?? .defaultValue]!
+        let file = rank[sources["admin-token-file"] ?? .defaultValue]!
+        if token > file {
+            settings.adminTokenFile = nil
+            sources["admin-token-file"] = .defaultValue
+        } else if file > token {
+            settings.adminToken = nil
+            sources["admin-token"] = .defaultValue
+        }
     }
 
     /// Reads every setting the provider has, as its field's type.

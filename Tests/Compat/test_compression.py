@@ -47,6 +47,17 @@ def test_gzip_refused_with_q0_or_not_asked(hearth_server, raw):
         assert json.loads(response.read())["k1"] == "y" * 30
 
 
+def test_deflate_when_gzip_is_not_accepted(hearth_server, raw):
+    """`deflate` (the zlib format, as HTTP means it) for clients that accept it and not gzip."""
+    raw.request("PUT", "big", json={f"k{index}": "z" * 30 for index in range(100)})
+    ns = raw.namespace
+    plain = raw_get(hearth_server.port, f"/big.json?ns={ns}", {}).read()
+    for header in ("deflate", "gzip;q=0, deflate"):
+        response = raw_get(hearth_server.port, f"/big.json?ns={ns}", {"Accept-Encoding": header})
+        assert response.getheader("Content-Encoding") == "deflate", header
+        assert __import__("zlib").decompress(response.read()) == plain
+
+
 def test_csv_is_gzipped(hearth_server, raw):
     """CSV exports are compressed too."""
     raw.request("PUT", "rows", json={f"r{index}": {"a": index, "b": "z" * 10} for index in range(300)})

@@ -106,3 +106,16 @@ def test_server_runs_with_the_file_and_environment_settings(hearth_launcher, tmp
     too_big = client.put(f"{server.base_url}/a.json", json="x" * 300, timeout=10)
     assert too_big.status_code == 413
     assert client.get(f"{server.base_url}/a.json", params={"ns": "fromfile"}, timeout=10).json() == "x" * 100
+
+
+def test_admin_token_and_token_file_from_different_layers_follow_precedence(hearth_binary, tmp_path):
+    result = run_hearth(hearth_binary, "--print-config", env={"HEARTH_ADMIN_TOKEN": SECRET},
+                        config={"admin-token-file": "/etc/hearth/admin-token"}, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    settings = printed(result.stdout)
+    assert settings["admin-token"] == ('"********"', "environment HEARTH_ADMIN_TOKEN")
+    assert settings["admin-token-file"] == ("(not set)", "default")
+    # Both in the same layer is a contradiction, not a precedence question.
+    result = run_hearth(hearth_binary, "--print-config", "--admin-token", SECRET, "--admin-token-file", "/x")
+    assert result.returncode == 2
+    assert "not both" in result.stderr

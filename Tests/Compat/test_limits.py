@@ -226,7 +226,7 @@ def test_compression_bomb_is_refused_413_and_nothing_changes(limited):
     assert response.status_code == 413
     assert "once decompressed" in response.json()["error"]
     assert client.get(f"{limited.base_url}/target.json", timeout=10).json() == "before"
-    assert metric(limited.base_url, "inflated_body") == 1
+    assert metric(limited.base_url, "body_size") == 1
 
 
 @pytest.mark.parametrize("headers,data,status", [

@@ -108,3 +108,12 @@ def test_json_logs_carry_request_ids_and_never_tokens(hearth_launcher, tmp_path)
                and record.get("status") == "200" for record in logged), logged
     assert token not in text
     assert "forged.jwt.value" not in text
+
+
+def test_sighup_without_tls_does_not_stop_the_server(hearth_launcher, tmp_path):
+    server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="hup")
+    server.process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert server.process.poll() is None
+    assert session().get(f"{server.base_url}/.health", timeout=10).status_code == 200
+    assert "nothing to reload" in server.stderr_tail()

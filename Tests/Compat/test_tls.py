@@ -216,3 +216,39 @@ def test_sighup_reloads_the_certificate_without_dropping_connections(hearth_laun
     assert server.process.poll() is None
     assert served_certificate(server.port) == new_der
     assert "TLS certificate reload failed" in server.stderr_tail()
+
+
+def test_a_client_that_never_finishes_its_handshake_is_disconnected(hearth_launcher, tmp_path):
+    """Slow clients over TLS: the handshake (and the first request) must come within the
+    request timeout, like a request head over plain HTTP."""
+    cert, key = make_certificate(tmp_path)
+    server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="tls-slow",
+                             extra_args=["--tls-cert", str(cert), "--tls-key", str(key),
+                                         "--request-timeout-seconds", "2"],
+                             probe_scheme="https", ca_file=str(cert))
+    silent = socket.create_connection((HOST, server.port))
+    half = socket.create_connection((HOST, server.port))
+    half.sendall(b"\x16\x03\x01\x00\xc8\x01")  # the start of a ClientHello, never finished
+    started = time.monotonic()
+    for connection in (silent, half):
+        connection.settimeout(10)
+        try:
+            assert connection.recv(1024) == b""
+        except ConnectionResetError:
+            pass
+        connection.close()
+    assert time.monotonic() - started < 6
+    # A client that speaks HTTP in time keeps its connection past the deadline: three requests
+    # on one TLS connection, 1.2 s apart (each pause under the 2 s idle timeout, 2.4 s in all).
+    context = ssl.create_default_context(cafile=str(cert))
+    with context.wrap_socket(socket.create_connection((HOST, server.port)), server_hostname=HOST) as tls:
+        tls.settimeout(10)
+        for attempt in range(3):
+            tls.sendall(b"GET /.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer owner\r\n\r\n")
+            response = b""
+            while not response.endswith(b"\r\n\r\nnull"):
+                chunk = tls.recv(65536)
+                assert chunk, f"connection closed before response {attempt}: {response!r}"
+                response += chunk
+            assert response.startswith(b"HTTP/1.1 200"), attempt
+            time.sleep(1.2)

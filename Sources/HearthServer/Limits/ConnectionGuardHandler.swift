@@ -48,6 +48,8 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         let connection = ConnectionLimiter.connection(of: context.channel)
         isHTTP2Stream = connection !== context.channel
         admitted = limiter.admit(connection)
+        // HTTP has started: the connection's own setup deadline (TLS handshake) is met.
+        SetupDeadlineHandler.lift(on: connection)
         armTimer(context: context)
     }
 
@@ -142,7 +144,12 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
             // Let the client read the answer: a close with unread request bytes would reset
             // the connection and could discard it.
             context.close(mode: .output, promise: nil)
-            context.eventLoop.scheduleTask(in: .seconds(2)) { loopBound.value.close(promise: nil) }
+            context.eventLoop.scheduleTask(in: .seconds(2)) {
+                let context = loopBound.value
+                // An HTTP/2 stream's connection goes too: it was the one refused.
+                if let connection = context.channel.parent, connection.parent != nil { connection.close(promise: nil) }
+                context.close(promise: nil)
+            }
         }
     }
 }

@@ -275,7 +275,7 @@ actor NamespaceStreams {
             guard !subscription.bypassesRules else { return }
             let query = subscription.query?.ruleQuery ?? RuleQuery()
             if !rules.canRead(subscription.path, auth: subscription.auth, root: latestRoot, now: now, query: query).allowed {
-                subscription.outbox.end(with: ByteBuffer(bytes: StreamEvent.frame(event: "cancel", data: "\"Permission denied\"")))
+                subscription.outbox.end(.cancelled, with: ByteBuffer(bytes: StreamEvent.frame(event: "cancel", data: "\"Permission denied\"")))
             }
         }
     }
@@ -288,7 +288,7 @@ actor NamespaceStreams {
 
     /// Ends every stream (graceful shutdown).
     func endAll() {
-        forEachSubscription { $0.outbox.end() }
+        forEachSubscription { $0.outbox.end(.shutdown) }
     }
 
     func forEachSubscription(_ body: (Subscription) -> Void) {

@@ -17,8 +17,21 @@ final class Outbox: Sendable {
         case end(ByteBuffer?)
     }
 
+    /// Why a stream ended, for the metrics.
+    enum EndReason: String, Sendable {
+        /// The client closed the connection (or a write to it failed).
+        case client
+        /// The server is shutting down.
+        case shutdown
+        /// The rules stopped allowing the read: `cancel` was sent.
+        case cancelled
+        /// The caller's credential expired: `auth_revoked` was sent.
+        case authRevoked = "auth_revoked"
+    }
+
     struct State {
         var frames: [ByteBuffer] = []
+        var endReason: EndReason?
         var bytes = 0
         var overflowed = false
         var ended = false
@@ -60,16 +73,21 @@ final class Outbox: Sendable {
         return accepted
     }
 
-    /// Ends the stream after the queued frames, with `finalFrame` last.
-    func end(with finalFrame: ByteBuffer? = nil) {
+    /// Ends the stream after the queued frames, with `finalFrame` last. The first reason given
+    /// is the one kept.
+    func end(_ reason: EndReason, with finalFrame: ByteBuffer? = nil) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard !state.ended else { return nil }
             state.ended = true
+            state.endReason = reason
             state.finalFrame = finalFrame
             return state.takeWaiter()
         }
         waiter?.resume()
     }
+
+    /// Why the stream ended; nil while it runs.
+    var endReason: EndReason? { state.withLock { $0.endReason } }
 
     /// After a resync `put` was queued: accept frames again.
     func resynchronised(with frame: ByteBuffer) {

@@ -39,6 +39,7 @@ struct StreamRequestHandler {
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // tell proxies not to buffer events
         let request = self.request
         let lease = self.lease
+        let metrics = streams.metrics
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer {
                 expiry?.cancel()
@@ -51,14 +52,16 @@ struct StreamRequestHandler {
                     try await withGracefulShutdownHandler {
                         try await StreamRequestHandler.pump(subscription, hub: hub, into: &writer)
                     } onGracefulShutdown: {
-                        subscription.outbox.end()
+                        subscription.outbox.end(.shutdown)
                     }
                 } onInboundClosed: {
-                    subscription.outbox.end()
+                    subscription.outbox.end(.client)
                 }
             } catch {
                 // The client went away (or the write failed): nothing more to send.
+                subscription.outbox.end(.client)
             }
+            metrics.countStreamEnd(subscription.outbox.endReason ?? .client)
             await hub.unsubscribe(subscription)
             try? await writer.finish(nil)
         })
@@ -70,7 +73,7 @@ struct StreamRequestHandler {
             let item = await withTaskCancellationHandler {
                 await subscription.outbox.next()
             } onCancel: {
-                subscription.outbox.end()
+                subscription.outbox.end(.shutdown)
             }
             switch item {
             case .frame(let frame):
@@ -91,7 +94,7 @@ struct StreamRequestHandler {
             let seconds = expiresAt - Date().timeIntervalSince1970
             if seconds > 0 { try? await Task.sleep(for: .milliseconds(Int(min(seconds, 1e9) * 1000))) }
             guard !Task.isCancelled else { return }
-            outbox.end(with: ByteBuffer(bytes: StreamEvent.frame(event: "auth_revoked", data: "credential is no longer valid")))
+            outbox.end(.authRevoked, with: ByteBuffer(bytes: StreamEvent.frame(event: "auth_revoked", data: "credential is no longer valid")))
         }
     }
 }

@@ -39,7 +39,10 @@ public final class Database: Sendable {
     let writer: Mutex<WriterState>
     let committed: Mutex<CommittedState>
     /// Told about every change as it becomes visible to readers, in sequence order.
-    let observer = Mutex<(@Sendable ([PublishedChange]) -> Void)?>(nil)
+    /// Boxed in a struct: a bare closure read out of a `Mutex` (`withLock { $0 }`) is
+    /// re-abstracted and written back on every read, growing a chain of thunks that makes each
+    /// call slower and finally overflows the stack (seen after ~50,000 publications).
+    let observer = Mutex<ChangeObserver?>(nil)
 
     /// - Parameters:
     ///   - root: the recovered tree.
@@ -76,7 +79,7 @@ public final class Database: Sendable {
     /// happen while the namespace's writer waits: `observer` must only hand them on.
     public func observe(_ observer: @escaping @Sendable ([PublishedChange]) -> Void) -> (root: Node, sequence: UInt64) {
         writer.withLock { _ in
-            self.observer.withLock { $0 = observer }
+            self.observer.withLock { $0 = ChangeObserver(call: observer) }
             return committed.withLock { ($0.root, $0.sequence) }
         }
     }
@@ -179,7 +182,7 @@ public final class Database: Sendable {
                 }
                 if let observer = observer.withLock({ $0 }) {
                     // Tell subscribers, in sequence order (this runs under the writer lock).
-                    observer(retired.filter { $0.sequence > committed.sequence }.map {
+                    observer.call(retired.filter { $0.sequence > committed.sequence }.map {
                         PublishedChange(sequence: $0.sequence, change: $0.change, root: $0.root)
                     })
                 }
@@ -266,6 +269,11 @@ public final class Database: Sendable {
 
 /// A change as it became visible to readers: its sequence number, what it did, and the tree
 /// after it.
+/// The change feed's subscriber (see ``Database/observe(_:)``).
+struct ChangeObserver: Sendable {
+    let call: @Sendable ([PublishedChange]) -> Void
+}
+
 public struct PublishedChange: Sendable {
     public let sequence: UInt64
     public let change: Change

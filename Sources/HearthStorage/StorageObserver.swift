@@ -3,19 +3,23 @@ import Synchronization
 /// What the storage layer reports as it works, for the server's metrics: the duration of each
 /// `fdatasync` of a log.
 public final class StorageObserver: Sendable {
-    private let onSync = Mutex<(@Sendable (Duration) -> Void)?>(nil)
+    /// Boxed: a bare closure in a `Mutex` would grow a chain of thunks with every read.
+    private struct Handler: Sendable {
+        let call: @Sendable (Duration) -> Void
+    }
+    private let onSync = Mutex<Handler?>(nil)
 
     public init() {}
 
     /// Calls `handler` with the duration of every log sync from now on (one handler; a later
     /// call replaces it).
     public func observeSyncs(_ handler: @escaping @Sendable (Duration) -> Void) {
-        onSync.withLock { $0 = handler }
+        onSync.withLock { $0 = Handler(call: handler) }
     }
 
     func recordSync(_ duration: Duration) {
         let handler = onSync.withLock { $0 }
-        handler?(duration)
+        handler?.call(duration)
     }
 }
 

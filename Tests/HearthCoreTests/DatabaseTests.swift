@@ -1,4 +1,5 @@
 import HearthCore
+import Synchronization
 import Testing
 
 @Suite("Database writer")
@@ -20,6 +21,22 @@ struct DatabaseTests {
         }
         #expect(database.root.child("n") == .int(200))
         #expect(database.snapshot.sequence == 200)
+    }
+
+    /// The change feed's subscriber used to be a bare closure in a `Mutex`, and every read of it
+    /// grew a chain of re-abstraction thunks: after ~100,000 publications, calling or releasing
+    /// it overflowed the stack (the soak run's server crashed at exit). 150,000 writes, then the
+    /// database and its subscriber are released.
+    @Test func theChangeFeedStaysCheapAfterManyWrites() async throws {
+        var database: Database? = Database(name: "t")
+        let seen = Mutex(0)
+        _ = database!.observe { changes in seen.withLock { $0 += changes.count } }
+        let value = try parsed("1")
+        for _ in 0..<150_000 {
+            _ = try await database!.write(WriteRequest(path: Path(keys: ["n"]), operation: .set(value)))
+        }
+        #expect(seen.withLock { $0 } == 150_000)
+        database = nil
     }
 
     @Test func pushKeysFollowWriteOrder() async throws {

@@ -267,13 +267,13 @@ public final class Database: Sendable {
     }
 }
 
-/// A change as it became visible to readers: its sequence number, what it did, and the tree
-/// after it.
 /// The change feed's subscriber (see ``Database/observe(_:)``).
 struct ChangeObserver: Sendable {
     let call: @Sendable ([PublishedChange]) -> Void
 }
 
+/// A change as it became visible to readers: its sequence number, what it did, and the tree
+/// after it.
 public struct PublishedChange: Sendable {
     public let sequence: UInt64
     public let change: Change

@@ -11,7 +11,7 @@ public enum HearthApplication {
     /// that do not ask for it).
     static func serverBuilder(_ configuration: ServerConfiguration, metrics: ServerMetrics) throws -> HTTPServerBuilder {
         let limits = configuration.limits
-        let limiter = ConnectionLimiter(limit: limits.maxConnections)
+        let limiter = ConnectionLimiter(limit: limits.maxConnections, metrics: metrics)
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [
                 ConnectionGuardHandler(limiter: limiter, timeout: limits.requestTimeout, metrics: metrics)

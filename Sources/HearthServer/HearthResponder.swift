@@ -4,7 +4,6 @@ import HearthStorage
 import Hummingbird
 import Logging
 import NIOCore
-import NIOHTTP1
 
 /// Answers every HTTP request: Firebase's REST API on `<path>.json` and Hearth's reserved
 /// endpoints (`/.health`, `/.inspect/databases.json`).
@@ -85,6 +84,9 @@ public struct HearthResponder: HTTPResponder {
         } catch let error as PermissionDenied {
             context.logger.debug("permission denied: \(error.reason)")
             return ResponseFactory.error(.unauthorized, "Permission denied")
+        } catch is BodyEndedEarly {
+            context.logger.debug("request body ended early")
+            return ResponseFactory.error(.badRequest, "Bad request: the request body ended early.")
         } catch let error as HTTPFailure {
             if error.status == .contentTooLarge { metrics.countRefusal(.bodySize) }
             if error.status == .unauthorized { context.logger.debug("unauthorized: \(error.message)") }
@@ -93,10 +95,7 @@ public struct HearthResponder: HTTPResponder {
             metrics.countRefusal(.bodySize)
             return ResponseFactory.error(
                 .contentTooLarge, "Payload too large: the request body exceeds \(configuration.maxBodyBytes) bytes.")
-        } catch let error as HTTPParserError where error == .invalidEOFState {
-            // The client stopped sending its body (it went away, or was cut off for stalling).
-            context.logger.debug("request body ended early")
-            return ResponseFactory.error(.badRequest, "Bad request: the request body ended early.")
+
         } catch let error as StorageUnavailable {
             context.logger.error("write failed in storage: \(error.reason)")
             if error.outOfSpace { return ResponseFactory.error(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "Insufficient storage: \(error.reason)") }

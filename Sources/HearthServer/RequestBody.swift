@@ -12,13 +12,26 @@ enum RequestBody {
         let encoding = request.headers[.contentEncoding]?.trimmingCharacters(in: .whitespaces).lowercased() ?? "identity"
         switch encoding {
         case "identity", "":
-            return try await request.body.collect(upTo: limit)
+            return try await collect(request, limit: limit)
         case "gzip", "x-gzip", "deflate":
-            let compressed = try await request.body.collect(upTo: limit)
-            return try inflate(compressed, limit: limit)
+            return try inflate(try await collect(request, limit: limit), limit: limit)
         default:
             throw HTTPFailure(
                 .unsupportedMediaType, "Unsupported Content-Encoding \"\(encoding)\": send the body as it is, or gzip or deflate it.")
+        }
+    }
+
+    /// The raw body. A body that stops arriving (the client went away, or was cut off for
+    /// stalling; over HTTP/1 or HTTP/2) is a 400 nobody will read, not a server error.
+    static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch let error as NIOTooManyBytesError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw BodyEndedEarly()
         }
     }
 
@@ -32,10 +45,10 @@ enum RequestBody {
         }
         defer { inflateEnd(&stream) }
         var output = ByteBufferAllocator().buffer(capacity: min(limit, max(1024, input.readableBytes * 4)))
-        var input = input
         var finished = false
-        try input.withUnsafeMutableReadableBytes { source in
-            stream.next_in = source.baseAddress?.assumingMemoryBound(to: Bytef.self)
+        try input.withUnsafeReadableBytes { source in
+            // zlib never writes through next_in; the type just lacks `const`.
+            stream.next_in = source.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
             stream.avail_in = uInt(source.count)
             while !finished {
                 let room = limit - output.readableBytes
@@ -70,3 +83,7 @@ enum RequestBody {
         HTTPFailure(.contentTooLarge, "Payload too large: the request body exceeds \(limit) bytes once decompressed.")
     }
 }
+
+/// The request body stopped arriving before its end; answered 400 (which the client, gone or
+/// cut off, normally never reads) and logged at debug only.
+struct BodyEndedEarly: Error {}

@@ -63,6 +63,12 @@ public final class ServerMetrics: Sendable {
         case bodySize = "body_size"
     }
 
+    /// Shows the number of connections admitted and open (`max-connections` counts these).
+    func setOpenConnections(_ count: Int) {
+        registry.makeGauge(name: "hearth_connections_open", help: "Connections being served (HTTP/2: one per connection).")
+            .set(to: Double(count))
+    }
+
     /// Counts one ended stream.
     func countStreamEnd(_ reason: Outbox.EndReason) {
         registry.makeCounter(

@@ -66,13 +66,17 @@ final class NamespaceStore: @unchecked Sendable {
         if due { snapshotRunning = true }
         lock.unlock()
         guard due else { return }
-        Task.detached(priority: .background) { [self] in
+        // A thread of its own: `close` (called from async code at shutdown) waits for a snapshot
+        // under way, which must not need a thread of the concurrency pool to finish.
+        let thread = Thread { [self] in
             do {
                 try self.writeSnapshot(alreadyClaimed: true)
             } catch {
                 self.logger.error("background snapshot failed", metadata: ["error": "\(error)"])
             }
         }
+        thread.name = "hearth-snapshot"
+        thread.start()
     }
 
     /// Writes a snapshot of the committed tree, points the MANIFEST at it, then removes the

@@ -106,10 +106,16 @@ struct ServeSettings: Sendable {
         try require(maxBodyBytes > 0, "max-body-bytes must be positive.")
         try require(maxHeaderBytes >= 1024, "max-header-bytes must be at least 1024.")
         try require(maxConnections >= 1, "max-connections must be at least 1.")
-        try require(requestTimeoutSeconds >= 0.1, "request-timeout-seconds must be at least 0.1.")
+        try require(
+            requestTimeoutSeconds.isFinite && (0.1...86_400).contains(requestTimeoutSeconds),
+            "request-timeout-seconds must be between 0.1 and 86400.")
         try require(maxStreamsPerClient >= 1, "max-streams-per-client must be at least 1.")
-        try require(shutdownTimeoutSeconds >= 0, "shutdown-timeout-seconds must not be negative.")
-        try require(keepAliveSeconds >= 0.05, "keep-alive-seconds must be at least 0.05.")
+        try require(
+            shutdownTimeoutSeconds.isFinite && (0...86_400).contains(shutdownTimeoutSeconds),
+            "shutdown-timeout-seconds must be between 0 and 86400.")
+        try require(
+            keepAliveSeconds.isFinite && (0.05...86_400).contains(keepAliveSeconds),
+            "keep-alive-seconds must be between 0.05 and 86400.")
         try require(streamOutboxBytes >= 1024, "stream-outbox-bytes must be at least 1024.")
         try require(streamHistory >= 0, "stream-history must not be negative.")
         try require(segmentBytes >= 4096, "segment-bytes must be at least 4096.")

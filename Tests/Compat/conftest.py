@@ -17,10 +17,12 @@ Fixtures, from the outside in:
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -155,29 +157,34 @@ def _stop(process: subprocess.Popen) -> None:
 def _wait_until_healthy(server: HearthServer, scheme: str = "http", ca_file: str | None = None) -> str | None:
     """Polls `/.health` until it answers 200 (over HTTPS, trusting `ca_file`, for TLS servers).
 
-    Returns None on success, or a description of why the server never became healthy.
+    Returns None on success, or a description of why the server never became healthy. Each
+    probe's connection is closed before the next step (http.client, closed explicitly): a
+    kept-alive probe connection would count against a server's `--max-connections`.
     """
-    probe = requests.Session()
-    probe.trust_env = False
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     last_error = "no answer yet"
-    try:
-        while time.monotonic() < deadline:
-            code = server.process.poll()
-            if code is not None:
-                return f"hearth exited with status {code} during startup"
-            try:
-                response = probe.get(f"{scheme}://{HOST}:{server.port}/.health", timeout=1,
-                                     verify=ca_file if ca_file else True)
-                if response.status_code == 200:
-                    return None
-                last_error = f"/.health answered {response.status_code}: {response.text[:200]}"
-            except requests.RequestException as error:
-                last_error = f"{type(error).__name__}: {error}"
-            time.sleep(0.1)
-        return f"/.health not 200 within {STARTUP_TIMEOUT_SECONDS:.0f}s ({last_error})"
-    finally:
-        probe.close()
+    while time.monotonic() < deadline:
+        code = server.process.poll()
+        if code is not None:
+            return f"hearth exited with status {code} during startup"
+        if scheme == "https":
+            context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+            connection = http.client.HTTPSConnection(HOST, server.port, timeout=1, context=context)
+        else:
+            connection = http.client.HTTPConnection(HOST, server.port, timeout=1)
+        try:
+            connection.request("GET", "/.health")
+            response = connection.getresponse()
+            body = response.read()
+            if response.status == 200:
+                return None
+            last_error = f"/.health answered {response.status}: {body[:200]!r}"
+        except (OSError, http.client.HTTPException) as error:
+            last_error = f"{type(error).__name__}: {error}"
+        finally:
+            connection.close()
+        time.sleep(0.1)
+    return f"/.health not 200 within {STARTUP_TIMEOUT_SECONDS:.0f}s ({last_error})"
 
 
 def _start_server(

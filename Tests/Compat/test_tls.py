@@ -212,10 +212,12 @@ def test_sighup_reloads_the_certificate_without_dropping_connections(hearth_laun
     # Files that cannot be used: the server keeps the certificate it has, and keeps running.
     (live / "cert.pem").write_text("not a certificate")
     server.process.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while "TLS certificate reload failed" not in server.stderr_tail() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "TLS certificate reload failed" in server.stderr_tail()
     assert server.process.poll() is None
     assert served_certificate(server.port) == new_der
-    assert "TLS certificate reload failed" in server.stderr_tail()
 
 
 def test_a_client_that_never_finishes_its_handshake_is_disconnected(hearth_launcher, tmp_path):
@@ -252,3 +254,32 @@ def test_a_client_that_never_finishes_its_handshake_is_disconnected(hearth_launc
                 response += chunk
             assert response.startswith(b"HTTP/1.1 200"), attempt
             time.sleep(1.2)
+
+
+def test_an_http2_connection_over_the_connection_limit_gets_503(hearth_launcher, tmp_path):
+    cert, key = make_certificate(tmp_path)
+    server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="tls-limit",
+                             extra_args=["--tls-cert", str(cert), "--tls-key", str(key), "--max-connections", "1",
+                                         "--request-timeout-seconds", "30"],
+                             probe_scheme="https", ca_file=str(cert))
+    # The health probe's connection may still be closing: wait until a client is admitted.
+    base = f"https://{HOST}:{server.port}"
+    deadline = time.monotonic() + 10
+    while True:
+        holder = session_for(cert)
+        if holder.get(f"{base}/.json").status_code == 200:
+            break
+        holder.close()
+        assert time.monotonic() < deadline, "the probe's slot never came back"
+        time.sleep(0.2)
+    curl = shutil.which("curl")
+    started = time.monotonic()
+    result = subprocess.run([curl, "-s", "--cacert", str(cert), "--http2", "-H", "Authorization: Bearer owner",
+                             "-w", "\n%{http_version} %{http_code}", f"{base}/.json"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout.endswith("2 503"), (result.stdout, result.stderr)
+    assert "limit of 1 connections" in result.stdout
+    # curl waits for the server to close the refused connection (2 s), not for a timeout.
+    assert time.monotonic() - started < 10
+    # The admitted client is served all along.
+    assert holder.get(f"{base}/.json").status_code == 200

@@ -12,31 +12,31 @@ import NIOHTTPTypes
 /// - a client that does not deliver a request head within `requestTimeout` (counted from the
 ///   connection's start or the previous response's end: slow-loris clients and idle
 ///   keep-alive connections alike), or pauses longer than that inside a body, is disconnected.
-///   Responses, streams included, are never timed: only what the client owes.
+///   Responses, streams included, are never timed: only what the client owes. With pipelined
+///   requests, the next head is owed only once every request before it is answered.
 final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    enum State {
-        /// Waiting for the client's next request head (timed).
-        case awaitingHead
-        /// Reading a request body (each pause timed).
-        case readingBody
-        /// The request is in; the server is answering (not timed).
-        case responding
-        /// The connection was refused or broke a limit; it is closing and reads are dropped.
-        case closing
-    }
-
     private let limiter: ConnectionLimiter
     private let timeout: TimeAmount
-    private var state = State.awaitingHead
+    private let metrics: ServerMetrics
     private var timer: Scheduled<Void>?
     private var admitted = true
     private var isHTTP2Stream = false
-    private let metrics: ServerMetrics
+    /// Requests whose head has arrived and whose response has not ended. HTTP/1 clients may
+    /// pipeline, so this can exceed one.
+    private var unanswered = 0
+    /// A request body is being read (its pauses are timed).
+    private var readingBody = false
+    /// The connection was refused or broke a limit: it is closing and reads are dropped.
+    private var closing = false
+
+    /// Refused connections are closed after this long if they send nothing, so that they do
+    /// not hold a descriptor for the whole request timeout.
+    static let refusedGrace = TimeAmount.seconds(2)
 
     init(limiter: ConnectionLimiter, timeout: Duration, metrics: ServerMetrics) {
         self.limiter = limiter
@@ -50,22 +50,20 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         admitted = limiter.admit(connection)
         // HTTP has started: the connection's own setup deadline (TLS handshake) is met.
         SetupDeadlineHandler.lift(on: connection)
-        armTimer(context: context)
+        armTimer(context: context, after: admitted ? timeout : min(timeout, ConnectionGuardHandler.refusedGrace))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        cancelTimer()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        cancelTimer()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard state != .closing else { return }
+        guard !closing else { return }
         switch unwrapInboundIn(data) {
         case .head:
             guard admitted else {
@@ -75,33 +73,39 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
                     message: "Service unavailable: the server is serving its limit of \(limiter.limit) connections; try again later.")
                 return
             }
-            state = .readingBody
-            armTimer(context: context)
+            unanswered += 1
+            readingBody = true
+            armTimer(context: context, after: timeout)
         case .body:
-            if state == .readingBody { armTimer(context: context) }
+            if readingBody { armTimer(context: context, after: timeout) }
         case .end:
-            // (If the answer went out before the body was read, the next head is owed already.)
-            if state == .readingBody {
-                state = .responding
-                cancelTimer()
-            }
+            readingBody = false
+            cancelTimer()
+            // (If every answer went out before this body was read, the next head is owed now.)
+            if unanswered == 0 { armTimer(context: context, after: timeout) }
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), state == .responding || state == .readingBody {
-            // The answer is complete (possibly before the body was read): the client's next
-            // request head is owed from now.
-            state = .awaitingHead
-            armTimer(context: context)
+        if case .end = unwrapOutboundIn(data), unanswered > 0 {
+            unanswered -= 1
+            // Everything asked is answered: the client's next request head is owed from now.
+            if unanswered == 0 && !readingBody { armTimer(context: context, after: timeout) }
         }
         context.write(data, promise: promise)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let parserError = error as? HTTPParserError, parserError == .headerOverflow, state != .closing {
+        if let parserError = error as? HTTPParserError, parserError == .headerOverflow, !closing {
             metrics.countRefusal(.headerSize)
+            guard unanswered == 0 else {
+                // A response is under way: a 431 now would land inside it. Just close.
+                closing = true
+                cancelTimer()
+                context.close(promise: nil)
+                return
+            }
             reject(
                 context: context, status: HTTPResponse.Status(code: 431, reasonPhrase: "Request Header Fields Too Large"),
                 message: "Request header fields too large: the request line and headers exceed the server's limit.")
@@ -110,15 +114,16 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.fireErrorCaught(error)
     }
 
-    private func armTimer(context: ChannelHandlerContext) {
+    /// (Re)starts the one timer: when it fires, the client owed something for `delay` and the
+    /// connection is closed.
+    private func armTimer(context: ChannelHandlerContext, after delay: TimeAmount) {
         timer?.cancel()
-        guard state == .awaitingHead || state == .readingBody else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: timeout) {
+        timer = context.eventLoop.scheduleTask(in: delay) {
             let (handler, context) = loopBound.value
-            guard handler.state == .awaitingHead || handler.state == .readingBody else { return }
-            handler.state = .closing
-            handler.metrics.countRefusal(.timeout)
+            guard !handler.closing else { return }
+            handler.closing = true
+            handler.metrics.countRefusal(handler.admitted ? .timeout : .connections)
             context.close(promise: nil)
         }
     }
@@ -131,7 +136,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// Answers with `status` and a Firebase-style error body, then closes: for HTTP/1 the
     /// sending side first, so the client reads the answer before the connection goes.
     private func reject(context: ChannelHandlerContext, status: HTTPResponse.Status, message: String) {
-        state = .closing
+        closing = true
         cancelTimer()
         let body = ByteBuffer(bytes: ResponseFactory.errorBody(message))
         var fields: HTTPFields = [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)]

@@ -12,9 +12,12 @@ final class ConnectionLimiter: Sendable {
         var verdicts: [ObjectIdentifier: Bool] = [:]
     }
     private let state = Mutex(State())
+    /// Where the number of admitted connections is shown (`hearth_connections_open`).
+    private let metrics: ServerMetrics?
 
-    init(limit: Int) {
+    init(limit: Int, metrics: ServerMetrics? = nil) {
         self.limit = limit
+        self.metrics = metrics
     }
 
     /// The number of connections admitted and still open.
@@ -23,18 +26,22 @@ final class ConnectionLimiter: Sendable {
     /// Whether `connection` may be served; the first call for a connection decides.
     func admit(_ connection: any Channel) -> Bool {
         let id = ObjectIdentifier(connection)
-        let (verdict, firstSight) = state.withLock { state -> (Bool, Bool) in
-            if let verdict = state.verdicts[id] { return (verdict, false) }
+        let (verdict, firstSight, open) = state.withLock { state -> (Bool, Bool, Int) in
+            if let verdict = state.verdicts[id] { return (verdict, false, state.admitted) }
             let verdict = state.admitted < limit
             state.verdicts[id] = verdict
             if verdict { state.admitted += 1 }
-            return (verdict, true)
+            return (verdict, true, state.admitted)
         }
         if firstSight {
+            if verdict { metrics?.setOpenConnections(open) }
             connection.closeFuture.whenComplete { [self] _ in
-                state.withLock { state in
-                    if state.verdicts.removeValue(forKey: id) == true { state.admitted -= 1 }
+                let open = state.withLock { state -> Int? in
+                    guard state.verdicts.removeValue(forKey: id) == true else { return nil }
+                    state.admitted -= 1
+                    return state.admitted
                 }
+                if let open { metrics?.setOpenConnections(open) }
             }
         }
         return verdict

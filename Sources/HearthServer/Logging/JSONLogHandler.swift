@@ -15,8 +15,21 @@ public struct JSONLogHandler: LogHandler {
     /// A handler writing to standard error.
     public init(label: String) {
         self.init(label: label) { line in
-            // One write per line, so lines from concurrent requests do not interleave.
-            line.withUnsafeBytes { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
+            // One write per line, so lines from concurrent requests do not interleave (short
+            // writes and EINTR are resumed).
+            line.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written > 0 {
+                        offset += written
+                    } else if written < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        return
+                    }
+                }
+            }
         }
     }
 
@@ -40,7 +53,11 @@ public struct JSONLogHandler: LogHandler {
             ("source", event.source),
         ]
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        for key in merged.keys.sorted() { fields.append((key, merged[key]!.description)) }
+        // Metadata never shadows the fixed fields: a colliding key gets a `meta.` prefix.
+        let fixed = Set(fields.map(\.0))
+        for key in merged.keys.sorted() {
+            fields.append((fixed.contains(key) ? "meta." + key : key, merged[key]!.description))
+        }
         var line = "{"
         for (index, (key, value)) in fields.enumerated() {
             if index > 0 { line += "," }

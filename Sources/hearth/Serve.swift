@@ -131,16 +131,10 @@ struct Serve: AsyncParsableCommand {
     func resolveSettings() async throws -> ResolvedSettings {
         let environment = ProcessInfo.processInfo.environment
         do {
-            let resolved = try await ResolvedSettings.resolve(
+            return try await ResolvedSettings.resolve(
                 flags: flagValues, environment: environment, configFile: config ?? environment["HEARTH_CONFIG"])
-            guard NamespaceRegistry.isValidName(resolved.settings.defaultNamespace) else {
-                throw SettingsError("default-namespace must be 1-63 characters of a-z, 0-9, '-' and '_'.")
-            }
-            guard FsyncPolicy(resolved.settings.fsync) != nil else {
-                throw SettingsError("fsync must be always, none, interval or interval:<ms>.")
-            }
-            return resolved
-        } catch let error as SettingsError {
+        } catch {
+            // `resolve` throws only `SettingsError`: a message for the operator.
             FileHandle.standardError.write(Data("hearth serve: \(error)\n".utf8))
             throw ExitCode(2)
         }

@@ -1,4 +1,6 @@
 import Configuration
+import HearthServer
+import HearthStorage
 
 /// Everything `hearth serve` can be told, with its defaults.
 ///
@@ -102,6 +104,10 @@ struct ServeSettings: Sendable {
             if !condition { throw SettingsError(message) }
         }
         try require((0...65535).contains(port), "port must be 0-65535.")
+        try require(
+            NamespaceRegistry.isValidName(defaultNamespace),
+            "default-namespace must be 1-63 characters of a-z, 0-9, '-' and '_'.")
+        try require(FsyncPolicy(fsync) != nil, "fsync must be always, none, interval or interval:<ms>.")
         try require((tlsCert == nil) == (tlsKey == nil), "tls-cert and tls-key go together.")
         try require(maxBodyBytes > 0, "max-body-bytes must be positive.")
         try require(maxHeaderBytes >= 1024, "max-header-bytes must be at least 1024.")

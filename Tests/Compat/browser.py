@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -45,3 +46,28 @@ def start_browser(log_path: Path, what: str, downloads: Path | None = None):
         except Exception:  # noqa: BLE001 - older drivers: the preference above does the same
             pass
     return driver
+
+
+def wait_until(driver, condition: Callable[[Any], Any], what: str, timeout: float,
+               diagnostics: Callable[[], str]):
+    """Polls `condition(driver)` until it is truthy and returns it; fails the test with
+    `diagnostics()` after `timeout` seconds. Elements redrawn meanwhile are retried."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+    except TimeoutException:
+        pytest.fail(f"timed out after {timeout}s waiting for {what}\n{diagnostics()}", pytrace=False)
+
+
+def browser_errors(driver, everything: bool = False) -> list[str]:
+    """Severe browser console entries (script errors, CSP violations). Failed requests (an
+    expected 401 or 400, a missing favicon) are left out unless `everything`."""
+    try:
+        entries = driver.get_log("browser")
+    except Exception:  # noqa: BLE001 - logging is best effort
+        return []
+    return [entry["message"] for entry in entries
+            if everything or (entry.get("level") == "SEVERE" and "Failed to load resource" not in entry["message"])]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import socket
 
+import requests
 from firebase_admin import credentials
 
 HOST = "127.0.0.1"  # the only address the suite ever contacts
@@ -80,3 +82,22 @@ class EmulatorOnlyCredential(credentials.Base):
             "firebase-admin tried to fetch real Google credentials; "
             "the compat suite must only run in emulator mode"
         )
+
+
+def local_session() -> requests.Session:
+    """A requests session that ignores proxy settings, for the loopback server."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    """Everything `connection` receives until the peer closes it (or resets it, or the
+    socket's timeout passes)."""
+    received = b""
+    try:
+        while chunk := connection.recv(65536):
+            received += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return received

@@ -76,6 +76,15 @@ class HearthServer:
         """The emulator-style database URL firebase-admin accepts for `namespace`."""
         return f"{self.base_url}/?ns={namespace}"
 
+    def wait_for_log(self, text: str, seconds: float = 10) -> bool:
+        """Waits until the server's stderr contains `text`; False if it did not in time."""
+        deadline = time.monotonic() + seconds
+        while text not in self.stderr_tail(1_000_000):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
     def stderr_tail(self, limit: int = 4000) -> str:
         """The last `limit` characters the server wrote to stderr."""
         try:

@@ -9,7 +9,8 @@ import json
 import os
 import subprocess
 
-import requests
+from compat_helpers import local_session
+
 
 SECRET = "s3cret-admin-token-that-must-not-show"
 
@@ -100,8 +101,7 @@ def test_server_runs_with_the_file_and_environment_settings(hearth_launcher, tmp
     monkeypatch.setenv("HEARTH_MAX_BODY_BYTES", "200")
     server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="config",
                              extra_args=["--config", str(config)])
-    client = requests.Session()
-    client.trust_env = False
+    client = local_session()
     assert client.put(f"{server.base_url}/a.json", json="x" * 100, timeout=10).status_code == 200
     too_big = client.put(f"{server.base_url}/a.json", json="x" * 300, timeout=10)
     assert too_big.status_code == 413

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import requests
 
-from browser import start_browser
+from browser import browser_errors, start_browser, wait_until
 from compat_helpers import HOST, HTTP_TIMEOUT_SECONDS
 
 WAIT_SECONDS = 20  # generous: the machine may be busy
@@ -123,14 +123,7 @@ class Dashboard:
     # ---- browser helpers ----
 
     def wait(self, condition: Callable[[Any], Any], what: str, timeout: float = WAIT_SECONDS):
-        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.1,
-                                 ignored_exceptions=(StaleElementReferenceException,)).until(condition)
-        except TimeoutException:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{self.diagnostics()}", pytrace=False)
+        return wait_until(self.driver, condition, what, timeout, self.diagnostics)
 
     def text(self, element_id: str) -> str:
         return self.driver.execute_script("return document.getElementById(arguments[0]).textContent;", element_id)
@@ -196,17 +189,6 @@ class Dashboard:
             state = f"<page state unavailable: {error}>"
         return f"page: {state}\nbrowser log: {browser_errors(self.driver, everything=True)}\n" \
                f"--- server stderr ---\n{self.server.stderr_tail(2000)}"
-
-
-def browser_errors(driver, everything: bool = False) -> list[str]:
-    """Severe browser console entries (script errors). Failed requests are expected (the first
-    connect is refused with 401, the HTTP server has no favicon) and left out unless `everything`."""
-    try:
-        entries = driver.get_log("browser")
-    except Exception:  # noqa: BLE001 - logging is best effort
-        return []
-    return [entry["message"] for entry in entries
-            if everything or (entry.get("level") == "SEVERE" and "Failed to load resource" not in entry["message"])]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import zlib
 import pytest
 import requests
 
-from compat_helpers import HOST
+from compat_helpers import HOST, local_session, read_until_closed
 
 TIMEOUT_SECONDS = 2
 MAX_HEADER_BYTES = 4096
@@ -37,24 +37,12 @@ def limited(hearth_launcher, tmp_path):
     ])
 
 
-def session() -> requests.Session:
-    client = requests.Session()
-    client.trust_env = False
-    return client
-
-
 def exchange(port: int, raw: bytes, read_seconds: float = 5) -> bytes:
     """Sends `raw` on a new connection and returns everything read until the server closes."""
     with socket.create_connection((HOST, port)) as connection:
         connection.sendall(raw)
         connection.settimeout(read_seconds)
-        received = b""
-        try:
-            while chunk := connection.recv(65536):
-                received += chunk
-        except (socket.timeout, ConnectionResetError):
-            pass
-        return received
+        return read_until_closed(connection)
 
 
 def status_and_body(raw: bytes) -> tuple[int, dict]:
@@ -71,7 +59,7 @@ def open_stream(port: int) -> socket.socket:
 
 
 def metric(base_url: str, reason: str) -> float:
-    text = session().get(f"{base_url}/.metrics", timeout=10).text
+    text = local_session().get(f"{base_url}/.metrics", timeout=10).text
     for line in text.splitlines():
         if line.startswith(f'hearth_limit_refusals_total{{reason="{reason}"}}'):
             return float(line.split()[-1])
@@ -79,7 +67,7 @@ def metric(base_url: str, reason: str) -> float:
 
 
 def test_oversized_request_head_is_answered_431_and_the_server_carries_on(limited):
-    client = session()
+    client = local_session()
     assert client.put(f"{limited.base_url}/kept.json", json=1, timeout=10).status_code == 200
     raw = exchange(limited.port, b"PUT /kept.json HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nX-Padding: "
                    + b"a" * (MAX_HEADER_BYTES * 2) + b"\r\n\r\n2")
@@ -92,7 +80,7 @@ def test_oversized_request_head_is_answered_431_and_the_server_carries_on(limite
 
 
 def test_slow_loris_client_is_disconnected_while_others_are_served(limited):
-    client = session()
+    client = local_session()
     stalled = socket.create_connection((HOST, limited.port))
     stalled.sendall(b"GET /.json HTTP/1.1\r\nHost: x\r\n")
     started = time.monotonic()
@@ -119,18 +107,14 @@ def test_slow_loris_client_is_disconnected_while_others_are_served(limited):
 
 
 def test_body_that_stops_arriving_is_cut_off_and_nothing_is_written(limited):
-    client = session()
+    client = local_session()
     timeouts_before = metric(limited.base_url, "timeout")
     stalled = socket.create_connection((HOST, limited.port))
     # A valid JSON prefix ("12345" of a 20-byte number): only the stall can stop the write.
     stalled.sendall(b"PUT /half.json HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n12345")
     stalled.settimeout(TIMEOUT_SECONDS + 3)
     started = time.monotonic()
-    try:
-        while stalled.recv(1024):
-            pass
-    except (socket.timeout, ConnectionResetError):
-        pass
+    read_until_closed(stalled)
     elapsed = time.monotonic() - started
     stalled.close()
     assert TIMEOUT_SECONDS * 0.8 <= elapsed <= TIMEOUT_SECONDS + 2
@@ -145,11 +129,7 @@ def test_idle_keep_alive_connection_is_closed_after_the_timeout(limited):
     received = connection.recv(65536)
     assert received.startswith(b"HTTP/1.1 200")
     started = time.monotonic()
-    try:
-        while connection.recv(1024):
-            pass
-    except (socket.timeout, ConnectionResetError):
-        pass
+    read_until_closed(connection)
     assert TIMEOUT_SECONDS * 0.8 <= time.monotonic() - started <= TIMEOUT_SECONDS + 2
     connection.close()
 
@@ -181,7 +161,7 @@ def test_pipelined_requests_are_all_answered_and_a_pipelined_stream_is_not_timed
     assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
     # The stream answered last outlives the request timeout and still gets events.
     time.sleep(TIMEOUT_SECONDS + 1)
-    assert session().put(f"{limited.base_url}/p.json", json="later", timeout=5).status_code == 200
+    assert local_session().put(f"{limited.base_url}/p.json", json="later", timeout=5).status_code == 200
     received = rest
     deadline = time.monotonic() + 5
     while b'"data":"later"' not in received and time.monotonic() < deadline:
@@ -234,12 +214,12 @@ def test_connections_beyond_the_limit_get_503_and_slots_come_back(hearth_launche
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
-            if session().get(f"{server.base_url}/.json", timeout=5).status_code == 200:
+            if local_session().get(f"{server.base_url}/.json", timeout=5).status_code == 200:
                 break
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    assert session().get(f"{server.base_url}/.json", timeout=5).status_code == 200
+    assert local_session().get(f"{server.base_url}/.json", timeout=5).status_code == 200
     # The 503 and the silent one, at least (retries while the probe's slot came back count too).
     assert metric(server.base_url, "connections") >= refused_before + 2
 
@@ -255,7 +235,7 @@ def test_streams_beyond_the_per_client_limit_get_429_and_closing_one_frees_a_slo
         assert status == 429
         assert "Too many streams" in body["error"]
         # Plain reads are not streams and are not limited.
-        assert session().get(f"{limited.base_url}/.json", timeout=5).status_code == 200
+        assert local_session().get(f"{limited.base_url}/.json", timeout=5).status_code == 200
     finally:
         streams[0].close()
     deadline = time.monotonic() + 5
@@ -276,7 +256,7 @@ def test_streams_beyond_the_per_client_limit_get_429_and_closing_one_frees_a_slo
     ("deflate", zlib.compress),
 ])
 def test_compressed_request_bodies_are_accepted(limited, encoding, compress):
-    client = session()
+    client = local_session()
     value = {"device": "imp-1", "result": "pass", "readings": list(range(50))}
     body = compress(json.dumps(value).encode())
     put = client.put(f"{limited.base_url}/gz.json", data=body, headers={"Content-Encoding": encoding}, timeout=10)
@@ -289,7 +269,7 @@ def test_compressed_request_bodies_are_accepted(limited, encoding, compress):
 
 
 def test_compression_bomb_is_refused_413_and_nothing_changes(limited):
-    client = session()
+    client = local_session()
     assert client.put(f"{limited.base_url}/target.json", json="before", timeout=10).status_code == 200
     # 1 MB of JSON that compresses to about 1 KB: over the 10,000-byte limit once inflated.
     bomb = gzip.compress(json.dumps("x" * 1_000_000).encode())
@@ -309,7 +289,7 @@ def test_compression_bomb_is_refused_413_and_nothing_changes(limited):
     ({"Content-Encoding": "br"}, b"\x0b\x02\x80{}\x03", 415),
 ])
 def test_bad_compressed_bodies_get_clear_errors_and_change_nothing(limited, headers, data, status):
-    client = session()
+    client = local_session()
     assert client.put(f"{limited.base_url}/bad.json", json="before", timeout=10).status_code == 200
     response = client.put(f"{limited.base_url}/bad.json", data=data, headers=headers, timeout=10)
     assert response.status_code == status
@@ -318,7 +298,7 @@ def test_bad_compressed_bodies_get_clear_errors_and_change_nothing(limited, head
 
 
 def test_every_response_names_its_request_id(limited):
-    client = session()
+    client = local_session()
     first = client.get(f"{limited.base_url}/.json", timeout=5).headers.get("X-Request-Id")
     second = client.get(f"{limited.base_url}/.json", timeout=5).headers.get("X-Request-Id")
     assert first and second and first != second

@@ -13,15 +13,9 @@ import time
 
 import requests
 
-from compat_helpers import HOST
+from compat_helpers import HOST, local_session, read_until_closed
 
 SHUTDOWN_TIMEOUT_SECONDS = 2
-
-
-def session() -> requests.Session:
-    client = requests.Session()
-    client.trust_env = False
-    return client
 
 
 def test_sigterm_finishes_writes_ends_streams_and_exits_0_in_bounded_time(hearth_launcher, tmp_path):
@@ -43,7 +37,7 @@ def test_sigterm_finishes_writes_ends_streams_and_exits_0_in_bounded_time(hearth
     stop = threading.Event()
 
     def writer(index: int) -> None:
-        client = session()
+        client = local_session()
         while not stop.is_set():
             try:
                 response = client.post(f"{server.base_url}/log.json", json={"writer": index}, timeout=10)
@@ -68,12 +62,7 @@ def test_sigterm_finishes_writes_ends_streams_and_exits_0_in_bounded_time(hearth
     assert len(acknowledged) > 0
     # Every stream was ended by the server (the chunked body's last chunk), not cut.
     for stream in streams:
-        received = b""
-        try:
-            while chunk := stream.recv(65536):
-                received += chunk
-        except (socket.timeout, ConnectionResetError):
-            pass
+        received = read_until_closed(stream)
         assert received.endswith(b"0\r\n\r\n"), received[-200:]
         stream.close()
     stalled.close()
@@ -81,17 +70,17 @@ def test_sigterm_finishes_writes_ends_streams_and_exits_0_in_bounded_time(hearth
 
     # Everything acknowledged (under fsync=interval, flushed at shutdown) is there after a restart.
     restarted = hearth_launcher(data, tmp_path, emulator=True, log_name="shutdown-restart")
-    stored = session().get(f"{restarted.base_url}/log.json", timeout=30).json() or {}
+    stored = local_session().get(f"{restarted.base_url}/log.json", timeout=30).json() or {}
     missing = [name for name in acknowledged if name not in stored]
     assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged writes lost"
-    assert session().get(f"{restarted.base_url}/stalled.json", timeout=10).json() is None
+    assert local_session().get(f"{restarted.base_url}/stalled.json", timeout=10).json() is None
 
 
 def test_json_logs_carry_request_ids_and_never_tokens(hearth_launcher, tmp_path):
     token = "never-log-this-token-0123456789abcdef"
     server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="jsonlog", extra_args=[
         "--log-format", "json", "--log-level", "debug", "--admin-token", token])
-    client = session()
+    client = local_session()
     response = client.put(f"{server.base_url}/secret.json", params={"auth": token}, json={"a": 1}, timeout=10)
     assert response.status_code == 200
     request_id = response.headers["X-Request-Id"]
@@ -113,9 +102,6 @@ def test_json_logs_carry_request_ids_and_never_tokens(hearth_launcher, tmp_path)
 def test_sighup_without_tls_does_not_stop_the_server(hearth_launcher, tmp_path):
     server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="hup")
     server.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while "nothing to reload" not in server.stderr_tail() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "nothing to reload" in server.stderr_tail()
+    assert server.wait_for_log("nothing to reload")
     assert server.process.poll() is None
-    assert session().get(f"{server.base_url}/.health", timeout=10).status_code == 200
+    assert local_session().get(f"{server.base_url}/.health", timeout=10).status_code == 200

@@ -7,36 +7,72 @@
 public struct ChildKey: Sendable, Hashable {
     /// The name as written.
     public let string: String
+    /// The integer reading (see ``integerValue``); meaningful only with `integerFlag`.
+    @usableFromInline let integer: Int32
+    /// Facts about the bytes, found once when the key is made: `asciiFlag`, `plainFlag`,
+    /// `arrayIndexFlag`, `integerFlag`.
+    @usableFromInline let flags: UInt8
+
+    @usableFromInline static let asciiFlag: UInt8 = 1
+    @usableFromInline static let plainFlag: UInt8 = 2
+    @usableFromInline static let arrayIndexFlag: UInt8 = 4
+    @usableFromInline static let integerFlag: UInt8 = 8
+
     /// The value of the name as a 32-bit integer under Firebase's rule, if it reads as one.
-    public let integerValue: Int32?
-    /// True if the name is all ASCII, so comparing bytes is comparing UTF-16 code units.
-    @usableFromInline let isASCII: Bool
+    @inlinable
+    public var integerValue: Int32? { flags & ChildKey.integerFlag != 0 ? integer : nil }
+
+    /// A key from its parts, as ``ChildEntry`` stores them.
+    @inlinable
+    init(string: String, integer: Int32, flags: UInt8) {
+        self.string = string
+        self.integer = integer
+        self.flags = flags
+    }
 
     /// Makes a key without validating it. Use ``KeyValidator`` for untrusted input.
     @inlinable
     public init(_ string: String) {
         var copy = string
-        let (integer, ascii) = copy.withUTF8 { bytes in
-            (ChildKey.parseInteger(bytes: bytes), ChildKey.isASCII(UnsafeRawBufferPointer(bytes)))
+        self = copy.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            return ChildKey(string: string, utf8: raw, isASCII: ChildKey.isASCII(raw), isPlain: ChildKey.isPlain(raw))
         }
-        self.init(string: string, integerValue: integer, isASCII: ascii)
     }
 
-    /// Makes a key from bytes already known to be valid UTF-8.
+    /// Makes a key from a string and its UTF-8 bytes, with what the caller already knows of them.
+    ///
+    /// - Parameters:
+    ///   - isASCII: no byte is 0x80 or above.
+    ///   - isPlain: no byte needs escaping in JSON (control characters, `"` and `\`).
     @inlinable
-    init(string: String, integerValue: Int32?, isASCII: Bool) {
+    init(string: String, utf8 bytes: UnsafeRawBufferPointer, isASCII: Bool, isPlain: Bool) {
+        let integer = ChildKey.parseInteger(bytes: bytes.assumingMemoryBound(to: UInt8.self))
+        var flags: UInt8 = (isASCII ? ChildKey.asciiFlag : 0) | (isPlain ? ChildKey.plainFlag : 0)
+        if let integer {
+            flags |= ChildKey.integerFlag
+            if integer >= 0, bytes[0] != UInt8(ascii: "-"), bytes.count == 1 || bytes[0] != UInt8(ascii: "0") {
+                flags |= ChildKey.arrayIndexFlag
+            }
+        }
         self.string = string
-        self.integerValue = integerValue
-        self.isASCII = isASCII
+        self.integer = integer ?? 0
+        self.flags = flags
     }
 
-    /// Makes a key from its UTF-8 bytes, which must be valid UTF-8.
+    /// True if the name is all ASCII, so comparing bytes is comparing UTF-16 code units.
     @inlinable
-    init(validUTF8 bytes: UnsafeRawBufferPointer, isASCII: Bool) {
-        self.init(
-            string: String(decoding: bytes, as: UTF8.self),
-            integerValue: ChildKey.parseInteger(bytes: bytes.assumingMemoryBound(to: UInt8.self)),
-            isASCII: isASCII)
+    var isASCII: Bool { flags & ChildKey.asciiFlag != 0 }
+
+    /// True if no byte of the name needs escaping in JSON, so it can be written as it is.
+    @inlinable
+    var isPlain: Bool { flags & ChildKey.plainFlag != 0 }
+
+    /// True if no byte needs escaping in a JSON string (control characters, `"` and `\`).
+    @usableFromInline
+    static func isPlain(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        for byte in bytes where byte < 0x20 || byte == 0x22 || byte == 0x5C { return false }
+        return true
     }
 
     @usableFromInline
@@ -57,7 +93,8 @@ public struct ChildKey: Sendable, Hashable {
     static func parseInteger(bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
         var index = 0
         let count = bytes.count
-        if count == 0 { return nil }
+        // Most names start with neither a digit nor a minus sign.
+        if count == 0 || (bytes[0] &- UInt8(ascii: "0") > 9 && bytes[0] != UInt8(ascii: "-")) { return nil }
         var negative = false
         if bytes[0] == UInt8(ascii: "-") {
             negative = true
@@ -81,11 +118,7 @@ public struct ChildKey: Sendable, Hashable {
 
     /// True if the name is a canonical non-negative array index (`0`, `1`, ... without leading zeros).
     @inlinable
-    public var isArrayIndex: Bool {
-        guard let value = integerValue, value >= 0 else { return false }
-        let utf8 = string.utf8
-        return utf8.first != UInt8(ascii: "-") && (utf8.count == 1 || utf8.first != UInt8(ascii: "0"))
-    }
+    public var isArrayIndex: Bool { flags & ChildKey.arrayIndexFlag != 0 }
 }
 
 extension ChildKey: Comparable {
@@ -111,24 +144,40 @@ extension ChildKey: Comparable {
     /// Three-way comparison in Firebase key order: negative, zero or positive.
     @inlinable
     public static func compare(_ lhs: ChildKey, _ rhs: ChildKey) -> Int {
-        switch (lhs.integerValue, rhs.integerValue) {
-        case let (a?, b?):
-            if a != b { return a < b ? -1 : 1 }
-            let lengthDifference = lhs.string.utf8.count - rhs.string.utf8.count
+        compare(lhs.string, lhs.integer, lhs.flags, rhs.string, rhs.integer, rhs.flags)
+    }
+
+    /// ``compare(_:_:)`` on the parts of two keys, so that entries compare without making keys.
+    @inlinable
+    static func compare(
+        _ lhs: String, _ lhsInteger: Int32, _ lhsFlags: UInt8, _ rhs: String, _ rhsInteger: Int32, _ rhsFlags: UInt8
+    ) -> Int {
+        let lhsIsInteger = lhsFlags & integerFlag != 0
+        let rhsIsInteger = rhsFlags & integerFlag != 0
+        if lhsIsInteger != rhsIsInteger { return lhsIsInteger ? -1 : 1 }
+        if lhsIsInteger {
+            if lhsInteger != rhsInteger { return lhsInteger < rhsInteger ? -1 : 1 }
+            let lengthDifference = lhs.utf8.count - rhs.utf8.count
             if lengthDifference != 0 { return lengthDifference }
-            return UTF16Order.compare(lhs.string, rhs.string)
-        case (.some, .none):
-            return -1
-        case (.none, .some):
-            return 1
-        case (.none, .none):
-            if lhs.isASCII && rhs.isASCII {
-                // ASCII strings compare by bytes in the standard library's fast path.
-                if lhs.string == rhs.string { return 0 }
-                return lhs.string < rhs.string ? -1 : 1
-            }
-            return UTF16Order.compare(lhs.string, rhs.string)
+            return UTF16Order.compare(lhs, rhs)
         }
+        guard lhsFlags & rhsFlags & asciiFlag != 0 else { return UTF16Order.compare(lhs, rhs) }
+        let (lowA, highA) = StringLayout.words(lhs)
+        let (lowB, highB) = StringLayout.words(rhs)
+        if StringLayout.isSmall(highA) && StringLayout.isSmall(highB) {
+            // Both up to 15 bytes, held in registers: byte order is the order of the
+            // big-endian words (zero padding sorts a prefix first).
+            let a = lowA.byteSwapped
+            let b = lowB.byteSwapped
+            if a != b { return a < b ? -1 : 1 }
+            let c = StringLayout.payload(highA).byteSwapped
+            let d = StringLayout.payload(highB).byteSwapped
+            if c != d { return c < d ? -1 : 1 }
+            return StringLayout.count(highA) - StringLayout.count(highB)
+        }
+        // ASCII strings compare by bytes in the standard library's fast path.
+        if lhs == rhs { return 0 }
+        return lhs < rhs ? -1 : 1
     }
 }
 

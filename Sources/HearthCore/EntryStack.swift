@@ -33,19 +33,25 @@ struct EntryStack: ~Copyable {
         capacity = newCapacity
     }
 
-    /// The key of the top entry.
+    /// Compares the top entry's key with `key` (``ChildKey/compare(_:_:)``), without copying it.
     @inline(__always)
-    var lastKey: ChildKey { base[count - 1].key }
+    func compareLastKey(with key: ChildKey) -> Int {
+        base[count - 1].compareKey(with: key)
+    }
 
-    /// Moves the entries from `start` to the top into an exactly sized array.
+    /// Lets `body` rearrange the entries from `start` to the top in place; `body` returns how
+    /// many remain initialized at the front (it deinitializes or moves out the others).
     @inline(__always)
-    mutating func pop(from start: Int) -> ContiguousArray<ChildEntry> {
-        let moved = count - start
-        let source = base + start
+    mutating func rearrange(from start: Int, _ body: (UnsafeMutableBufferPointer<ChildEntry>) throws(DataError) -> Int) throws(DataError) {
+        let remaining = try body(UnsafeMutableBufferPointer(start: base + start, count: count - start))
+        count = start + remaining
+    }
+
+    /// Moves the entries from `start` to the top (in key order, no duplicate keys) into a map.
+    @inline(__always)
+    mutating func popMap(from start: Int) -> ChildMap {
+        let map = ChildMap(movingSortedEntries: UnsafeMutableBufferPointer(start: base + start, count: count - start))
         count = start
-        return ContiguousArray(unsafeUninitializedCapacity: moved) { output, initialized in
-            output.baseAddress!.moveInitialize(from: source, count: moved)
-            initialized = moved
-        }
+        return map
     }
 }

@@ -6,22 +6,48 @@ extension JSONParser {
     mutating func parseString() throws(DataError) -> String {
         let (start, length, ascii) = try scanPlainString()
         guard length >= 0 else { return try parseEscapedString(start: start) }
-        return try JSONParser.makeString(UnsafeRawBufferPointer(start: base + start, count: length), isASCII: ascii)
+        guard ascii || UTF8Validation.isValid(UnsafeRawBufferPointer(start: base + start, count: length)) else {
+            throw JSONParser.invalidUTF8
+        }
+        return string(at: start, length: length, isASCII: ascii)
     }
+
+    /// A string from `length` bytes of the document at `start`, known to be valid UTF-8. Strings
+    /// of up to 15 bytes are built in place as small strings (see ``StringLayout``).
+    @inline(__always)
+    func string(at start: Int, length: Int, isASCII: Bool) -> String {
+        if length <= StringLayout.capacity && StringLayout.isAvailable {
+            return StringLayout.make(base + start, count: length, readable: count - start, isASCII: isASCII)
+        }
+        return String(decoding: UnsafeRawBufferPointer(start: base + start, count: length), as: UTF8.self)
+    }
+
+    static let invalidUTF8 = DataError.invalidData("Invalid data; string is not valid UTF-8.")
 
     /// Reads an object key: a ``ChildKey`` when it is a valid child name, else its text.
     mutating func parseKeyText() throws(DataError) -> (key: ChildKey?, text: String) {
         let (start, length, ascii) = try scanPlainString()
         let text: String
-        if length >= 0 {
+        if length >= 0 && length <= StringLayout.capacity && ascii && keyCache.isEnabled {
+            // A short ASCII name: look it up by its words; make, check and cache it once.
+            let (low, payload) = StringLayout.load(base + start, count: length, readable: count - start)
+            let high = StringLayout.high(payload, count: length, isASCII: true)
+            if let key = keyCache.lookup(low: low, high: high) { return (key, "") }
             let bytes = UnsafeRawBufferPointer(start: base + start, count: length)
+            text = unsafeBitCast((low, high), to: String.self)
             if KeyValidator.isValid(bytes) {
-                guard ascii || UTF8Validation.isValid(bytes) else {
-                    throw DataError.invalidData("Invalid data; string is not valid UTF-8.")
-                }
-                return (ChildKey(validUTF8: bytes, isASCII: ascii), "")
+                let key = ChildKey(string: text, utf8: bytes, isASCII: true, isPlain: true)
+                keyCache.insert(low: low, high: high, key: key)
+                return (key, "")
             }
-            text = try JSONParser.makeString(bytes, isASCII: ascii)
+        } else if length >= 0 {
+            let bytes = UnsafeRawBufferPointer(start: base + start, count: length)
+            guard ascii || UTF8Validation.isValid(bytes) else { throw JSONParser.invalidUTF8 }
+            text = string(at: start, length: length, isASCII: ascii)
+            if KeyValidator.isValid(bytes) {
+                // A string without escapes holds no quote, backslash or control character.
+                return (ChildKey(string: text, utf8: bytes, isASCII: ascii, isPlain: true), "")
+            }
         } else {
             text = try parseEscapedString(start: start)
         }
@@ -58,15 +84,6 @@ extension JSONParser {
         guard length <= options.maxStringBytes else { throw JSONParser.stringTooLong }
         position += 1
         return (start, length, highBits & 0x8080_8080_8080_8080 == 0)
-    }
-
-    /// A string from bytes, refusing invalid UTF-8.
-    @inline(__always)
-    static func makeString(_ bytes: UnsafeRawBufferPointer, isASCII: Bool) throws(DataError) -> String {
-        guard isASCII || UTF8Validation.isValid(bytes) else {
-            throw DataError.invalidData("Invalid data; string is not valid UTF-8.")
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     static let stringTooLong = DataError.invalidData("Invalid data; string exceeds the maximum size of 10 MB.")
@@ -176,20 +193,46 @@ extension JSONParser {
             }
         }
         var isInteger = true
+        // For the fast path below: the digits as one integer (while it fits) and the power of
+        // ten to apply to it.
+        var significand = magnitude
+        var decimalExponent = 0
         if position < count && base[position] == UInt8(ascii: ".") {
             isInteger = false
             position += 1
             guard isDigit(position) else { throw DataError.unparseable }
-            while isDigit(position) { position += 1 }
+            while isDigit(position) {
+                let digit = UInt64(base[position] &- UInt8(ascii: "0"))
+                let (times10, o1) = significand.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times10.addingReportingOverflow(digit)
+                overflow = overflow || o1 || o2
+                significand = sum
+                decimalExponent -= 1
+                position += 1
+            }
         }
         if position < count && (base[position] | 0x20) == UInt8(ascii: "e") {
             isInteger = false
             position += 1
+            var exponentNegative = false
             if position < count && (base[position] == UInt8(ascii: "+") || base[position] == UInt8(ascii: "-")) {
+                exponentNegative = base[position] == UInt8(ascii: "-")
                 position += 1
             }
             guard isDigit(position) else { throw DataError.unparseable }
-            while isDigit(position) { position += 1 }
+            var exponent = 0
+            while isDigit(position) {
+                if exponent < 100_000 { exponent = exponent * 10 + Int(base[position] &- UInt8(ascii: "0")) }
+                position += 1
+            }
+            decimalExponent += exponentNegative ? -exponent : exponent
+        }
+        if !isInteger && !overflow && significand <= 1 << 53 && decimalExponent >= -22 && decimalExponent <= 22 {
+            // Clinger's fast path: the significand and 10^|e| are exact doubles, so one
+            // correctly rounded multiplication or division gives the correctly rounded value.
+            let power = JSONParser.exactPowersOfTen[abs(decimalExponent)]
+            let value = decimalExponent < 0 ? Double(significand) / power : Double(significand) * power
+            return .double(negative ? -value : value)
         }
         if isInteger && !overflow {
             if negative {
@@ -206,6 +249,14 @@ extension JSONParser {
         }
         return .double(value)
     }
+}
+
+extension JSONParser {
+    /// 10^0 ... 10^22: the powers of ten that are exact doubles.
+    static let exactPowersOfTen: [Double] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ]
 }
 
 /// A UTF-8 validator (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).

@@ -127,12 +127,15 @@ public struct JSONParser: ~Copyable {
     /// copies them out once, exactly sized, when it ends.
     var scratch = EntryStack()
     var increments: [PendingIncrement] = []
+    /// Field names already made in this parse (documents of 8 KB or more).
+    let keyCache: KeyCache
 
     init(bytes: UnsafeRawBufferPointer, options: Options) {
         // An empty buffer may have a nil base; point at a static byte instead.
         self.base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? JSONParser.emptyBase
         self.count = bytes.count
         self.options = options
+        self.keyCache = KeyCache(enabled: bytes.count >= 8192)
     }
 
     nonisolated(unsafe) static let emptyBase: UnsafePointer<UInt8> = {
@@ -253,7 +256,7 @@ public struct JSONParser: ~Copyable {
             try descend(offset: -(index + 1))
             let value = try parseValue()
             keyOffsets.removeLast()
-            if !value.isNull { scratch.push(ChildEntry(key: ArrayKeys.key(index), value: value)) }
+            if !value.isNull { scratch.push(ChildEntry(key: ArrayKeys.key(index), value: consume value)) }
             index += 1
             skipWhitespace()
             guard position < count else { throw DataError.unparseable }
@@ -264,7 +267,7 @@ public struct JSONParser: ~Copyable {
             break
         }
         if scratch.count == start { return .null }
-        return .object(ChildMap(sortedEntries: scratch.pop(from: start)))
+        return .object(scratch.popMap(from: start))
     }
 
     mutating func parseObject() throws(DataError) -> Node {
@@ -277,6 +280,7 @@ public struct JSONParser: ~Copyable {
         var serverValue: Node?
         var sawPriority = false
         var sorted = true
+        var sawNull = false
         let incrementsBefore = increments.count
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
@@ -292,15 +296,16 @@ public struct JSONParser: ~Copyable {
             guard peek() == UInt8(ascii: ":") else { throw DataError.unparseable }
             position += 1
             skipWhitespace()
-            switch key {
+            switch consume key {
             case .child(let childKey):
                 try descend(offset: keyStart)
                 let value = try parseValue()
                 keyOffsets.removeLast()
-                if sorted, scratch.count > start, ChildKey.compare(scratch.lastKey, childKey) >= 0 {
+                if sorted, scratch.count > start, scratch.compareLastKey(with: childKey) >= 0 {
                     sorted = false
                 }
-                scratch.push(ChildEntry(key: childKey, value: value))
+                if value.isNull { sawNull = true }
+                scratch.push(ChildEntry(key: consume childKey, value: consume value))
             case .priority:
                 guard !sawPriority else { throw JSONParser.duplicateSpecialKey }
                 sawPriority = true
@@ -324,75 +329,109 @@ public struct JSONParser: ~Copyable {
             guard byte == UInt8(ascii: "}") else { throw DataError.unparseable }
             break
         }
-        var entries = scratch.pop(from: start)
+        let memberCount = scratch.count - start
         if let serverValue {
-            guard entries.isEmpty, dotValue == nil, priority == nil else {
+            guard memberCount == 0, dotValue == nil, priority == nil else {
                 throw DataError.invalidData("Invalid data; a server value (.sv) can't have siblings.")
             }
             return serverValue
         }
         if let dotValue {
-            guard entries.isEmpty else {
+            guard memberCount == 0 else {
                 throw DataError.invalidData("Invalid data; .value can't be used with other children.")
             }
             return dotValue.with(priority: priority)
         }
         if !sorted {
-            let before = entries.count
-            JSONParser.sortLastWins(&entries)
-            // A dropped duplicate may have held an increment that would still be applied.
-            if entries.count < before && increments.count > incrementsBefore {
-                throw DataError.invalidData("Invalid data; a key appears twice in an object that holds a server value.")
+            let holdsIncrement = increments.count > incrementsBefore
+            try scratch.rearrange(from: start) { (entries) throws(DataError) -> Int in
+                let remaining = JSONParser.sortLastWins(entries)
+                // A dropped duplicate may have held an increment that would still be applied.
+                if remaining < entries.count && holdsIncrement {
+                    throw DataError.invalidData("Invalid data; a key appears twice in an object that holds a server value.")
+                }
+                return remaining
             }
         }
-        if entries.contains(where: { $0.value.isNull }) {
-            entries.removeAll { $0.value.isNull }
+        if sawNull {
+            try scratch.rearrange(from: start) { (entries) throws(DataError) -> Int in JSONParser.removeNulls(entries) }
         }
-        if entries.isEmpty { return .null }
-        return Node.object(ChildMap(sortedEntries: entries)).with(priority: priority)
+        if scratch.count == start { return .null }
+        return Node.object(scratch.popMap(from: start)).with(priority: priority)
     }
 
     static let duplicateSpecialKey = DataError.invalidData("Invalid data; .value, .priority or .sv appears twice in one object.")
 
-    /// Sorts entries by key; where a key repeats, the last one wins (as in `JSON.parse`).
-    static func sortLastWins(_ entries: inout ContiguousArray<ChildEntry>) {
-        if entries.count <= 24 {
-            // Insertion sort: stable, and fastest for the small objects that dominate. Entries
-            // are moved, not copied, so no reference counts change.
-            entries.withUnsafeMutableBufferPointer { buffer in
-                let base = buffer.baseAddress!
-                for index in 1..<buffer.count {
-                    var slot = index
-                    while slot > 0 && ChildKey.compare(base[slot - 1].key, base[index].key) > 0 { slot -= 1 }
-                    guard slot != index else { continue }
-                    let entry = (base + index).move()
-                    (base + slot + 1).moveInitialize(from: base + slot, count: index - slot)
-                    (base + slot).initialize(to: entry)
+    /// Sorts entries by key in place; where a key repeats, the last one wins (as in
+    /// `JSON.parse`). Returns how many entries remain at the front; dropped duplicates are
+    /// deinitialized. Entries are moved, never copied, so no reference counts change.
+    static func sortLastWins(_ entries: UnsafeMutableBufferPointer<ChildEntry>) -> Int {
+        let count = entries.count
+        guard count > 1, let base = entries.baseAddress else { return count }
+        var hasDuplicates = false
+        if count <= 24 {
+            // Insertion sort: stable, and fastest for the small objects that dominate. It sees
+            // every pair of equal keys as neighbours, so it also tells whether there are any.
+            for index in 1..<count {
+                var slot = index
+                var order = 1
+                while slot > 0 {
+                    order = ChildEntry.compareKeys(base[slot - 1], base[index])
+                    if order <= 0 { break }
+                    slot -= 1
                 }
+                if order == 0 { hasDuplicates = true }
+                guard slot != index else { continue }
+                let entry = (base + index).move()
+                (base + slot + 1).moveInitialize(from: base + slot, count: index - slot)
+                (base + slot).initialize(to: entry)
             }
         } else {
-            var order = Array(entries.indices)
+            // A stable sort of positions, then the entries moved into that order.
+            var order = Array(0..<count)
             order.sort { left, right in
-                let comparison = ChildKey.compare(entries[left].key, entries[right].key)
+                let comparison = ChildEntry.compareKeys(base[left], base[right])
                 return comparison != 0 ? comparison < 0 : left < right
             }
-            entries = ContiguousArray(order.map { entries[$0] })
+            let sorted = UnsafeMutablePointer<ChildEntry>.allocate(capacity: count)
+            for (position, source) in order.enumerated() {
+                (sorted + position).moveInitialize(from: base + source, count: 1)
+            }
+            base.moveInitialize(from: sorted, count: count)
+            sorted.deallocate()
+            for index in 1..<count where ChildEntry.compareKeys(base[index - 1], base[index]) == 0 {
+                hasDuplicates = true
+                break
+            }
         }
         // Drop earlier duplicates: after a stable sort, the last of equal keys is the latest.
-        // Duplicates are rare, so look before rewriting anything.
-        var hasDuplicates = false
-        for index in entries.indices.dropFirst() where entries[index - 1].key == entries[index].key {
-            hasDuplicates = true
-            break
-        }
-        guard hasDuplicates else { return }
+        guard hasDuplicates else { return count }
         var write = 0
-        for read in entries.indices {
-            if read + 1 < entries.count && entries[read + 1].key == entries[read].key { continue }
-            entries.swapAt(write, read)
+        for read in 0..<count {
+            if read + 1 < count && ChildEntry.compareKeys(base[read + 1], base[read]) == 0 {
+                (base + read).deinitialize(count: 1)
+                continue
+            }
+            if write != read { (base + write).moveInitialize(from: base + read, count: 1) }
             write += 1
         }
-        entries.removeLast(entries.count - write)
+        return write
+    }
+
+    /// Drops entries whose value is null (they delete nothing in a new object), keeping the
+    /// order; returns how many remain at the front.
+    static func removeNulls(_ entries: UnsafeMutableBufferPointer<ChildEntry>) -> Int {
+        guard let base = entries.baseAddress else { return 0 }
+        var write = 0
+        for read in 0..<entries.count {
+            if base[read].value.isNull {
+                (base + read).deinitialize(count: 1)
+                continue
+            }
+            if write != read { (base + write).moveInitialize(from: base + read, count: 1) }
+            write += 1
+        }
+        return write
     }
 
     // MARK: Keys and special keys

@@ -97,8 +97,8 @@ public struct JSONWriter: ~Copyable {
 
     public mutating func writeValue(_ node: Node) {
         switch node {
-        case .null: output.append("null")
-        case .bool(let value): output.append(value ? "true" : "false")
+        case .null: output.appendNull()
+        case .bool(let value): output.append(bool: value)
         case .int(let value): output.append(integer: value)
         case .double(let value): writeDouble(value)
         case .string(let value): JSONWriter.writeString(value, to: &output)
@@ -163,7 +163,7 @@ public struct JSONWriter: ~Copyable {
         // each must also be a canonical non-negative index.
         var allIndices = true
         children.forEachLeaf { entries in
-            for position in entries.indices where !entries[position].key.isArrayIndex { allIndices = false }
+            for position in entries.indices where !entries[position].keyIsArrayIndex { allIndices = false }
         }
         return allIndices ? Int(maxKey) + 1 : nil
     }
@@ -173,21 +173,41 @@ public struct JSONWriter: ~Copyable {
         let pretty = options.layout == .pretty
         if pretty { output.append(UInt8(ascii: " ")) }
         var next = 0
-        children.forEachLeaf { entries in
-            for position in entries.indices {
-                let index = Int(entries[position].key.integerValue!)
-                while next < index {
-                    if next > 0 { output.append(pretty ? ", " : ",") }
-                    output.append("null")
-                    next += 1
-                }
-                if next > 0 { output.append(pretty ? ", " : ",") }
-                writeValue(entries[position].value)
-                next += 1
-            }
+        if case .leaf(let entries) = children.root {
+            writeElements(entries, next: &next, pretty: pretty)
+        } else {
+            children.forEachLeaf { writeElements($0, next: &next, pretty: pretty) }
         }
         if pretty { output.append(UInt8(ascii: " ")) }
         output.append(UInt8(ascii: "]"))
+    }
+
+    /// Writes the elements of one leaf page of an array, with `null` for missing indices;
+    /// `next` is the index the next element would have.
+    @inline(__always)
+    mutating func writeElements(_ entries: ContiguousArray<ChildEntry>, next: inout Int, pretty: Bool) {
+        for position in entries.indices {
+            let index = Int(entries[position].keyInteger)
+            while next < index {
+                if next > 0 { appendElementSeparator(pretty: pretty) }
+                output.appendNull()
+                next += 1
+            }
+            if next > 0 { appendElementSeparator(pretty: pretty) }
+            writeInlineValue(entries[position].value)
+            next += 1
+        }
+    }
+
+    /// `,` between array elements, `, ` in the pretty layout.
+    @inline(__always)
+    mutating func appendElementSeparator(pretty: Bool) {
+        if pretty {
+            output.append(UInt8(ascii: ","))
+            output.append(UInt8(ascii: " "))
+        } else {
+            output.append(UInt8(ascii: ","))
+        }
     }
 
     mutating func writeObject(_ children: ChildMap, priority: Priority?) {
@@ -210,18 +230,29 @@ public struct JSONWriter: ~Copyable {
     /// objects recurse.
     @inline(__always)
     mutating func writeMembers(_ entries: ContiguousArray<ChildEntry>, first: inout Bool) {
+        let compact = options.layout == .compact
         for index in entries.indices {
-            writeMember(entries[index].key.string, first: first)
-            switch entries[index].value {
-            case .string(let value): JSONWriter.writeString(value, to: &output)
-            case .int(let value): output.append(integer: value)
-            case .bool(let value): output.append(value ? "true" : "false")
-            case .double(let value): writeDouble(value)
-            case .object(let children): writeChildren(children)
-            default: writeValue(entries[index].value)
+            if compact {
+                writeCompactKey(entries[index].keyString, flags: entries[index].keyFlags, comma: !first)
+            } else {
+                writeMember(entries[index].keyString, first: first)
             }
+            writeInlineValue(entries[index].value)
             first = false
             flushIfNeeded()
+        }
+    }
+
+    /// ``writeValue(_:)`` with the common cases inlined, for the loops over leaf pages.
+    @inline(__always)
+    mutating func writeInlineValue(_ node: Node) {
+        switch node {
+        case .string(let value): JSONWriter.writeString(value, to: &output)
+        case .int(let value): output.append(integer: value)
+        case .bool(let value): output.append(bool: value)
+        case .double(let value): writeDouble(value)
+        case .object(let children): writeChildren(children)
+        default: writeValue(node)
         }
     }
 
@@ -242,6 +273,39 @@ public struct JSONWriter: ~Copyable {
             }
         }
         output.append(UInt8(ascii: "}"))
+    }
+
+    /// Writes the separator (if `comma`), key and colon before a member's value, compact layout.
+    /// A small key with nothing to escape (most keys) takes four stores and no checks.
+    @inline(__always)
+    mutating func writeCompactKey(_ key: String, flags: UInt8, comma: Bool) {
+        let isPlain = flags & ChildKey.plainFlag != 0
+        let (low, high) = StringLayout.words(key)
+        guard isPlain && StringLayout.isSmall(high) else {
+            if comma { output.append(UInt8(ascii: ",")) }
+            if isPlain {
+                // Nothing to escape: the bytes as they are, between quotes.
+                output.append(UInt8(ascii: "\""))
+                JSONWriter.appendBytes(of: key, to: &output)
+                output.append(UInt8(ascii: "\""))
+            } else {
+                JSONWriter.writeString(key, to: &output)
+            }
+            output.append(UInt8(ascii: ":"))
+            return
+        }
+        let count = StringLayout.count(high)
+        output.reserve(20)
+        let destination = output.storage + output.written
+        let start = comma ? 1 : 0
+        // The comma is always stored; without one, the opening quote overwrites it.
+        destination[0] = UInt8(ascii: ",")
+        destination[start] = UInt8(ascii: "\"")
+        UnsafeMutableRawPointer(destination + start + 1).storeBytes(of: low, as: UInt64.self)
+        UnsafeMutableRawPointer(destination + start + 9).storeBytes(of: high, as: UInt64.self)
+        destination[start + 1 + count] = UInt8(ascii: "\"")
+        destination[start + 2 + count] = UInt8(ascii: ":")
+        output.written += start + count + 3
     }
 
     /// Writes the separator, key and colon before a member's value.
@@ -277,7 +341,9 @@ public struct JSONWriter: ~Copyable {
     }
 
     public static func writeDouble(_ value: Double, to output: inout OutputBuffer) {
-        if value.rounded(.towardZero) == value, abs(value) < 9_223_372_036_854_775_808 {
+        // Integral and below 2^63 in magnitude: written as an integer. (A conversion round trip
+        // instead of `rounded(.towardZero)`, which is a library call on baseline x86-64.)
+        if abs(value) < 9_223_372_036_854_775_808, Double(Int64(value)) == value {
             output.append(integer: Int64(value))
         } else if !writeShortDecimal(value, to: &output) {
             output.append(value.description)
@@ -286,51 +352,93 @@ public struct JSONWriter: ~Copyable {
 
     static let hexDigits: StaticString = "0123456789abcdef"
 
-    static let powersOfTen: [Double] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
-
     /// The fast path for doubles with few decimals (`27.45`): finds the smallest k ≤ 8 such that
     /// m = value × 10^k is an integer and m / 10^k (a correctly rounded division of two exact
     /// doubles) is `value` again, so the decimal m·10^-k reads back as exactly `value`.
     static func writeShortDecimal(_ value: Double, to output: inout OutputBuffer) -> Bool {
         let magnitude = abs(value)
         guard magnitude < 1e15, magnitude >= 1e-6 else { return false }
-        return powersOfTen.withUnsafeBufferPointer { powers in
-            for k in 1...8 {
-                let scaled = magnitude * powers[k]
-                guard scaled < 9_007_199_254_740_992 else { return false }
-                if scaled.rounded() == scaled && scaled / powers[k] == magnitude {
-                    var mantissa = UInt64(scaled)
-                    var digits = k
-                    while mantissa % 10 == 0 && digits > 0 {
-                        mantissa /= 10
-                        digits -= 1
-                    }
-                    if value < 0 { output.append(UInt8(ascii: "-")) }
-                    let divisor = UInt64(powers[digits])
-                    output.append(integer: Int64(mantissa / divisor))
-                    if digits > 0 {
-                        output.append(UInt8(ascii: "."))
-                        let fraction = mantissa % divisor
-                        // Leading zeros of the fraction, then its digits.
-                        var width = 1
-                        var probe = fraction
-                        while probe >= 10 {
-                            probe /= 10
-                            width += 1
-                        }
-                        output.append(repeating: UInt8(ascii: "0"), count: digits - width)
-                        output.append(integer: Int64(fraction))
-                    }
-                    return true
-                }
+        var power = 1.0
+        for k in 1...8 {
+            power *= 10  // exact: powers of ten up to 10^22 are doubles
+            let scaled = magnitude * power
+            guard scaled < 9_007_199_254_740_992 else { return false }
+            let integer = UInt64(scaled)
+            guard Double(integer) == scaled && scaled / power == magnitude else { continue }
+            // Drop trailing zeros of the fraction, then write the digits right to left with the
+            // point `digits` places from the right and at least one digit before it.
+            var mantissa = integer
+            var digits = k
+            while digits > 0 && mantissa % 10 == 0 {
+                mantissa /= 10
+                digits -= 1
             }
-            return false
+            let width = Swift.max(OutputBuffer.decimalDigitCount(mantissa), digits + 1)
+            let length = width + (digits > 0 ? 1 : 0) + (value < 0 ? 1 : 0)
+            output.reserve(length)
+            let start = output.storage + output.written
+            var index = length
+            for position in 0..<width {
+                if position == digits && digits > 0 {
+                    index -= 1
+                    start[index] = UInt8(ascii: ".")
+                }
+                index -= 1
+                start[index] = UInt8(truncatingIfNeeded: mantissa % 10) &+ UInt8(ascii: "0")
+                mantissa /= 10
+            }
+            if value < 0 { start[0] = UInt8(ascii: "-") }
+            output.written += length
+            return true
         }
+        return false
     }
 
     /// Writes a quoted, escaped string. Non-ASCII is written as UTF-8.
     @inline(__always)
     public static func writeString(_ string: String, to output: inout OutputBuffer) {
+        let (low, high) = StringLayout.words(string)
+        if StringLayout.isSmall(high) && writeStringLayout(low: low, high: high, to: &output) { return }
+        writeLargeString(string, to: &output)
+    }
+
+    /// Appends a string's UTF-8 bytes as they are.
+    static func appendBytes(of string: String, to output: inout OutputBuffer) {
+        let (low, high) = StringLayout.words(string)
+        if let bytes = StringLayout.nativeUTF8(low: low, high: high) {
+            output.append(copying: bytes)
+            return
+        }
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { output.append(UnsafeRawBufferPointer($0)) }
+        if done == nil { output.append(string) }
+    }
+
+    /// Writes bytes (at least eight) as a quoted string if none needs escaping: one pass of
+    /// eight-byte checks, then a copy. Returns false, having written nothing, otherwise.
+    @inline(__always)
+    static func writeCleanString(_ bytes: UnsafeRawBufferPointer, to output: inout OutputBuffer) -> Bool {
+        let count = bytes.count
+        guard count >= 8, let source = bytes.baseAddress else { return false }
+        var bits: UInt64 = 0
+        var index = 0
+        while index + 8 <= count {
+            bits |= escapeBits(source.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            index += 8
+        }
+        bits |= escapeBits(source.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
+        guard bits == 0 else { return false }
+        output.append(UInt8(ascii: "\""))
+        output.append(copying: bytes)
+        output.append(UInt8(ascii: "\""))
+        return true
+    }
+
+    /// ``writeString(_:to:)`` for strings that are not small or need escapes: out of line, so
+    /// that the small-string path stays small enough to inline.
+    @inline(never)
+    static func writeLargeString(_ string: String, to output: inout OutputBuffer) {
+        let (low, high) = StringLayout.words(string)
+        if let bytes = StringLayout.nativeUTF8(low: low, high: high), writeCleanString(bytes, to: &output) { return }
         // Non-mutating access: no copy of the string, so no reference count traffic.
         let done: Void? = string.utf8.withContiguousStorageIfAvailable { bytes in
             writeString(bytes: UnsafeRawBufferPointer(bytes), to: &output)
@@ -339,6 +447,30 @@ public struct JSONWriter: ~Copyable {
             var copy = string
             copy.withUTF8 { writeString(bytes: UnsafeRawBufferPointer($0), to: &output) }
         }
+    }
+
+    /// Writes a small string (see ``StringLayout``) from its two words, if none of its bytes
+    /// needs escaping: one check per word and two eight-byte stores, no copy to memory first.
+    /// Returns false, having written nothing, if a byte needs escaping.
+    @inline(__always)
+    static func writeStringLayout(low: UInt64, high: UInt64, to output: inout OutputBuffer) -> Bool {
+        let count = StringLayout.count(high)
+        let spaces: UInt64 = 0x2020_2020_2020_2020
+        // Bytes past the end are zero, which would read as control characters: make them spaces.
+        let lowMask: UInt64 = count >= 8 ? ~0 : (1 &<< UInt64(truncatingIfNeeded: count &* 8)) &- 1
+        let highMask: UInt64 = count <= 8 ? 0 : (1 &<< UInt64(truncatingIfNeeded: (count &- 8) &* 8)) &- 1
+        let first = (low & lowMask) | (spaces & ~lowMask)
+        let second = (high & highMask) | (spaces & ~highMask)
+        guard escapeBits(first) | escapeBits(second) == 0 else { return false }
+        output.reserve(18)
+        let destination = output.storage + output.written
+        destination[0] = UInt8(ascii: "\"")
+        UnsafeMutableRawPointer(destination + 1).storeBytes(of: low, as: UInt64.self)
+        UnsafeMutableRawPointer(destination + 9).storeBytes(of: high, as: UInt64.self)
+        // The closing quote overwrites the first byte past the string (padding or discriminator).
+        destination[1 + count] = UInt8(ascii: "\"")
+        output.written += count + 2
+        return true
     }
 
     /// Writes UTF-8 bytes as a quoted JSON string. Clean stretches are copied eight bytes at a
@@ -411,6 +543,13 @@ public struct JSONWriter: ~Copyable {
     /// True if any byte of `word` is below 0x20, `"` or `\` (SWAR: no branches per byte).
     @inline(__always)
     static func wordNeedsEscape(_ word: UInt64) -> Bool {
+        escapeBits(word) != 0
+    }
+
+    /// Non-zero if any byte of `word` is below 0x20, `"` or `\` (each such byte, and possibly
+    /// bytes above it, gets its high bit set).
+    @inline(__always)
+    static func escapeBits(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         let below20 = (word &- ones &* 0x20) & ~word & highs
@@ -418,7 +557,7 @@ public struct JSONWriter: ~Copyable {
         let backslash = word ^ (ones &* 0x5C)
         let hasQuote = (quote &- ones) & ~quote & highs
         let hasBackslash = (backslash &- ones) & ~backslash & highs
-        return (below20 | hasQuote | hasBackslash) != 0
+        return below20 | hasQuote | hasBackslash
     }
 
     static func writeEscape(_ byte: UInt8, to output: inout OutputBuffer) {

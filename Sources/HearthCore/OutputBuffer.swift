@@ -48,6 +48,45 @@ public struct OutputBuffer: ~Copyable {
         written += bytes.count
     }
 
+    /// Appends `true` or `false`.
+    @inlinable @inline(__always)
+    public mutating func append(bool value: Bool) {
+        // The ASCII bytes as one little-endian word, stored whole (eight bytes reserved).
+        append(word: value ? 0x6575_7274 : 0x65_736C_6166, count: value ? 4 : 5)
+    }
+
+    /// Appends `null`.
+    @inlinable @inline(__always)
+    public mutating func appendNull() {
+        append(word: 0x6C6C_756E, count: 4)
+    }
+
+    /// Appends the first `count` (at most 8) bytes of `word`, least significant first, with one
+    /// eight-byte store.
+    @inlinable @inline(__always)
+    mutating func append(word: UInt64, count: Int) {
+        reserve(8)
+        UnsafeMutableRawPointer(storage + written).storeBytes(of: word.littleEndian, as: UInt64.self)
+        written += count
+    }
+
+    /// Appends bytes: short runs (up to 64 bytes, most strings) as overlapping eight-byte
+    /// words, longer ones with `memcpy`.
+    @inlinable @inline(__always)
+    public mutating func append(copying bytes: UnsafeRawBufferPointer) {
+        let count = bytes.count
+        guard count >= 8 && count <= 64, let source = bytes.baseAddress else { return append(bytes) }
+        reserve(count)
+        let destination = UnsafeMutableRawPointer(storage + written)
+        var index = 0
+        while index + 8 < count {
+            destination.storeBytes(of: source.loadUnaligned(fromByteOffset: index, as: UInt64.self), toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        destination.storeBytes(of: source.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self), toByteOffset: count - 8, as: UInt64.self)
+        written += count
+    }
+
     @inlinable
     public mutating func append(_ string: StaticString) {
         append(UnsafeRawBufferPointer(start: string.utf8Start, count: string.utf8CodeUnitCount))
@@ -66,7 +105,7 @@ public struct OutputBuffer: ~Copyable {
         written += repeatCount
     }
 
-    /// Writes a signed integer in decimal.
+    /// Writes a signed integer in decimal, two digits per step.
     @inlinable
     public mutating func append(integer value: Int64) {
         reserve(20)
@@ -75,20 +114,66 @@ public struct OutputBuffer: ~Copyable {
             storage[written] = UInt8(ascii: "-")
             written += 1
         }
-        // Count the digits, then write them backwards in place.
-        var digits = 1
-        var probe = magnitude
-        while probe >= 10 {
-            probe /= 10
-            digits += 1
-        }
-        var index = written + digits
+        var index = written + OutputBuffer.decimalDigitCount(magnitude)
         written = index
-        repeat {
-            index -= 1
-            storage[index] = UInt8(truncatingIfNeeded: magnitude % 10) &+ UInt8(ascii: "0")
-            magnitude /= 10
-        } while magnitude > 0
+        let pairs = OutputBuffer.digitPairs.utf8Start
+        while magnitude >= 100 {
+            let pair = Int(truncatingIfNeeded: magnitude % 100) &* 2
+            magnitude /= 100
+            index -= 2
+            storage[index] = pairs[pair]
+            storage[index + 1] = pairs[pair + 1]
+        }
+        if magnitude >= 10 {
+            let pair = Int(truncatingIfNeeded: magnitude) &* 2
+            storage[index - 2] = pairs[pair]
+            storage[index - 1] = pairs[pair + 1]
+        } else {
+            storage[index - 1] = UInt8(truncatingIfNeeded: magnitude) &+ UInt8(ascii: "0")
+        }
+    }
+
+    /// "00", "01", ... "99".
+    @usableFromInline
+    static let digitPairs: StaticString =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+    /// The number of decimal digits of `value` (1 for 0): an estimate from the bit length,
+    /// corrected by one comparison.
+    @inlinable @inline(__always)
+    static func decimalDigitCount(_ value: UInt64) -> Int {
+        // bits × 1233 / 4096 (just under log10(2)) is the digit count or one less. `value | 1`
+        // makes 0 count as one digit and changes no other count (powers of ten above 1 are even).
+        let bits = 64 - (value | 1).leadingZeroBitCount
+        let estimate = (bits &* 1233) >> 12
+        return estimate &+ ((value | 1) >= powerOfTen(estimate) ? 1 : 0)
+    }
+
+    /// 10^exponent for 0...19 (a table the compiler builds from the switch).
+    @inlinable @inline(__always)
+    static func powerOfTen(_ exponent: Int) -> UInt64 {
+        switch exponent {
+        case 0: return 1
+        case 1: return 10
+        case 2: return 100
+        case 3: return 1000
+        case 4: return 10000
+        case 5: return 100000
+        case 6: return 1000000
+        case 7: return 10000000
+        case 8: return 100000000
+        case 9: return 1000000000
+        case 10: return 10000000000
+        case 11: return 100000000000
+        case 12: return 1000000000000
+        case 13: return 10000000000000
+        case 14: return 100000000000000
+        case 15: return 1000000000000000
+        case 16: return 10000000000000000
+        case 17: return 100000000000000000
+        case 18: return 1000000000000000000
+        default: return 10_000_000_000_000_000_000
+        }
     }
 
     /// The bytes written, valid only inside `body`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Configuration
 import Foundation
+import HearthCore
 import HearthServer
 import HearthStorage
 import Hummingbird
@@ -149,6 +150,12 @@ struct Serve: AsyncParsableCommand {
         let settings = resolved.settings
         let logger = HearthLogging.bootstrap(level: settings.logLevel, format: settings.logFormat)
         for warning in resolved.warnings { logger.warning("\(warning)") }
+        // The JSON code reads strings' bytes through the standard library's frozen layout;
+        // a runtime with another layout must not serve data.
+        if let mismatch = StringLayout.checkLayout() {
+            logger.critical("Hearth cannot start: this Swift runtime's string layout is not the one Hearth was built for (\(mismatch)).")
+            throw ExitCode(2)
+        }
         // The data directory is the database: only its owner may look inside.
         try FileManager.default.createDirectory(
             atPath: settings.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -39,6 +39,19 @@ struct EntryStack: ~Copyable {
         base[count - 1].compareKey(with: key)
     }
 
+    /// The entries from `start` to the top, to rearrange in place (then call ``keep(from:count:)``).
+    @inline(__always)
+    func entries(from start: Int) -> UnsafeMutableBufferPointer<ChildEntry> {
+        UnsafeMutableBufferPointer(start: base + start, count: count - start)
+    }
+
+    /// After a rearrangement: `count` entries from `start` remain initialized; those past them
+    /// were deinitialized or moved out by the caller.
+    @inline(__always)
+    mutating func keep(from start: Int, count remaining: Int) {
+        count = start + remaining
+    }
+
     /// Lets `body` rearrange the entries from `start` to the top in place; `body` returns how
     /// many remain initialized at the front (it deinitializes or moves out the others).
     @inline(__always)

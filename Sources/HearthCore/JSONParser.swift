@@ -129,6 +129,8 @@ public struct JSONParser: ~Copyable {
     var increments: [PendingIncrement] = []
     /// Field names already made in this parse (documents of 8 KB or more).
     let keyCache: KeyCache
+    /// The order of recently sorted key sequences (documents of 8 KB or more).
+    let keyOrders: KeyOrderCache
 
     init(bytes: UnsafeRawBufferPointer, options: Options) {
         // An empty buffer may have a nil base; point at a static byte instead.
@@ -136,6 +138,7 @@ public struct JSONParser: ~Copyable {
         self.count = bytes.count
         self.options = options
         self.keyCache = KeyCache(enabled: bytes.count >= 8192)
+        self.keyOrders = KeyOrderCache(enabled: bytes.count >= 8192)
     }
 
     nonisolated(unsafe) static let emptyBase: UnsafePointer<UInt8> = {
@@ -343,14 +346,17 @@ public struct JSONParser: ~Copyable {
             return dotValue.with(priority: priority)
         }
         if !sorted {
-            let holdsIncrement = increments.count > incrementsBefore
-            try scratch.rearrange(from: start) { (entries) throws(DataError) -> Int in
-                let remaining = JSONParser.sortLastWins(entries)
-                // A dropped duplicate may have held an increment that would still be applied.
-                if remaining < entries.count && holdsIncrement {
-                    throw DataError.invalidData("Invalid data; a key appears twice in an object that holds a server value.")
-                }
-                return remaining
+            let entries = scratch.entries(from: start)
+            var remaining = entries.count
+            if !keyOrders.reorder(entries) {
+                remaining = JSONParser.sortLastWins(entries)
+                if remaining == entries.count { keyOrders.remember(entries) }
+            }
+            // Sorting deinitialized dropped duplicates: forget them before anything can throw.
+            scratch.keep(from: start, count: remaining)
+            // A dropped duplicate may have held an increment that would still be applied.
+            if remaining < entries.count && increments.count > incrementsBefore {
+                throw DataError.invalidData("Invalid data; a key appears twice in an object that holds a server value.")
             }
         }
         if sawNull {

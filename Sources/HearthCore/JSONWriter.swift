@@ -143,8 +143,20 @@ public struct JSONWriter: ~Copyable {
 
     /// Writes an object's children as an array or an object, by Firebase's rule.
     mutating func writeChildren(_ children: ChildMap) {
-        if !options.export, let length = JSONWriter.arrayLength(children) {
-            writeArray(children, length: length)
+        if case .leaf(let entries) = children.root {
+            // One page, the common case: decide on the array rule and write from the page.
+            if !options.export && JSONWriter.isArray(leaf: entries) {
+                writeArray(children)
+            } else {
+                beginObject()
+                var first = true
+                writeMembers(entries, first: &first)
+                endObject(empty: first)
+            }
+            return
+        }
+        if !options.export, JSONWriter.arrayLength(children) != nil {
+            writeArray(children)
         } else {
             writeObject(children, priority: nil)
         }
@@ -168,7 +180,19 @@ public struct JSONWriter: ~Copyable {
         return allIndices ? Int(maxKey) + 1 : nil
     }
 
-    mutating func writeArray(_ children: ChildMap, length: Int) {
+    /// ``arrayLength(_:)`` for a map that is one leaf page: every key an array index and the
+    /// largest (the last) below twice the count.
+    @inline(__always)
+    static func isArray(leaf entries: ContiguousArray<ChildEntry>) -> Bool {
+        guard let lastIndex = entries.indices.last, entries[0].keyIsArrayIndex,
+            Int(entries[lastIndex].keyInteger) < 2 * entries.count
+        else { return false }
+        for position in entries.indices where !entries[position].keyIsArrayIndex { return false }
+        return true
+    }
+
+    /// Writes children that form an array (see ``arrayLength(_:)``); missing indices are `null`.
+    mutating func writeArray(_ children: ChildMap) {
         output.append(UInt8(ascii: "["))
         let pretty = options.layout == .pretty
         if pretty { output.append(UInt8(ascii: " ")) }

@@ -152,6 +152,34 @@ struct JSONFastPathTests {
         #expect(try parse(document) == .object(expected))
     }
 
+    /// Shapes that repeat (the key-order cache's hits), shapes with the same count and first
+    /// key in a different order, nested shapes that alternate with their parents, duplicates
+    /// and objects too large to cache: the same tree as record-by-record parses.
+    @Test func keyOrderCacheGivesTheSameTreeAsParsingRecordByRecord() throws {
+        let shapes = [
+            #"{"m":1,"c":2,"b":{"y":1,"x":2},"a":3}"#,
+            #"{"m":1,"b":{"x":1,"y":2},"c":2,"a":3}"#,
+            #"{"m":1,"a":3,"c":2,"b":{"y":2,"x":1}}"#,
+            #"{"m":1,"z":1,"m":2,"a":0}"#,
+            #"{"m":"x","c":null,"b":1,"a":[3,2,1]}"#,
+            "{" + (0..<30).reversed().map { #""k\#($0)":\#($0)"# }.joined(separator: ",") + "}",
+            #"{"longer than fifteen bytes":1,"b":2,"a":3}"#,
+        ]
+        var random = SeededRandom(seed: 9)
+        var records: [String] = []
+        for index in 0..<800 {
+            // Long runs of one shape, then alternation.
+            records.append(index < 300 ? shapes[index / 100] : shapes.randomElement(using: &random)!)
+        }
+        let document = "{" + records.enumerated().map { "\"r\($0.offset)\":\($0.element)" }.joined(separator: ",") + "}"
+        #expect(document.utf8.count >= 8192)
+        var expected = ChildMap()
+        for (index, record) in records.enumerated() {
+            expected.set(ChildKey("r\(index)"), try parse(record))
+        }
+        #expect(try parse(document) == .object(expected))
+    }
+
     @Test func invalidKeysAreRefusedWhenTheCacheIsWarm() throws {
         let records = (0..<400).map { #""r\#($0)":{"device":1,"msg":"ok"}"# }.joined(separator: ",")
         for bad in [".bad", "a/b", "a.b", "$x", "[", "a\\u0001"] {

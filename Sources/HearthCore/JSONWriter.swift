@@ -585,16 +585,17 @@ public struct JSONWriter: ~Copyable {
     }
 
     static func writeEscape(_ byte: UInt8, to output: inout OutputBuffer) {
+        // Two-byte escapes as one store: a backslash then the letter.
         switch byte {
-        case 0x22: output.append("\\\"")
-        case 0x5C: output.append("\\\\")
-        case 0x0A: output.append("\\n")
-        case 0x0D: output.append("\\r")
-        case 0x09: output.append("\\t")
-        case 0x08: output.append("\\b")
-        case 0x0C: output.append("\\f")
+        case 0x22: output.append(word: 0x225C, count: 2)
+        case 0x5C: output.append(word: 0x5C5C, count: 2)
+        case 0x0A: output.append(word: 0x6E5C, count: 2)
+        case 0x0D: output.append(word: 0x725C, count: 2)
+        case 0x09: output.append(word: 0x745C, count: 2)
+        case 0x08: output.append(word: 0x625C, count: 2)
+        case 0x0C: output.append(word: 0x665C, count: 2)
         default:
-            output.append("\\u00")
+            output.append(word: 0x3030_755C, count: 4)
             output.append(hexDigits.utf8Start[Int(byte >> 4)])
             output.append(hexDigits.utf8Start[Int(byte & 0xF)])
         }

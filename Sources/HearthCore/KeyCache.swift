@@ -10,26 +10,29 @@ struct KeyCache: ~Copyable {
     static let slotCount = 256
 
     /// Two words per slot: the small string's words; the second is never zero for a filled
-    /// slot (it carries the discriminator), so zero marks an empty one.
-    private let words: UnsafeMutablePointer<UInt64>
-    private let keys: UnsafeMutablePointer<ChildKey>
-    private let slots: Int
+    /// slot (it carries the discriminator), so zero marks an empty one. Nil when disabled.
+    private let words: UnsafeMutablePointer<UInt64>?
+    private let keys: UnsafeMutablePointer<ChildKey>?
     /// False for small documents, where filling the cache would cost more than it saves.
-    let isEnabled: Bool
+    var isEnabled: Bool { words != nil }
 
     init(enabled: Bool) {
-        isEnabled = enabled && StringLayout.isAvailable
-        slots = isEnabled ? KeyCache.slotCount : 1
-        words = .allocate(capacity: 2 * slots)
-        words.initialize(repeating: 0, count: 2 * slots)
-        keys = .allocate(capacity: slots)
+        guard enabled && StringLayout.isAvailable else {
+            words = nil
+            keys = nil
+            return
+        }
+        let words = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * KeyCache.slotCount)
+        words.initialize(repeating: 0, count: 2 * KeyCache.slotCount)
+        self.words = words
+        keys = .allocate(capacity: KeyCache.slotCount)
     }
 
     deinit {
-        for slot in 0..<slots where words[2 * slot + 1] != 0 {
+        guard let words, let keys else { return }
+        for slot in 0..<KeyCache.slotCount where words[2 * slot + 1] != 0 {
             (keys + slot).deinitialize(count: 1)
         }
-        words.deinitialize(count: 2 * slots)
         words.deallocate()
         keys.deallocate()
     }
@@ -37,12 +40,13 @@ struct KeyCache: ~Copyable {
     @inline(__always)
     private func slot(_ low: UInt64, _ high: UInt64) -> Int {
         let mixed = (low ^ (high &* 0x9E37_79B9_7F4A_7C15)) &* 0x9E37_79B9_7F4A_7C15
-        return Int(truncatingIfNeeded: mixed >> 56) & (slots - 1)
+        return Int(truncatingIfNeeded: mixed >> 56) & (KeyCache.slotCount - 1)
     }
 
     /// The key whose small string has these words, if cached.
     @inline(__always)
     func lookup(low: UInt64, high: UInt64) -> ChildKey? {
+        guard let words, let keys else { return nil }
         let index = slot(low, high)
         guard words[2 * index] == low && words[2 * index + 1] == high else { return nil }
         return keys[index]
@@ -51,6 +55,7 @@ struct KeyCache: ~Copyable {
     /// Caches `key`, whose small string has these words.
     @inline(__always)
     func insert(low: UInt64, high: UInt64, key: ChildKey) {
+        guard let words, let keys else { return }
         let index = slot(low, high)
         if words[2 * index + 1] != 0 {
             keys[index] = key

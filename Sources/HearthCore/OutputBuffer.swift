@@ -105,7 +105,8 @@ public struct OutputBuffer: ~Copyable {
         written += repeatCount
     }
 
-    /// Writes a signed integer in decimal, two digits per step.
+    /// Writes a signed integer in decimal: eight digits at a time from the right (four
+    /// independent pairs, in 32-bit arithmetic), then two per step.
     @inlinable
     public mutating func append(integer value: Int64) {
         reserve(20)
@@ -116,21 +117,37 @@ public struct OutputBuffer: ~Copyable {
         }
         var index = written + OutputBuffer.decimalDigitCount(magnitude)
         written = index
-        let pairs = OutputBuffer.digitPairs.utf8Start
-        while magnitude >= 100 {
-            let pair = Int(truncatingIfNeeded: magnitude % 100) &* 2
-            magnitude /= 100
+        while magnitude >= 100_000_000 {
+            let low = UInt32(truncatingIfNeeded: magnitude % 100_000_000)
+            magnitude /= 100_000_000
+            let high = low / 10_000
+            let rest = low % 10_000
+            storePair(high / 100, at: index - 8)
+            storePair(high % 100, at: index - 6)
+            storePair(rest / 100, at: index - 4)
+            storePair(rest % 100, at: index - 2)
+            index -= 8
+        }
+        var rest = UInt32(truncatingIfNeeded: magnitude)
+        while rest >= 100 {
+            storePair(rest % 100, at: index - 2)
+            rest /= 100
             index -= 2
-            storage[index] = pairs[pair]
-            storage[index + 1] = pairs[pair + 1]
         }
-        if magnitude >= 10 {
-            let pair = Int(truncatingIfNeeded: magnitude) &* 2
-            storage[index - 2] = pairs[pair]
-            storage[index - 1] = pairs[pair + 1]
+        if rest >= 10 {
+            storePair(rest, at: index - 2)
         } else {
-            storage[index - 1] = UInt8(truncatingIfNeeded: magnitude) &+ UInt8(ascii: "0")
+            storage[index - 1] = UInt8(truncatingIfNeeded: rest) &+ UInt8(ascii: "0")
         }
+    }
+
+    /// Stores the two digits of `pair` (0...99) at `index`.
+    @inlinable @inline(__always)
+    mutating func storePair(_ pair: UInt32, at index: Int) {
+        let pairs = OutputBuffer.digitPairs.utf8Start
+        let offset = Int(truncatingIfNeeded: pair) &* 2
+        storage[index] = pairs[offset]
+        storage[index + 1] = pairs[offset + 1]
     }
 
     /// "00", "01", ... "99".

@@ -175,9 +175,30 @@ extension ChildKey: Comparable {
             if c != d { return c < d ? -1 : 1 }
             return StringLayout.count(highA) - StringLayout.count(highB)
         }
+        if let a = StringLayout.nativeUTF8(low: lowA, high: highA), let b = StringLayout.nativeUTF8(low: lowB, high: highB) {
+            return compareBytes(a, b)
+        }
         // ASCII strings compare by bytes in the standard library's fast path.
         if lhs == rhs { return 0 }
         return lhs < rhs ? -1 : 1
+    }
+
+    /// Byte order of two byte strings, eight bytes at a time (big-endian words), then length.
+    @inlinable
+    static func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let shared = Swift.min(a.count, b.count)
+        var index = 0
+        while index + 8 <= shared {
+            let x = a.loadUnaligned(fromByteOffset: index, as: UInt64.self).bigEndian
+            let y = b.loadUnaligned(fromByteOffset: index, as: UInt64.self).bigEndian
+            if x != y { return x < y ? -1 : 1 }
+            index += 8
+        }
+        while index < shared {
+            if a[index] != b[index] { return a[index] < b[index] ? -1 : 1 }
+            index += 1
+        }
+        return a.count - b.count
     }
 }
 

@@ -210,9 +210,15 @@ struct JSONFastPathTests {
         }
     }
 
-    @Test func smallKeysCompareLikeTheGeneralComparison() {
-        let names = ["a", "ab", "a b", "a~", "b", "abcdefgh", "abcdefghi", "abcdefgh~", "abcdefghijklmno", "abcdefghijklmnop",
-                     "abcdefghijklmnoa", "A", "_", "-", "-a", "zzzzzzzzzzzzzzz", "zzzzzzzzzzzzzzzz"]
+    /// Small keys (compared as words), native ones (compared eight bytes at a time) and
+    /// literals (the standard library's comparison), in every pairing.
+    @Test func keysCompareByBytesWhateverTheirRepresentation() {
+        var names = ["a", "ab", "a b", "a~", "b", "abcdefgh", "abcdefghi", "abcdefgh~", "abcdefghijklmno", "abcdefghijklmnop",
+                     "abcdefghijklmnoa", "A", "_", "-", "-a", "zzzzzzzzzzzzzzz", "zzzzzzzzzzzzzzzz",
+                     "-NjEtLV-_-J_w0Mdpfjj", "-NjEtLV-_-J_w0Mdpfjk", "-NjEtLV-_-J_w0Mdpfj", "-NjEtLV-_-J_w0Mdpfjj~",
+                     "-NjEtLV-_-J_w0Mdpfjj-NjEtLV-_-J_w0Mdpfjj", "-NjEtLV-", "-NjEtLV-_"]
+        // The same names made at run time: native strings for those over 15 bytes.
+        names += names.map { String(decoding: Array($0.utf8) + [], as: UTF8.self) }
         for a in names {
             for b in names {
                 let expected = a == b ? 0 : (Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8)) ? -1 : 1)

@@ -389,30 +389,21 @@ public struct JSONWriter: ~Copyable {
             guard scaled < 9_007_199_254_740_992 else { return false }
             let integer = UInt64(scaled)
             guard Double(integer) == scaled && scaled / power == magnitude else { continue }
-            // Drop trailing zeros of the fraction, then write the digits right to left with the
-            // point `digits` places from the right and at least one digit before it.
+            // Drop trailing zeros of the fraction, then write the integer part, the point and
+            // the fraction (zero-padded to its width), digits two at a time.
             var mantissa = integer
             var digits = k
             while digits > 0 && mantissa % 10 == 0 {
                 mantissa /= 10
                 digits -= 1
             }
-            let width = Swift.max(OutputBuffer.decimalDigitCount(mantissa), digits + 1)
-            let length = width + (digits > 0 ? 1 : 0) + (value < 0 ? 1 : 0)
-            output.reserve(length)
-            let start = output.storage + output.written
-            var index = length
-            for position in 0..<width {
-                if position == digits && digits > 0 {
-                    index -= 1
-                    start[index] = UInt8(ascii: ".")
-                }
-                index -= 1
-                start[index] = UInt8(truncatingIfNeeded: mantissa % 10) &+ UInt8(ascii: "0")
-                mantissa /= 10
+            if value < 0 { output.append(UInt8(ascii: "-")) }
+            let scale = OutputBuffer.powerOfTen(digits)
+            output.append(integer: Int64(mantissa / scale))
+            if digits > 0 {
+                output.append(UInt8(ascii: "."))
+                output.append(digitsOf: UInt32(truncatingIfNeeded: mantissa % scale), width: digits)
             }
-            if value < 0 { start[0] = UInt8(ascii: "-") }
-            output.written += length
             return true
         }
         return false

@@ -141,6 +141,21 @@ public struct OutputBuffer: ~Copyable {
         }
     }
 
+    /// Writes `value` in exactly `width` decimal digits (1...9), with leading zeros.
+    @inlinable
+    mutating func append(digitsOf value: UInt32, width: Int) {
+        reserve(width)
+        var rest = value
+        var index = written + width
+        while index - written >= 2 {
+            storePair(rest % 100, at: index - 2)
+            rest /= 100
+            index -= 2
+        }
+        if index > written { storage[written] = UInt8(truncatingIfNeeded: rest % 10) &+ UInt8(ascii: "0") }
+        written += width
+    }
+
     /// Stores the two digits of `pair` (0...99) at `index`.
     @inlinable @inline(__always)
     mutating func storePair(_ pair: UInt32, at index: Int) {

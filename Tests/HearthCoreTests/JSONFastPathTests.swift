@@ -96,6 +96,14 @@ struct JSONFastPathTests {
         }
     }
 
+    @Test("doubles with few decimals are written as JavaScript shows them", arguments: [
+        (0.05, "0.05"), (-0.5, "-0.5"), (35.67, "35.67"), (1.005, "1.005"), (100.25, "100.25"),
+        (0.0000125, "0.0000125"), (12_345_678.125, "12345678.125"), (-1234.00001, "-1234.00001"), (0.1, "0.1"),
+    ])
+    func shortDecimals(value: Double, text: String) {
+        #expect(JSONWriter.string(.double(value)) == text)
+    }
+
     /// Decimal texts chosen to exercise both the exact fast path and the fallback; every one
     /// must read as the double the standard library reads.
     @Test func doublesMatchTheStandardLibrary() throws {

@@ -68,3 +68,40 @@ struct EntryStack: ~Copyable {
         return map
     }
 }
+
+/// The parser's stack of key offsets from the parse root to the value being read (see
+/// `JSONParser.keyOffsets`): manual memory, so a push or pop is a store and a count, without
+/// the uniqueness and capacity checks of an array.
+struct OffsetStack: ~Copyable {
+    private var base: UnsafeMutablePointer<Int>
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int = 40) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always)
+    mutating func push(_ offset: Int) {
+        if count == capacity { grow() }
+        base[count] = offset
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func pop() { count -= 1 }
+
+    mutating func grow() {
+        let newBase = UnsafeMutablePointer<Int>.allocate(capacity: capacity * 2)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity *= 2
+    }
+
+    /// The offsets, root first.
+    var offsets: [Int] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}

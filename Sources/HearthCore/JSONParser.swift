@@ -119,7 +119,7 @@ public struct JSONParser: ~Copyable {
     /// Where each key from the parse root to the value being read came from: the byte offset
     /// of an object key's opening quote, or `-(index + 1)` for an array element. Offsets, not
     /// keys, so that descending costs no allocation; keys are rebuilt only for increments.
-    var keyOffsets: [Int] = []
+    var keyOffsets = OffsetStack()
     /// Objects and arrays currently open, whatever their keys: bounds recursion through
     /// `.value`, `.priority` and `.sv`, which add no key to the path.
     var nesting = 0
@@ -132,13 +132,16 @@ public struct JSONParser: ~Copyable {
     /// The order of recently sorted key sequences (documents of 8 KB or more).
     let keyOrders: KeyOrderCache
 
-    init(bytes: UnsafeRawBufferPointer, options: Options) {
+    /// - Parameter caches: whether to use the per-parse caches (by default, for documents of
+    ///   8 KB or more); a reader of single strings needs none.
+    init(bytes: UnsafeRawBufferPointer, options: Options, caches: Bool? = nil) {
         // An empty buffer may have a nil base; point at a static byte instead.
         self.base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? JSONParser.emptyBase
         self.count = bytes.count
         self.options = options
-        self.keyCache = KeyCache(enabled: bytes.count >= 8192)
-        self.keyOrders = KeyOrderCache(enabled: bytes.count >= 8192)
+        let cached = caches ?? (bytes.count >= 8192)
+        self.keyCache = KeyCache(enabled: cached)
+        self.keyOrders = KeyOrderCache(enabled: cached)
     }
 
     nonisolated(unsafe) static let emptyBase: UnsafePointer<UInt8> = {
@@ -218,14 +221,14 @@ public struct JSONParser: ~Copyable {
             throw DataError.invalidData(
                 "Invalid data; data exceeds the maximum depth that can be written (\(Path.maxDepth) levels).")
         }
-        keyOffsets.append(offset)
+        keyOffsets.push(offset)
     }
 
     /// The keys from the parse root to the current value, rebuilt from ``keyOffsets``.
     func currentKeyPath() -> Path {
-        Path(keys: keyOffsets.map { offset in
+        Path(keys: keyOffsets.offsets.map { offset in
             if offset < 0 { return ArrayKeys.key(-offset - 1) }
-            var reader = JSONParser(bytes: UnsafeRawBufferPointer(start: base, count: count), options: options)
+            var reader = JSONParser(bytes: UnsafeRawBufferPointer(start: base, count: count), options: options, caches: false)
             reader.position = offset
             return ChildKey((try? reader.parseString()) ?? "")
         })
@@ -258,7 +261,7 @@ public struct JSONParser: ~Copyable {
             skipWhitespace()
             try descend(offset: -(index + 1))
             let value = try parseValue()
-            keyOffsets.removeLast()
+            keyOffsets.pop()
             if !value.isNull { scratch.push(ChildEntry(key: ArrayKeys.key(index), value: consume value)) }
             index += 1
             skipWhitespace()
@@ -303,7 +306,7 @@ public struct JSONParser: ~Copyable {
             case .child(let childKey):
                 try descend(offset: keyStart)
                 let value = try parseValue()
-                keyOffsets.removeLast()
+                keyOffsets.pop()
                 if sorted, scratch.count > start, scratch.compareLastKey(with: childKey) >= 0 {
                     sorted = false
                 }

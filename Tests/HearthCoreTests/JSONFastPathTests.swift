@@ -188,6 +188,14 @@ struct JSONFastPathTests {
         #expect(try parse(document) == .object(expected))
     }
 
+    @Test func incrementsInALargeDocumentKeepTheirPaths() throws {
+        let records = (0..<400).map { #""r\#($0)":{"device":1,"msg":"ok"}"# }.joined(separator: ",")
+        let document = "{" + records + #","last":{"device":{"count":{".sv":{"increment":5}}},"list":[1,{".sv":{"increment":2}}]}}"#
+        let parsed = try JSONParser.parse(Array(document.utf8))
+        #expect(parsed.increments.map(\.relativePath.description) == ["/last/device/count", "/last/list/1"])
+        #expect(parsed.node.child("last").child("device").child("count") == .int(5))
+    }
+
     @Test func invalidKeysAreRefusedWhenTheCacheIsWarm() throws {
         let records = (0..<400).map { #""r\#($0)":{"device":1,"msg":"ok"}"# }.joined(separator: ",")
         for bad in [".bad", "a/b", "a.b", "$x", "[", "a\\u0001"] {

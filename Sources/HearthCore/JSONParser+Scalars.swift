@@ -43,11 +43,12 @@ extension JSONParser {
         } else if length >= 0 {
             let bytes = UnsafeRawBufferPointer(start: base + start, count: length)
             guard ascii || UTF8Validation.isValid(bytes) else { throw JSONParser.invalidUTF8 }
-            text = string(at: start, length: length, isASCII: ascii)
             if KeyValidator.isValid(bytes) {
                 // A string without escapes holds no quote, backslash or control character.
-                return (ChildKey(string: text, utf8: bytes, isASCII: ascii, isPlain: true), "")
+                // Made straight into the key: no second reference to retain and release.
+                return (ChildKey(string: string(at: start, length: length, isASCII: ascii), utf8: bytes, isASCII: ascii, isPlain: true), "")
             }
+            text = string(at: start, length: length, isASCII: ascii)
         } else {
             text = try parseEscapedString(start: start)
         }

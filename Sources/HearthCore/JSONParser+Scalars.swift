@@ -168,6 +168,15 @@ extension JSONParser {
         offset < count && base[offset] &- UInt8(ascii: "0") < 10
     }
 
+    /// Appends one decimal digit (an ASCII byte) to `value`, noting overflow.
+    @inline(__always)
+    static func accumulate(_ digit: UInt8, into value: inout UInt64, overflow: inout Bool) {
+        let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+        let (sum, o2) = times10.addingReportingOverflow(UInt64(digit &- UInt8(ascii: "0")))
+        overflow = overflow || o1 || o2
+        value = sum
+    }
+
     /// Reads a number: an `Int64` when it has no fraction or exponent and fits, else a `Double`.
     /// NaN and infinities cannot be written in JSON, and overflowing doubles are refused.
     mutating func parseNumber() throws(DataError) -> Node {
@@ -185,11 +194,7 @@ extension JSONParser {
             if isDigit(position) { throw DataError.unparseable }  // leading zero
         } else {
             while isDigit(position) {
-                let digit = UInt64(base[position] &- UInt8(ascii: "0"))
-                let (times10, o1) = magnitude.multipliedReportingOverflow(by: 10)
-                let (sum, o2) = times10.addingReportingOverflow(digit)
-                overflow = overflow || o1 || o2
-                magnitude = sum
+                JSONParser.accumulate(base[position], into: &magnitude, overflow: &overflow)
                 position += 1
             }
         }
@@ -203,11 +208,7 @@ extension JSONParser {
             position += 1
             guard isDigit(position) else { throw DataError.unparseable }
             while isDigit(position) {
-                let digit = UInt64(base[position] &- UInt8(ascii: "0"))
-                let (times10, o1) = significand.multipliedReportingOverflow(by: 10)
-                let (sum, o2) = times10.addingReportingOverflow(digit)
-                overflow = overflow || o1 || o2
-                significand = sum
+                JSONParser.accumulate(base[position], into: &significand, overflow: &overflow)
                 decimalExponent -= 1
                 position += 1
             }

@@ -31,6 +31,19 @@ struct JSONFastPathTests {
         return out + "\""
     }
 
+    /// Parses the records as one document (`{"r0": ..., "r1": ...}`, big enough for the
+    /// per-parse caches) and expects the tree built from parsing each record on its own (too
+    /// small for the caches).
+    func expectSameTreeAsRecordByRecord(_ records: [String]) throws {
+        let document = "{" + records.enumerated().map { "\"r\($0.offset)\":\($0.element)" }.joined(separator: ",") + "}"
+        #expect(document.utf8.count >= 8192)
+        var expected = ChildMap()
+        for (index, record) in records.enumerated() {
+            expected.set(ChildKey("r\(index)"), try parse(record))
+        }
+        #expect(try parse(document) == .object(expected))
+    }
+
     @Test func smallStringLayoutIsAsExpected() {
         #expect(StringLayout.checkLayout() == nil)
     }
@@ -151,13 +164,7 @@ struct JSONFastPathTests {
             members.shuffle(using: &random)
             records.append("{" + members.joined(separator: ",") + "}")
         }
-        let document = "{" + records.enumerated().map { "\"r\($0.offset)\":\($0.element)" }.joined(separator: ",") + "}"
-        #expect(document.utf8.count >= 8192)
-        var expected = ChildMap()
-        for (index, record) in records.enumerated() {
-            expected.set(ChildKey("r\(index)"), try parse(record))
-        }
-        #expect(try parse(document) == .object(expected))
+        try expectSameTreeAsRecordByRecord(records)
     }
 
     /// Shapes that repeat (the key-order cache's hits), shapes with the same count and first
@@ -179,13 +186,7 @@ struct JSONFastPathTests {
             // Long runs of one shape, then alternation.
             records.append(index < 300 ? shapes[index / 100] : shapes.randomElement(using: &random)!)
         }
-        let document = "{" + records.enumerated().map { "\"r\($0.offset)\":\($0.element)" }.joined(separator: ",") + "}"
-        #expect(document.utf8.count >= 8192)
-        var expected = ChildMap()
-        for (index, record) in records.enumerated() {
-            expected.set(ChildKey("r\(index)"), try parse(record))
-        }
-        #expect(try parse(document) == .object(expected))
+        try expectSameTreeAsRecordByRecord(records)
     }
 
     @Test func incrementsInALargeDocumentKeepTheirPaths() throws {

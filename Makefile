@@ -20,11 +20,14 @@ run: system-deps release
 	.build/release/hearth serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --rules $(RULES)
 
 ## Build once (debug, with tests) and run every test: Swift unit and HTTP tests, the
-## Python compatibility suite against a live server, and a 60-second soak run.
+## Python compatibility suite against a live server, and a 60-second soak run. The short soak
+## holds 200 streams, not `make soak`'s 400: against the debug server on two cores, the Python
+## client reading 400 streams' events fell behind (late reads counted as missing events, with
+## this and earlier servers alike).
 test: deps build
 	$(SWIFT) test --skip-build --parallel
 	$(PYTHON) -m pytest -q Tests/Compat --hearth-binary .build/debug/hearth
-	$(PYTHON) Tests/Soak/soak.py --seconds 60 --hearth-binary .build/debug/hearth
+	$(PYTHON) Tests/Soak/soak.py --seconds 60 --streams 200 --hearth-binary .build/debug/hearth
 
 ## Ten minutes of mixed load on loopback (writes, reads, queries, 400 churning streams), then
 ## SIGTERM and `hearth verify`; fails on any unexpected error or unbounded memory growth.

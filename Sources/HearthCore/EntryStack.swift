@@ -52,14 +52,6 @@ struct EntryStack: ~Copyable {
         count = start + remaining
     }
 
-    /// Lets `body` rearrange the entries from `start` to the top in place; `body` returns how
-    /// many remain initialized at the front (it deinitializes or moves out the others).
-    @inline(__always)
-    mutating func rearrange(from start: Int, _ body: (UnsafeMutableBufferPointer<ChildEntry>) throws(DataError) -> Int) throws(DataError) {
-        let remaining = try body(UnsafeMutableBufferPointer(start: base + start, count: count - start))
-        count = start + remaining
-    }
-
     /// Moves the entries from `start` to the top (in key order, no duplicate keys) into a map.
     @inline(__always)
     mutating func popMap(from start: Int) -> ChildMap {

@@ -100,7 +100,7 @@ extension JSONParser {
                 position += 1
                 guard bytes.count <= options.maxStringBytes else { throw JSONParser.stringTooLong }
                 let valid = bytes.withUnsafeBytes { UTF8Validation.isValid($0) }
-                guard valid else { throw DataError.invalidData("Invalid data; string is not valid UTF-8.") }
+                guard valid else { throw JSONParser.invalidUTF8 }
                 return String(decoding: bytes, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 position += 1

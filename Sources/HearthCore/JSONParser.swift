@@ -363,7 +363,7 @@ public struct JSONParser: ~Copyable {
             }
         }
         if sawNull {
-            try scratch.rearrange(from: start) { (entries) throws(DataError) -> Int in JSONParser.removeNulls(entries) }
+            scratch.keep(from: start, count: JSONParser.removeNulls(scratch.entries(from: start)))
         }
         if scratch.count == start { return .null }
         return Node.object(scratch.popMap(from: start)).with(priority: priority)

@@ -143,18 +143,6 @@ public struct JSONWriter: ~Copyable {
 
     /// Writes an object's children as an array or an object, by Firebase's rule.
     mutating func writeChildren(_ children: ChildMap) {
-        if case .leaf(let entries) = children.root {
-            // One page, the common case: decide on the array rule and write from the page.
-            if !options.export && JSONWriter.isArray(leaf: entries) {
-                writeArray(children)
-            } else {
-                beginObject()
-                var first = true
-                writeMembers(entries, first: &first)
-                endObject(empty: first)
-            }
-            return
-        }
         if !options.export, JSONWriter.arrayLength(children) != nil {
             writeArray(children)
         } else {
@@ -166,6 +154,10 @@ public struct JSONWriter: ~Copyable {
     /// Returns the array length (maxKey + 1) if the children should render as an array.
     @inlinable
     public static func arrayLength(_ children: ChildMap) -> Int? {
+        if case .leaf(let entries) = children.root {
+            // One page, the common case: decided on the page (no descent to the last key).
+            return isArray(leaf: entries) ? Int(entries[entries.count - 1].keyInteger) + 1 : nil
+        }
         // Integer-like keys sort first: if the smallest is not one, no key is.
         guard children.firstKeyIsInteger, let last = children.lastKey, let maxKey = last.integerValue, maxKey >= 0,
             last.isArrayIndex,
@@ -182,7 +174,7 @@ public struct JSONWriter: ~Copyable {
 
     /// ``arrayLength(_:)`` for a map that is one leaf page: every key an array index and the
     /// largest (the last) below twice the count.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func isArray(leaf entries: ContiguousArray<ChildEntry>) -> Bool {
         guard let lastIndex = entries.indices.last, entries[0].keyIsArrayIndex,
             Int(entries[lastIndex].keyInteger) < 2 * entries.count
@@ -413,7 +405,7 @@ public struct JSONWriter: ~Copyable {
     @inline(__always)
     public static func writeString(_ string: String, to output: inout OutputBuffer) {
         let (low, high) = StringLayout.words(string)
-        if StringLayout.isSmall(high) && writeStringLayout(low: low, high: high, to: &output) { return }
+        if StringLayout.isSmall(high) && writeSmallString(low: low, high: high, to: &output) { return }
         writeLargeString(string, to: &output)
     }
 
@@ -468,7 +460,7 @@ public struct JSONWriter: ~Copyable {
     /// needs escaping: one check per word and two eight-byte stores, no copy to memory first.
     /// Returns false, having written nothing, if a byte needs escaping.
     @inline(__always)
-    static func writeStringLayout(low: UInt64, high: UInt64, to output: inout OutputBuffer) -> Bool {
+    static func writeSmallString(low: UInt64, high: UInt64, to output: inout OutputBuffer) -> Bool {
         let count = StringLayout.count(high)
         let spaces: UInt64 = 0x2020_2020_2020_2020
         // Bytes past the end are zero, which would read as control characters: make them spaces.

@@ -13,11 +13,17 @@ APT_PACKAGES := zlib1g-dev libssl-dev python3-venv curl wrk redis-server chromiu
 .PHONY: run test build release deps system-deps python-deps compat bench clean console-screenshot soak
 
 RULES        ?= Examples/factory-webhooks/database.rules.json
+# Writes per second (and per burst) one client address may make; the admin is not limited.
+WRITE_RATE   ?= 10
+WRITE_BURST  ?= 100
 
 ## Build in release mode and start the server on $(HOST):$(PORT) with data in $(DATA_DIR),
-## under the factory-webhook rules (anonymous writes; reads need a token or the admin token).
+## under the factory-webhook rules (anonymous callers may only append validated records to
+## /blessing, /blinkup and /testresult; reads need a token or the admin token), with a
+## write rate limit per client address.
 run: system-deps release
-	.build/release/hearth serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --rules $(RULES)
+	.build/release/hearth serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --rules $(RULES) \
+		--write-rate-limit $(WRITE_RATE) --write-rate-burst $(WRITE_BURST)
 
 ## Build once (debug, with tests) and run every test: Swift unit and HTTP tests, the
 ## Python compatibility suite against a live server, and a 60-second soak run. The short soak

@@ -41,6 +41,12 @@ const HEARTH_URL = "https://hearth.factory.example.com";
 // "line-a" (sent as ?ns=line-a).
 const HEARTH_NAMESPACE = "";
 
+// The webhook token of the stronger setup (README.md, "A token in the webhook URLs"):
+// minted with `hearth token --uid webhooks ...` and sent as ?auth=<token>, for a server under
+// database.rules.token.json. "" posts anonymously (database.rules.json). Agent code runs in
+// Electric Imp's cloud, not on the device, so the token never leaves impCloud.
+const HEARTH_TOKEN = "";
+
 // How often to try a post that failed for a reason that may pass (no connection, 5xx).
 const MAX_ATTEMPTS = 5;
 
@@ -52,12 +58,13 @@ const MAX_ATTEMPTS = 5;
 function hearthURL(path) {
     local url = HEARTH_URL + path + ".json?print=silent";
     if (HEARTH_NAMESPACE != "") url += "&ns=" + HEARTH_NAMESPACE;
+    if (HEARTH_TOKEN != "") url += "&auth=" + HEARTH_TOKEN;
     return url;
 }
 
-// POSTs one record under a new push id in `path`. No credential is sent: the rules in
-// database.rules.json let anonymous callers write (and only credentialed callers read), so
-// the agent holds no secret that could leak from the factory firmware.
+// POSTs one record under a new push id in `path`. With HEARTH_TOKEN empty no credential is
+// sent: the rules in database.rules.json let anonymous callers append records of this shape
+// (and only credentialed callers read).
 function postToHearth(path, record, attempt = 1) {
     local headers = { "Content-Type": "application/json" };
     local body = http.jsonencode(record);

@@ -11,8 +11,10 @@ It plays the three senders of a factory line, one production run of `--devices` 
   ``/blinkup.json``.
 
 All three post anonymously, as webhooks do (the rules in database.rules.json let anyone
-write and only credentialed callers read). Then, with the admin token, it reads back what
-the server holds and exports ``/testresult`` as CSV and JSON into ``--out``:
+append validated records and only credentialed callers read), or, with ``--write-token``,
+with that token in every URL (``?auth=<token>``), as the webhook URLs of the stronger setup
+carry it (database.rules.token.json). Then, with the admin token, it reads back what the
+server holds and exports ``/testresult`` as CSV and JSON into ``--out``:
 
     python3 Examples/factory-webhooks/run.py --out /tmp/export
 
@@ -36,6 +38,7 @@ import os
 import random
 import re
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -43,6 +46,8 @@ from pathlib import Path
 
 DEFAULT_URL = "http://127.0.0.1:9000"
 TIMEOUT_SECONDS = 30
+# How often a post refused with 429 (the server's write rate limit) is tried again.
+RATE_LIMIT_ATTEMPTS = 10
 # Electric Imp's IEEE OUI: every imp's MAC address starts with it.
 IMP_OUI = "0c2a69"
 
@@ -52,12 +57,15 @@ class Failure(Exception):
 
 
 class Hearth:
-    """A tiny REST client: anonymous writes, reads with a token."""
+    """A tiny REST client: writes as a webhook sends them (anonymous, or with a token in the
+    URL), reads with the admin token."""
 
-    def __init__(self, base_url: str, token: str, namespace: str | None) -> None:
+    def __init__(self, base_url: str, token: str, namespace: str | None,
+                 write_token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.namespace = namespace
+        self.write_token = write_token
         host = urllib.parse.urlsplit(self.base_url).hostname or ""
         handlers = []
         if _is_loopback(host):
@@ -89,11 +97,18 @@ class Hearth:
                           f"Is it running? Start it with `make run`.") from None
 
     def post(self, path: str, record: dict) -> str:
-        """POSTs `record` anonymously, as a webhook does; returns the new push id."""
-        url = self.url(path)
-        status, _, body = self.request("POST", url, json.dumps(record).encode())
+        """POSTs `record` as a webhook does (the write token, if any, in the URL); returns
+        the new push id."""
+        url = self.url(path, **({"auth": self.write_token} if self.write_token else {}))
+        for _ in range(RATE_LIMIT_ATTEMPTS):
+            status, headers, body = self.request("POST", url, json.dumps(record).encode())
+            if status != 429:
+                break
+            # Over the server's write rate limit: nothing was written; wait as told.
+            retry_after = {k.lower(): v for k, v in headers.items()}.get("retry-after", "1")
+            time.sleep(min(60, max(1, int(retry_after)) if retry_after.isdigit() else 1))
         if status != 200:
-            raise Failure(f"POST {url}: {status} {_error_text(body)}")
+            raise Failure(f"POST {_redact(url)}: {status} {_error_text(body)}")
         return json.loads(body)["name"]
 
     def get(self, path: str, suffix: str = ".json", anonymous: bool = False,
@@ -324,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="hearth-data",
                         help="the server's data directory, for its admin-token file "
                              "(default %(default)s)")
+    parser.add_argument("--write-token", default=os.environ.get("HEARTH_WRITE_TOKEN"),
+                        help="post with this token in the URL (?auth=), as the webhook URLs of "
+                             "the token setup carry it (HEARTH_WRITE_TOKEN; default: anonymous)")
     parser.add_argument("--namespace", help="write to this namespace (?ns=) instead of the "
                         "server's default one")
     parser.add_argument("--out", default="factory-export", type=Path,
@@ -340,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     if token is None:
         return 2
 
-    hearth = Hearth(args.url, token, args.namespace)
+    hearth = Hearth(args.url, token, args.namespace, args.write_token)
     rng = random.Random(args.seed)
     try:
         # Check the server and the token before posting anything.

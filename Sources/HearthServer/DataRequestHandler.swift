@@ -24,8 +24,8 @@ struct DataRequestHandler {
     /// instant, so `newData.val() == now` holds for `{".sv": "timestamp"}`.
     let now: Int64
     let streams: StreamRegistry
-    /// The client's address, which stream limits count by.
-    let client: String
+    /// The client's address, which stream limits count by (worked out when a stream opens).
+    let client: @Sendable () -> String
     /// `<path>.csv`: the children as CSV rows (reads only).
     let csv: Bool
 
@@ -129,7 +129,7 @@ struct DataRequestHandler {
         // A stream needs the namespace's change feed, so it opens (or creates) the namespace.
         let database = try namespaces.database(namespace)
         let limit = configuration.limits.maxStreamsPerClient
-        guard let lease = streams.leaseStream(for: client, limit: limit) else {
+        guard let lease = streams.leaseStream(for: client(), limit: limit) else {
             streams.metrics.countRefusal(.streamsPerClient)
             throw HTTPFailure(
                 .tooManyRequests, "Too many streams: this client already has \(limit) open, the server's limit per client.")

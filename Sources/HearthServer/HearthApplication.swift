@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdHTTP2
 import Logging
+import ServiceLifecycle
 
 /// Builds the Hummingbird application for a configuration.
 public enum HearthApplication {
@@ -32,6 +33,42 @@ public enum HearthApplication {
     public static func make(
         configuration: ServerConfiguration, storage: StorageEngine, logger: Logger = Logger(label: "hearth")
     ) throws -> some ApplicationProtocol {
+        let responder = try makeResponder(configuration: configuration, storage: storage, logger: logger)
+        return Application(
+            responder: responder,
+            server: try serverBuilder(configuration, metrics: responder.metrics),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
+            logger: logger
+        )
+    }
+
+    /// What `hearth serve` runs: the application and, with a `metricsAddress`, the listener
+    /// that serves `/.metrics` there.
+    public static func services(
+        configuration: ServerConfiguration, storage: StorageEngine, logger: Logger
+    ) throws -> [any Service] {
+        let responder = try makeResponder(configuration: configuration, storage: storage, logger: logger)
+        var services: [any Service] = [
+            Application(
+                responder: responder,
+                server: try serverBuilder(configuration, metrics: responder.metrics),
+                configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
+                logger: logger)
+        ]
+        if let address = configuration.metricsAddress {
+            services.append(
+                Application(
+                    responder: MetricsResponder(endpoint: responder.metricsEndpoint),
+                    configuration: .init(address: .hostname(address.host, port: address.port), serverName: "Hearth"),
+                    logger: logger))
+        }
+        return services
+    }
+
+    /// The responder over every namespace in the data directory, opened with its stored rules.
+    static func makeResponder(
+        configuration: ServerConfiguration, storage: StorageEngine, logger: Logger
+    ) throws -> HearthResponder {
         try storage.lockDirectory()
         let rules = RulesRegistry(fallback: configuration.fallbackRules, storage: storage)
         // A namespace keeps the indexes its rules declare from the moment it opens.
@@ -45,16 +82,10 @@ public enum HearthApplication {
             try rules.loadStored(namespace: name)
             _ = try namespaces.database(name)
         }
-        let responder = HearthResponder(
-            configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, storage: storage,
-            logger: logger)
         let metrics = streams.metrics
         storage.observer.observeSyncs { metrics.fsyncDuration.record($0) }
-        return Application(
-            responder: responder,
-            server: try serverBuilder(configuration, metrics: streams.metrics),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
-            logger: logger
-        )
+        return HearthResponder(
+            configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, storage: storage,
+            logger: logger)
     }
 }

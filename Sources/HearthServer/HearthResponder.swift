@@ -15,9 +15,10 @@ public struct HearthResponder: HTTPResponder {
     public let rules: RulesRegistry
     public let streams: StreamRegistry
     public let metrics: ServerMetrics
-    /// The storage, for the disk-usage gauges.
-    let storage: StorageEngine?
     let callers: CallerResolver
+    /// Writes per client address; nil when unlimited.
+    let writeLimiter: WriteRateLimiter?
+    let metricsEndpoint: MetricsEndpoint
     let logger: Logger
 
     public init(
@@ -25,7 +26,6 @@ public struct HearthResponder: HTTPResponder {
         storage: StorageEngine? = nil, logger: Logger
     ) {
         self.configuration = configuration
-        self.storage = storage
         self.namespaces = namespaces
         self.rules = rules
         self.streams = streams
@@ -33,6 +33,8 @@ public struct HearthResponder: HTTPResponder {
         self.logger = logger
         callers = CallerResolver(
             adminToken: configuration.adminToken, emulator: configuration.emulator, verifier: configuration.tokenVerifier)
+        writeLimiter = configuration.writeRateLimit.map(WriteRateLimiter.init)
+        metricsEndpoint = MetricsEndpoint(metrics: metrics, streams: streams, namespaces: namespaces, storage: storage)
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -43,11 +45,15 @@ public struct HearthResponder: HTTPResponder {
         metrics.countRequest(method: request.method.rawValue, status: Int(response.status.code))
         if response.status == .unauthorized { metrics.ruleDenials.increment() }
         // The path only: query strings may carry tokens (`auth=`), which are never logged.
-        context.logger.debug(
-            "request", metadata: [
-                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
-                "ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)",
-            ])
+        if context.logger.logLevel <= .debug {
+            let client = self.client(of: request, context: context)
+            context.logger.debug(
+                "request", metadata: [
+                    "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+                    "status": "\(response.status.code)", "client": "\(client)",
+                    "ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)",
+                ])
+        }
         response.headers[HearthResponder.requestIDHeader] = context.id
         if response.headers[.accessControlAllowOrigin] != nil {
             response.headers[.accessControlExposeHeaders] = "X-Request-Id, ETag"
@@ -76,6 +82,12 @@ public struct HearthResponder: HTTPResponder {
         response.headers[.vary] = "Origin"
     }
 
+    /// Who sent the request: the peer, or the client a trusted proxy names. Worked out only
+    /// where it is needed (per-client limits, the debug request log), off the hot path.
+    func client(of request: Request, context: Context) -> ClientAddress {
+        configuration.clientAddresses.client(peer: context.remoteAddress?.ipAddress, headers: request.headers)
+    }
+
     func answer(_ request: Request, context: Context) async throws -> Response {
         do {
             return try await route(request, context: context)
@@ -90,7 +102,9 @@ public struct HearthResponder: HTTPResponder {
         } catch let error as HTTPFailure {
             if error.status == .contentTooLarge { metrics.countRefusal(.bodySize) }
             if error.status == .unauthorized { context.logger.debug("unauthorized: \(error.message)") }
-            return ResponseFactory.error(error.status, error.message)
+            var response = ResponseFactory.error(error.status, error.message)
+            response.headers.append(contentsOf: error.headers)
+            return response
         } catch is NIOTooManyBytesError {
             metrics.countRefusal(.bodySize)
             return ResponseFactory.error(
@@ -139,28 +153,25 @@ public struct HearthResponder: HTTPResponder {
         }
         switch target {
         case .health:
-            return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string("ok"))])),
-                options: RequestOptions())
-        case .metrics:
-            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
-            let text = metrics.exposition(
-                openStreams: await streams.streamCount(), namespaces: namespaces.names.count,
-                disk: storage?.diskUsage() ?? StorageDiskUsage())
-            var headers = ResponseFactory.baseHeaders(contentType: "text/plain; version=0.0.4; charset=utf-8")
-            headers[.accessControlAllowOrigin] = nil
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
+            return ResponseFactory.status("ok")
         case .ready:
             // Recovery of every namespace finishes before the server listens, so a server that
             // answers is ready.
-            return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string("ready"))])),
-                options: RequestOptions())
+            return ResponseFactory.status("ready")
         default:
             break
         }
         let caller = try await callers.resolve(request, options: options)
         switch target {
-        case .health, .ready, .metrics, .console, .consoleRedirect:
+        case .health, .ready, .console, .consoleRedirect:
             preconditionFailure("answered above")
+        case .metrics:
+            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            guard caller.isAdmin else {
+                throw HTTPFailure(.unauthorized,
+                    "Permission denied: /.metrics needs the admin token (or scrape the server's metrics-address).")
+            }
+            return await metricsEndpoint.response()
         case .inspectDatabases:
             guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
             guard caller.isAdmin else { throw PermissionDenied(reason: "listing databases needs an admin credential") }
@@ -192,15 +203,48 @@ public struct HearthResponder: HTTPResponder {
             return try await handler.handle()
         case .data(let path, let priority, let csv):
             let namespace = try resolveNamespace(request, options: options)
+            if HearthResponder.writeMethods.contains(method), !caller.isAdmin, let writeLimiter {
+                try admitWrite(from: client(of: request, context: context), limiter: writeLimiter)
+            }
+            try checkNamespaceExists(namespace, caller: caller)
             let namespaceRules = rules.rules(for: namespace)
             let handler = DataRequestHandler(
                 request: request, method: method, path: path, priorityTarget: priority, options: options,
                 namespace: namespace, configuration: configuration, namespaces: namespaces, caller: caller,
                 rules: caller.bypassesRules ? nil : namespaceRules, namespaceRules: namespaceRules,
-                now: Database.systemMilliseconds(), streams: streams, client: context.remoteAddress?.ipAddress ?? "unknown",
+                now: Database.systemMilliseconds(), streams: streams, client: { client(of: request, context: context).limitKey },
                 csv: csv)
             return try await handler.handle()
         }
+    }
+
+    static let writeMethods: Set<String> = ["PUT", "POST", "PATCH", "DELETE"]
+
+    /// Takes one write from the client's allowance, or refuses the request with `429` and
+    /// the seconds to wait in `Retry-After`.
+    func admitWrite(from client: ClientAddress, limiter: WriteRateLimiter) throws {
+        guard let wait = limiter.admit(client.limitKey) else { return }
+        metrics.countRefusal(.writeRate)
+        let seconds = WriteRateLimiter.retryAfterSeconds(wait)
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(seconds)
+        throw HTTPFailure(
+            .tooManyRequests,
+            "Too many writes: this client may write \(limiter.limit.perSecondText) times per second (bursts of "
+                + "\(limiter.limit.burst)); retry in \(seconds) s.", headers: headers)
+    }
+
+    /// A namespace comes into being when it is first named; only the admin may do that,
+    /// unless the server allows anyone to (`create-namespaces`, or emulator mode). The default
+    /// namespace always exists.
+    func checkNamespaceExists(_ namespace: String, caller: Caller) throws {
+        guard !caller.isAdmin, !configuration.anyoneCreatesNamespaces, namespace != configuration.defaultNamespace,
+            namespaces.existing(namespace) == nil
+        else { return }
+        throw HTTPFailure(
+            .notFound,
+            "Database not found: there is no database \"\(namespace)\" on this server. Creating one needs the admin "
+                + "token (or the server's create-namespaces setting).")
     }
 
     /// The method after `X-HTTP-Method-Override` (header or query), which only a POST may carry.
@@ -259,10 +303,13 @@ public struct HearthResponder: HTTPResponder {
 struct HTTPFailure: Error {
     let status: HTTPResponse.Status
     let message: String
+    /// Headers the answer carries (`Retry-After`).
+    let headers: HTTPFields
 
-    init(_ status: HTTPResponse.Status, _ message: String) {
+    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
         self.status = status
         self.message = message
+        self.headers = headers
     }
 
     static func methodNotAllowed(_ method: String) -> HTTPFailure {

@@ -84,6 +84,11 @@ enum ResponseFactory {
     }
 
     /// Firebase's error body: `{\n  "error" : "<message>"\n}\n`.
+    /// `{"status": "<value>"}`, the answer of `/.health` and `/.ready`.
+    static func status(_ value: String) -> Response {
+        node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string(value))])), options: RequestOptions())
+    }
+
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
         errorBody(message).withUnsafeBytes { json($0, status: status) }
     }

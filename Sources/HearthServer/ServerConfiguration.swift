@@ -34,6 +34,18 @@ public struct ServerConfiguration: Sendable {
     /// Whether event streams are gzipped for clients that accept it (other responses are,
     /// when large enough, regardless).
     public var compressStreams = true
+    /// Whether a request may create a namespace by naming it (`ns=`, or the `Host` header)
+    /// without the admin token. Off by default: a write to an unknown namespace is answered
+    /// `404`. Emulator mode always allows it, as Firebase's emulator does.
+    public var createNamespaces = false
+    /// Writes per client address (token buckets; `429` with `Retry-After` beyond them); nil
+    /// for no limit. Admin callers are not limited.
+    public var writeRateLimit: WriteRateLimit?
+    /// Who a request comes from: the peer, or the client a trusted proxy names.
+    public var clientAddresses = ClientAddressResolver()
+    /// A second listener that serves only `/.metrics` (and `/.health`) without a credential,
+    /// for Prometheus; nil serves metrics only on the main port, to the admin.
+    public var metricsAddress: ListenAddress?
 
     public init(
         host: String = "127.0.0.1", port: Int = 9000, dataDirectory: String? = nil,
@@ -51,8 +63,36 @@ public struct ServerConfiguration: Sendable {
         self.tokenVerifier = tokenVerifier
     }
 
+    /// Whether a caller who is not the admin may create a namespace by naming it.
+    public var anyoneCreatesNamespaces: Bool { createNamespaces || emulator }
+
     /// The rules of namespaces without their own.
     public var fallbackRules: RuleSet {
         rules ?? (emulator ? .allowAll : .denyAll)
     }
+}
+
+/// A host and port to listen on, written `host:port` (`[::1]:9091` for IPv6).
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`; nil if there is no port or it is out of range.
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = text[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

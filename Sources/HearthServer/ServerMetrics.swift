@@ -61,6 +61,8 @@ public final class ServerMetrics: Sendable {
         /// A body over `max-body-bytes` (compressed bodies: once inflated), or a rules
         /// document over 256 KB: answered 413.
         case bodySize = "body_size"
+        /// A write over a client's `write-rate-limit`: answered 429.
+        case writeRate = "write_rate"
     }
 
     /// Shows the number of connections admitted and open (`max-connections` counts these).

@@ -59,10 +59,13 @@ public struct HearthTestClient: Sendable {
 }
 
 extension ServerConfiguration {
-    /// A test server's settings: an ephemeral port and rules that allow everything, so tests
-    /// of the data API need no credentials. Tests of rules and auth set their own.
+    /// A test server's settings: an ephemeral port, rules that allow everything and namespaces
+    /// that anyone may create, so tests of the data API need no credentials. Tests of rules,
+    /// auth and namespace creation set their own.
     public static func openForTests(maxBodyBytes: Int = 256 * 1024 * 1024) -> ServerConfiguration {
-        ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, rules: .allowAll, adminToken: testAdminToken)
+        var configuration = ServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes, rules: .allowAll, adminToken: testAdminToken)
+        configuration.createNamespaces = true
+        return configuration
     }
 
     /// The admin token of ``openForTests(maxBodyBytes:)``.

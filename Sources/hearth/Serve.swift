@@ -72,6 +72,24 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-timeout-seconds"), help: "On SIGTERM, time for requests in flight to finish before they are cancelled (default 10).")
     var shutdownTimeoutSeconds: Double?
 
+    @Option(name: .customLong("write-rate-limit"), help: "Writes per second one client address may make, in bursts of --write-rate-burst; more are answered 429 (default 0: no limit). The admin is not limited.")
+    var writeRateLimit: Double?
+
+    @Option(name: .customLong("write-rate-burst"), help: "Writes one client address may make at once under --write-rate-limit (default 100).")
+    var writeRateBurst: Int?
+
+    @Option(name: .customLong("trusted-proxy"), help: "A reverse proxy (address or range, e.g. 127.0.0.1 or 10.0.0.0/8) whose forwarding header names the client (repeatable).")
+    var trustedProxies: [String] = []
+
+    @Option(name: .customLong("proxy-header"), help: "The header trusted proxies name the client in: x-forwarded-for (default) or forwarded.")
+    var proxyHeader: String?
+
+    @Flag(name: .customLong("create-namespaces"), inversion: .prefixedNo, help: "Let any request create a namespace by naming it (default: only the admin; always on in emulator mode).")
+    var createNamespaces: Bool?
+
+    @Option(name: .customLong("metrics-address"), help: "host:port of a second listener serving /.metrics without a credential, e.g. 127.0.0.1:9091 (default: none; /.metrics on the main port needs the admin token).")
+    var metricsAddress: String?
+
     @Option(name: .customLong("keep-alive-seconds"), help: "Seconds between keep-alive events on streams (default 30).")
     var keepAliveSeconds: Double?
 
@@ -117,6 +135,12 @@ struct Serve: AsyncParsableCommand {
         flags["request-timeout-seconds"] = requestTimeoutSeconds.map { .double($0) }
         flags["max-streams-per-client"] = maxStreamsPerClient.map { .int($0) }
         flags["shutdown-timeout-seconds"] = shutdownTimeoutSeconds.map { .double($0) }
+        flags["write-rate-limit"] = writeRateLimit.map { .double($0) }
+        flags["write-rate-burst"] = writeRateBurst.map { .int($0) }
+        if !trustedProxies.isEmpty { flags["trusted-proxy"] = .stringArray(trustedProxies) }
+        flags["proxy-header"] = proxyHeader.map { .string($0) }
+        flags["create-namespaces"] = createNamespaces.map { .bool($0) }
+        flags["metrics-address"] = metricsAddress.map { .string($0) }
         flags["keep-alive-seconds"] = keepAliveSeconds.map { .double($0) }
         flags["stream-outbox-bytes"] = streamOutboxBytes.map { .int($0) }
         flags["stream-history"] = streamHistory.map { .int($0) }
@@ -193,12 +217,16 @@ struct Serve: AsyncParsableCommand {
         configuration.streams.outboxBytes = settings.streamOutboxBytes
         configuration.streams.historyChanges = settings.streamHistory
         configuration.compressStreams = settings.compressStreams
+        configuration.createNamespaces = settings.createNamespaces
+        configuration.writeRateLimit = settings.writeLimit
+        configuration.clientAddresses = settings.clientAddresses
+        configuration.metricsAddress = settings.metricsAddress.flatMap(ListenAddress.init)
         if settings.emulator {
             logger.warning(
                 "EMULATOR MODE: 'Authorization: Bearer owner' is admin and unsigned tokens are accepted. Never expose this server.")
         }
         security.announce(logger: logger, emulator: settings.emulator)
-        let application = try Result { try HearthApplication.make(configuration: configuration, storage: storage, logger: logger) }
+        let services = try Result { try HearthApplication.services(configuration: configuration, storage: storage, logger: logger) }
             .mapError { error -> ExitCode in
                 logger.critical("Hearth cannot start: \(error)")
                 return ExitCode(2)
@@ -207,12 +235,15 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "Hearth listening on \(configuration.tls == nil ? "http" : "https")://\(settings.host):\(settings.port)",
             metadata: ["data": "\(settings.inMemory ? "in memory" : settings.dataDir)", "fsync": "\(options.fsync)"])
+        if let metricsAddress = configuration.metricsAddress {
+            logger.info("metrics for Prometheus on http://\(metricsAddress)/.metrics (no credential)")
+        }
         let reloader = CertificateReloader(identity: configuration.tls, logger: logger)
         defer { reloader.cancel() }
         // SIGTERM or SIGINT: stop accepting, finish the requests in flight, end the streams;
         // whatever is still running after shutdown-timeout-seconds is cancelled.
         var group = ServiceGroupConfiguration(
-            services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .milliseconds(Int64(settings.shutdownTimeoutSeconds * 1000))
         do {
             try await ServiceGroup(configuration: group).run()

@@ -32,6 +32,10 @@ struct ServeSettings: Sendable {
     var requestTimeoutSeconds = 60.0
     var maxStreamsPerClient = 256
     var shutdownTimeoutSeconds = 10.0
+    var writeRateLimit = 0.0
+    var writeRateBurst = 100
+    var trustedProxy: [String] = []
+    var proxyHeader = "x-forwarded-for"
 
     // Streams
     var keepAliveSeconds = 30.0
@@ -41,6 +45,7 @@ struct ServeSettings: Sendable {
 
     // Security
     var emulator = false
+    var createNamespaces = false
     var rules: String?
     var adminToken: String?
     var adminTokenFile: String?
@@ -51,9 +56,10 @@ struct ServeSettings: Sendable {
     var jwtAudience: String?
     var jwtLeeway = 60
 
-    // Logging
+    // Logging and metrics
     var logLevel = "info"
     var logFormat = "text"
+    var metricsAddress: String?
 
     /// The settings, in the order `--print-config` shows them.
     static let fields: [SettingField] = [
@@ -75,11 +81,16 @@ struct ServeSettings: Sendable {
         .double("request-timeout-seconds", \.requestTimeoutSeconds),
         .int("max-streams-per-client", \.maxStreamsPerClient),
         .double("shutdown-timeout-seconds", \.shutdownTimeoutSeconds),
+        .double("write-rate-limit", \.writeRateLimit),
+        .int("write-rate-burst", \.writeRateBurst),
+        .strings("trusted-proxy", \.trustedProxy),
+        .string("proxy-header", \.proxyHeader),
         .double("keep-alive-seconds", \.keepAliveSeconds),
         .int("stream-outbox-bytes", \.streamOutboxBytes),
         .int("stream-history", \.streamHistory),
         .bool("compress-streams", \.compressStreams),
         .bool("emulator", \.emulator),
+        .bool("create-namespaces", \.createNamespaces),
         .optionalString("rules", \.rules),
         .optionalString("admin-token", \.adminToken, secret: true),
         .optionalString("admin-token-file", \.adminTokenFile),
@@ -91,6 +102,7 @@ struct ServeSettings: Sendable {
         .int("jwt-leeway", \.jwtLeeway),
         .string("log-level", \.logLevel),
         .string("log-format", \.logFormat),
+        .optionalString("metrics-address", \.metricsAddress),
     ]
 
     /// The environment variable for a setting: `max-body-bytes` → `HEARTH_MAX_BODY_BYTES`.
@@ -126,6 +138,21 @@ struct ServeSettings: Sendable {
         try require(streamHistory >= 0, "stream-history must not be negative.")
         try require(segmentBytes >= 4096, "segment-bytes must be at least 4096.")
         try require(snapshotAfterRecords > 0 && snapshotAfterBytes > 0, "snapshot thresholds must be positive.")
+        try require(
+            writeRateLimit.isFinite && writeRateLimit >= 0, "write-rate-limit must be a number of writes per second, 0 for none.")
+        try require(writeRateBurst >= 1, "write-rate-burst must be at least 1.")
+        for proxy in trustedProxy {
+            try require(IPNetwork(proxy) != nil, "trusted-proxy \(proxy) is not an IP address or a range such as 10.0.0.0/8.")
+        }
+        try require(
+            ForwardedHeader(rawValue: proxyHeader.lowercased()) != nil, "proxy-header must be x-forwarded-for or forwarded.")
+        if let metricsAddress {
+            let address = ListenAddress(metricsAddress)
+            try require(address != nil, "metrics-address must be host:port, for example 127.0.0.1:9091.")
+            try require(
+                address != ListenAddress(host: host, port: port) || port == 0,
+                "metrics-address must differ from the server's own host and port.")
+        }
         try require(jwtLeeway >= 0, "jwt-leeway must not be negative.")
         try require(adminToken == nil || adminTokenFile == nil, "give admin-token or admin-token-file, not both.")
         try require(adminToken.map { $0.count >= 16 } ?? true, "admin-token must be at least 16 characters.")
@@ -192,5 +219,19 @@ struct SettingField: Sendable {
         SettingField(name: name, type: .stringArray, secret: false, read: { .stringArray($0[keyPath: key]) }) { settings, value in
             if case .stringArray(let strings) = value { settings[keyPath: key] = strings }
         }
+    }
+}
+
+extension ServeSettings {
+    /// The write limit, nil when `write-rate-limit` is 0.
+    var writeLimit: WriteRateLimit? {
+        writeRateLimit > 0 ? WriteRateLimit(perSecond: writeRateLimit, burst: writeRateBurst) : nil
+    }
+
+    /// Who requests come from: `trusted-proxy` and `proxy-header`.
+    var clientAddresses: ClientAddressResolver {
+        ClientAddressResolver(
+            trustedProxies: trustedProxy.compactMap(IPNetwork.init),
+            header: ForwardedHeader(rawValue: proxyHeader.lowercased()) ?? .xForwardedFor)
     }
 }

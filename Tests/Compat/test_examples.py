@@ -234,12 +234,15 @@ def test_factory_webhooks_run_takes_url_and_token_from_the_environment(factory_s
 
 def test_factory_webhooks_agent_posts_where_run_py_does():
     """agent.nut (for reading only) posts the same kind of record, to the same list, with
-    the same server timestamp, without a credential."""
+    the same server timestamp, without a credential unless its HEARTH_TOKEN is set (then
+    in the URL, as the webhook token setup wants it)."""
     agent = (FACTORY_DIR / "agent.nut").read_text(encoding="utf-8")
     assert 'postToHearth("/testresult", record)' in agent
     assert "http.post(hearthURL(path), headers, body).sendasync(" in agent
     assert '"timestamp": { ".sv": "timestamp" }' in agent
-    assert "auth=" not in agent and "Authorization" not in agent
+    assert 'const HEARTH_TOKEN = "";' in agent
+    assert 'if (HEARTH_TOKEN != "") url += "&auth=" + HEARTH_TOKEN;' in agent
+    assert agent.count('"&auth="') == 1 and "Authorization" not in agent
     for field in ("device_id", "mac", "type", "msg", "success", "tests"):
         assert f'"{field}":' in agent
 

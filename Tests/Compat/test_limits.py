@@ -59,7 +59,8 @@ def open_stream(port: int) -> socket.socket:
 
 
 def metric(base_url: str, reason: str) -> float:
-    text = local_session().get(f"{base_url}/.metrics", timeout=10).text
+    # /.metrics needs the admin credential: `owner` on these emulator-mode servers.
+    text = local_session().get(f"{base_url}/.metrics", headers={"Authorization": "Bearer owner"}, timeout=10).text
     for line in text.splitlines():
         if line.startswith(f'hearth_limit_refusals_total{{reason="{reason}"}}'):
             return float(line.split()[-1])

@@ -7,9 +7,10 @@ import re
 import requests
 
 
-def scrape(base_url: str) -> dict[str, float]:
-    """The samples of a scrape, keyed by name and labels as written."""
-    response = requests.get(f"{base_url}/.metrics", timeout=10)
+def scrape(base_url: str, admin_token: str = "owner") -> dict[str, float]:
+    """The samples of a scrape, keyed by name and labels as written. `/.metrics` needs the
+    admin credential: `owner` on an emulator-mode server, else the server's admin token."""
+    response = requests.get(f"{base_url}/.metrics", headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = {}
@@ -52,6 +53,7 @@ def test_streams_and_denials_are_counted(hearth_launcher, tmp_path, raw):
     server = hearth_launcher(tmp_path / "data", tmp_path, emulator=False, extra_args=["--rules", str(rules)],
                              log_name="metrics")
     base = server.base_url
+    admin = (tmp_path / "data" / "admin-token").read_text().strip()
     session = requests.Session()
     session.trust_env = False
     stream = session.get(f"{base}/s.json", headers={"Accept": "text/event-stream"}, stream=True, timeout=10)
@@ -59,10 +61,10 @@ def test_streams_and_denials_are_counted(hearth_launcher, tmp_path, raw):
     assert next(line for line in lines if line.startswith("data:"))
     session.put(f"{base}/s/x.json", json=1)
     assert next(line for line in lines if line.startswith("data:")) == 'data: {"path":"/x","data":1}'
-    samples = scrape(base)
+    samples = scrape(base, admin)
     assert samples["hearth_streams_open"] == 1
     assert samples["hearth_streams_opened_total"] >= 1
     assert samples["hearth_stream_events_total"] >= 1
     stream.close()
     assert requests.get(f"{base}/secret.json", timeout=10).status_code == 401
-    assert scrape(base)["hearth_rule_denials_total"] >= 1
+    assert scrape(base, admin)["hearth_rule_denials_total"] >= 1

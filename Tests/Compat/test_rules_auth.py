@@ -426,7 +426,9 @@ def launch(hearth_launcher, tmp_path) -> Iterator[Callable[..., Hearth]]:
         number = next(counter)
         data_dir = data_dir or tmp_path / f"data-{number}"
         data_dir.mkdir(parents=True, exist_ok=True)
-        args = list(flags)
+        # These tests are about rules and tokens in namespaces they name: anyone may create
+        # one (namespace creation has tests of its own, in test_public_webhooks.py).
+        args = ["--create-namespaces", *flags]
         if rules is not None:
             rules_path = tmp_path / f"rules-{number}.json"
             text = rules if isinstance(rules, str) else json.dumps(rules, indent=2)

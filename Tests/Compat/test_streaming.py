@@ -459,7 +459,9 @@ def launch(hearth_launcher, tmp_path) -> Callable[..., Any]:
 
     def start(*flags: str, emulator: bool = True, rules: dict | None = None):
         number = next(counter)
-        args = list(flags)
+        # Streams of namespaces the tests name: anyone may create one (namespace creation
+        # has tests of its own, in test_public_webhooks.py).
+        args = ["--create-namespaces", *flags]
         if rules is not None:
             rules_path = tmp_path / f"rules-{number}.json"
             rules_path.write_text(json.dumps(rules, indent=2))

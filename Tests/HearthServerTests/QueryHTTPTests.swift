@@ -18,12 +18,14 @@ private let indexedRules = #"""
 }
 """#
 
-/// A server under `rules` (non-admin requests obey them, indexes included).
+/// A server under `rules` (non-admin requests obey them, indexes included), on which anyone
+/// may name a new namespace (namespace creation has tests of its own).
 private func withRules<Value: Sendable>(
     _ rules: String = indexedRules, emulator: Bool = false, _ body: @Sendable (HearthTestClient) async throws -> Value
 ) async throws -> Value {
-    let configuration = ServerConfiguration(
+    var configuration = ServerConfiguration(
         port: 0, emulator: emulator, rules: try RuleSet.parse(rules), adminToken: ServerConfiguration.testAdminToken)
+    configuration.createNamespaces = true
     return try await withTestServer(configuration: configuration, body)
 }
 

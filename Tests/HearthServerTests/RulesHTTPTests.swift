@@ -3,16 +3,18 @@ import HearthServer
 import HearthTestSupport
 import Testing
 
-/// A server under `rules`, with the test admin token and one HS256 secret for user tokens.
+/// A server under `rules`, with the test admin token and one HS256 secret for user tokens, on
+/// which anyone may name a new namespace (namespace creation has tests of its own).
 private func withRules<Value: Sendable>(
     _ rules: String, emulator: Bool = false, _ body: @Sendable (HearthTestClient) async throws -> Value
 ) async throws -> Value {
     var options = TokenVerifier.Options()
     options.hmacSecrets = [secret]
     options.acceptUnsigned = emulator
-    let configuration = ServerConfiguration(
+    var configuration = ServerConfiguration(
         port: 0, emulator: emulator, rules: try RuleSet.parse(rules), adminToken: ServerConfiguration.testAdminToken,
         tokenVerifier: try await TokenVerifier(options: options))
+    configuration.createNamespaces = true
     return try await withTestServer(configuration: configuration, body)
 }
 

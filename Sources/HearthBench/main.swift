@@ -98,7 +98,7 @@ case "recovery":
     let creator = StorageEngine(directory: directory, options: options)
     _ = try creator.open(namespace: "bench")
     creator.close()
-    let segment = directory + "/bench/log-00000000000000000001.hlog"
+    let segment = directory + "/bench/" + StorageFormat.segmentName(firstSequence: 1)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: segment))
     try handle.seekToEnd()
     var random = SeededRandom(seed: 1)

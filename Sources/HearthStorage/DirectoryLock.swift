@@ -20,7 +20,7 @@ final class DirectoryLock: @unchecked Sendable {
 
     init(directory: String) throws {
         try FileIO.makeDirectory(directory)
-        let path = directory + "/LOCK"
+        let path = directory + "/" + StorageFormat.lockFileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw FileIO.fail("open", path) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {

@@ -94,11 +94,13 @@ enum FileIO {
         return bytes
     }
 
-    /// Writes a file so that it is either wholly old or wholly new: a temporary file, fsync,
-    /// rename over the target, fsync of the directory.
+    /// Writes a file so that it is either wholly old or wholly new: a temporary file (created
+    /// 0600 from its first instant, never through a symbolic link), fsync, rename over the
+    /// target, fsync of the directory.
     static func writeAtomically(_ bytes: [UInt8], to path: String, directory: String) throws {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let temporary = path + StorageFormat.temporarySuffix
+        unlink(temporary)  // a leftover of an interrupted write
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw fail("open", temporary) }
         do {
             try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
@@ -158,5 +160,14 @@ enum FileIO {
         var status = stat()
         guard stat(path, &status) == 0 else { throw fail("stat", path) }
         return Int(status.st_size)
+    }
+}
+
+/// Files written whole or not at all, readable by their owner only (the admin token).
+public enum AtomicFile {
+    /// Writes `bytes` to `path` through a temporary file, fsync and rename, then syncs the
+    /// directory, so that the file is either wholly old or wholly new, even after a crash.
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        try FileIO.writeAtomically(bytes, to: path, directory: FileIO.parentDirectory(of: path))
     }
 }

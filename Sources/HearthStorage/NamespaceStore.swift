@@ -25,7 +25,8 @@ final class NamespaceStore: @unchecked Sendable {
         self.logger = logger
     }
 
-    var manifestPath: String { directory + "/MANIFEST" }
+    var files: NamespaceFiles { NamespaceFiles(directory: directory) }
+    var manifestPath: String { files.manifest }
 
     /// Recovers the namespace: snapshot, then every later record of the log.
     static func open(
@@ -124,7 +125,7 @@ final class NamespaceStore: @unchecked Sendable {
     func writeSnapshotFiles(root: Node, sequence: UInt64, pushTime: Int64) throws {
         let name = StorageFormat.snapshotName(sequence: sequence)
         let bytes = try SnapshotFile(sequence: sequence, pushTime: pushTime, root: root).encode()
-        try FileIO.writeAtomically(bytes, to: directory + "/" + name, directory: directory)
+        try FileIO.writeAtomically(bytes, to: files.path(name), directory: directory)
 
         // Replay must start at the segment holding sequence + 1.
         let segments = try Recovery.segments(in: directory)
@@ -135,10 +136,10 @@ final class NamespaceStore: @unchecked Sendable {
 
         // Only now, with the new snapshot and MANIFEST durable, remove what they replace.
         for segment in segments where segment.firstSequence < first.firstSequence {
-            try FileIO.remove(directory + "/" + segment.name)
+            try FileIO.remove(files.path(segment.name))
         }
-        for file in try FileIO.list(directory) where file.hasPrefix("snap-") && file != name {
-            try FileIO.remove(directory + "/" + file)
+        for file in try FileIO.list(directory) where file.hasPrefix(StorageFormat.snapshotPrefix) && file != name {
+            try FileIO.remove(files.path(file))
         }
         try FileIO.syncDirectory(directory)
         logger.info("snapshot written", metadata: ["file": "\(name)", "bytes": "\(bytes.count)"])

@@ -50,12 +50,13 @@ enum Recovery {
     /// The log segments in a directory, in order.
     static func segments(in directory: String) throws -> [Segment] {
         try FileIO.list(directory).compactMap { name in
-            StorageFormat.sequence(inName: name, prefix: "log-", suffix: ".hlog").map { Segment(name: name, firstSequence: $0) }
+            StorageFormat.segmentSequence(inName: name).map { Segment(name: name, firstSequence: $0) }
         }.sorted { $0.firstSequence < $1.firstSequence }
     }
 
     static func recover(directory: String, logger: Logger, mode: Mode) throws -> Result {
-        let manifestPath = directory + "/MANIFEST"
+        let files = NamespaceFiles(directory: directory)
+        let manifestPath = files.manifest
         if !FileIO.exists(manifestPath) {
             if try mode == .open && isUnfinishedCreation(directory) {
                 return try create(directory: directory)
@@ -64,8 +65,8 @@ enum Recovery {
         }
         if mode == .open {
             // Leftovers of files being replaced when the server stopped.
-            for name in try FileIO.list(directory) where name.hasSuffix(".tmp") {
-                try FileIO.remove(directory + "/" + name)
+            for name in try FileIO.list(directory) where name.hasSuffix(StorageFormat.temporarySuffix) {
+                try FileIO.remove(files.path(name))
             }
         }
         let manifest: Manifest
@@ -78,7 +79,7 @@ enum Recovery {
         var sequence: UInt64 = 0
         var pushTime = manifest.pushTime
         if let name = manifest.snapshot {
-            let path = directory + "/" + name
+            let path = files.path(name)
             guard FileIO.exists(path) else {
                 throw RecoveryError(file: path, offset: nil, reason: "the snapshot named by the MANIFEST is missing")
             }
@@ -97,7 +98,7 @@ enum Recovery {
 
         let all = try segments(in: directory)
         guard let startIndex = all.firstIndex(where: { $0.name == manifest.firstSegment }) else {
-            throw RecoveryError(file: directory + "/" + manifest.firstSegment, offset: nil,
+            throw RecoveryError(file: files.path(manifest.firstSegment), offset: nil,
                 reason: "the log segment named by the MANIFEST is missing")
         }
         var live = Array(all[startIndex...])
@@ -108,7 +109,7 @@ enum Recovery {
         var index = 0
         while index < live.count {
             let segment = live[index]
-            let path = directory + "/" + segment.name
+            let path = files.path(segment.name)
             let isLast = index == live.count - 1
             let bytes = try FileIO.read(path)
             let result: LogSegmentReader.Result
@@ -181,9 +182,9 @@ enum Recovery {
     static func isUnfinishedCreation(_ directory: String) throws -> Bool {
         guard FileIO.exists(directory) else { return true }
         for name in try FileIO.list(directory) {
-            if name.hasSuffix(".tmp") { continue }
-            guard StorageFormat.sequence(inName: name, prefix: "log-", suffix: ".hlog") != nil,
-                try FileIO.size(directory + "/" + name) <= StorageFormat.segmentHeaderSize
+            if name.hasSuffix(StorageFormat.temporarySuffix) { continue }
+            guard StorageFormat.segmentSequence(inName: name) != nil,
+                try FileIO.size(NamespaceFiles(directory: directory).path(name)) <= StorageFormat.segmentHeaderSize
             else { return false }
         }
         return true
@@ -192,7 +193,7 @@ enum Recovery {
     /// Removes (repair) or reports the segments after a cut.
     static func dropSegments(after index: Int, of live: inout [Segment], directory: String, mode: Mode, notes: inout [String]) throws {
         for later in live[(index + 1)...] {
-            let path = directory + "/" + later.name
+            let path = NamespaceFiles(directory: directory).path(later.name)
             notes.append("\(later.name): follows the cut; " + (mode == .verify ? "repair would remove it" : "removed"))
             if mode == .repair {
                 try keepBrokenCopy(path, bytes: try FileIO.read(path))
@@ -205,10 +206,10 @@ enum Recovery {
     /// Keeps what repair cuts, as `<file>.broken` (or `.broken.2`, ... so earlier copies stay).
     static func keepBrokenCopy(_ path: String, bytes: [UInt8]) throws {
         let directory = FileIO.parentDirectory(of: path)
-        var target = path + ".broken"
+        var target = path + StorageFormat.brokenSuffix
         var number = 2
         while FileIO.exists(target) {
-            target = path + ".broken.\(number)"
+            target = path + StorageFormat.brokenSuffix + ".\(number)"
             number += 1
         }
         try FileIO.writeAtomically(bytes, to: target, directory: directory)
@@ -216,15 +217,16 @@ enum Recovery {
 
     /// A new, empty namespace: its first segment, then the MANIFEST that names it.
     static func create(directory: String) throws -> Result {
+        let files = NamespaceFiles(directory: directory)
         try FileIO.makeDirectory(directory)
-        for name in try FileIO.list(directory) { try FileIO.remove(directory + "/" + name) }
+        for name in try FileIO.list(directory) { try FileIO.remove(files.path(name)) }
         let first = StorageFormat.segmentName(firstSequence: 1)
-        try FileWriteLog.createSegment(directory + "/" + first, firstSequence: 1, directory: directory)
+        try FileWriteLog.createSegment(files.path(first), firstSequence: 1, directory: directory)
         let manifest = Manifest(snapshot: nil, snapshotSequence: 0, pushTime: -1, firstSegment: first)
-        try FileIO.writeAtomically(manifest.encode(), to: directory + "/MANIFEST", directory: directory)
+        try FileIO.writeAtomically(manifest.encode(), to: files.manifest, directory: directory)
         try FileIO.syncDirectory(FileIO.parentDirectory(of: directory))
         return Result(
-            manifest: manifest, root: .null, lastSequence: 0, pushTime: -1, lastSegment: directory + "/" + first,
+            manifest: manifest, root: .null, lastSequence: 0, pushTime: -1, lastSegment: files.path(first),
             lastSegmentLastSequence: 0, replayedRecords: 0, notes: [])
     }
 }

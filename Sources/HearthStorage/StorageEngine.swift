@@ -57,7 +57,7 @@ public final class StorageEngine: Sendable {
         guard let directory else { return Database(name: namespace, log: MemoryWriteLog()) }
         try lockDirectory()
         let store = try NamespaceStore.open(
-            directory: directory + "/" + namespace, namespace: namespace, options: options, logger: logger,
+            directory: NamespaceFiles(dataDirectory: directory, namespace: namespace).directory, namespace: namespace, options: options, logger: logger,
             observer: observer)
         stores.add(store)
         return store.database
@@ -66,13 +66,15 @@ public final class StorageEngine: Sendable {
     /// The namespaces that already exist in the data directory (those with a MANIFEST).
     public func existingNamespaces() throws -> [String] {
         guard let directory, FileIO.exists(directory) else { return [] }
-        return try FileIO.list(directory).filter { FileIO.exists(directory + "/" + $0 + "/MANIFEST") }
+        return try FileIO.list(directory).filter {
+            FileIO.exists(NamespaceFiles(dataDirectory: directory, namespace: $0).manifest)
+        }
     }
 
     /// The security rules document stored for `namespace` (`<ns>/rules.json`), if any.
     public func storedRules(namespace: String) throws -> String? {
         guard let directory else { return nil }
-        let path = directory + "/" + namespace + "/" + StorageFormat.rulesFileName
+        let path = NamespaceFiles(dataDirectory: directory, namespace: namespace).rules
         guard FileIO.exists(path) else { return nil }
         return String(decoding: try FileIO.read(path), as: UTF8.self)
     }
@@ -81,9 +83,8 @@ public final class StorageEngine: Sendable {
     /// directory). The namespace must have been opened. Nothing is stored without a directory.
     public func storeRules(_ text: String, namespace: String) throws {
         guard let directory else { return }
-        let namespaceDirectory = directory + "/" + namespace
-        try FileIO.writeAtomically(Array(text.utf8), to: namespaceDirectory + "/" + StorageFormat.rulesFileName,
-            directory: namespaceDirectory)
+        let files = NamespaceFiles(dataDirectory: directory, namespace: namespace)
+        try FileIO.writeAtomically(Array(text.utf8), to: files.rules, directory: files.directory)
     }
 
     /// The bytes of log segments and snapshots in the data directory now (zero in memory).
@@ -91,11 +92,11 @@ public final class StorageEngine: Sendable {
         var usage = StorageDiskUsage()
         guard let directory, let namespaces = try? existingNamespaces() else { return usage }
         for namespace in namespaces {
-            let namespaceDirectory = directory + "/" + namespace
-            for name in (try? FileIO.list(namespaceDirectory)) ?? [] {
-                let size = (try? FileIO.size(namespaceDirectory + "/" + name)) ?? 0
-                if name.hasSuffix(".hlog") { usage.logBytes += size }
-                if name.hasSuffix(".hsnap") { usage.snapshotBytes += size }
+            let files = NamespaceFiles(dataDirectory: directory, namespace: namespace)
+            for name in (try? FileIO.list(files.directory)) ?? [] {
+                let size = (try? FileIO.size(files.path(name))) ?? 0
+                if name.hasSuffix(StorageFormat.segmentSuffix) { usage.logBytes += size }
+                if name.hasSuffix(StorageFormat.snapshotSuffix) { usage.snapshotBytes += size }
             }
         }
         return usage

@@ -1,6 +1,7 @@
 /// Constants of the on-disk format. Docs/STORAGE_FORMAT.md is the specification; this file
-/// only names its numbers.
-enum StorageFormat {
+/// only names its numbers and its file names: no other file spells a file name of a data
+/// directory (paths are built by ``NamespaceFiles``).
+public enum StorageFormat {
     /// First 8 bytes of every log segment.
     static let segmentMagic: [UInt8] = Array("HEARTHLG".utf8)
     /// First 8 bytes of every snapshot.
@@ -13,6 +14,20 @@ enum StorageFormat {
     static let recordHeaderSize = 9
     /// The namespace's security rules document, as uploaded (`PUT /.settings/rules.json`).
     static let rulesFileName = "rules.json"
+    /// In the data directory: the file a server holds an exclusive lock on.
+    static let lockFileName = "LOCK"
+    /// The file that names the live snapshot and the first live segment.
+    static let manifestFileName = "MANIFEST"
+    /// Log segments are `log-<first sequence, 20 digits>.hlog`.
+    static let segmentPrefix = "log-"
+    static let segmentSuffix = ".hlog"
+    /// Snapshots are `snap-<sequence, 20 digits>.hsnap`.
+    static let snapshotPrefix = "snap-"
+    static let snapshotSuffix = ".hsnap"
+    /// A file being replaced (written, synced, then renamed over its target).
+    static let temporarySuffix = ".tmp"
+    /// What repair cuts away is kept as `<file>.broken` (`.broken.2`, ...).
+    static let brokenSuffix = ".broken"
     /// Record type of a change.
     static let changeRecordType: UInt8 = 1
     /// Largest record payload accepted when reading (a write is at most 256 MB of JSON).
@@ -23,13 +38,23 @@ enum StorageFormat {
     static let setPriorityMutation: UInt8 = 2
 
     /// `log-00000000000000000001.hlog`: the segment whose first record has this sequence.
-    static func segmentName(firstSequence: UInt64) -> String {
-        "log-" + padded(firstSequence) + ".hlog"
+    public static func segmentName(firstSequence: UInt64) -> String {
+        segmentPrefix + padded(firstSequence) + segmentSuffix
     }
 
     /// `snap-00000000000000000042.hsnap`: the snapshot of the tree after this sequence.
     static func snapshotName(sequence: UInt64) -> String {
-        "snap-" + padded(sequence) + ".hsnap"
+        snapshotPrefix + padded(sequence) + snapshotSuffix
+    }
+
+    /// The first sequence of a segment file's name; nil if the name is not a segment's.
+    static func segmentSequence(inName name: String) -> UInt64? {
+        sequence(inName: name, prefix: segmentPrefix, suffix: segmentSuffix)
+    }
+
+    /// True for a snapshot file's name.
+    static func isSnapshot(_ name: String) -> Bool {
+        sequence(inName: name, prefix: snapshotPrefix, suffix: snapshotSuffix) != nil
     }
 
     static func padded(_ value: UInt64) -> String {
@@ -42,4 +67,26 @@ enum StorageFormat {
         guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
         return UInt64(name.dropFirst(prefix.count).dropLast(suffix.count))
     }
+}
+
+/// The paths of one namespace's files, inside its directory of the data directory.
+public struct NamespaceFiles: Sendable {
+    /// `<data directory>/<namespace>`.
+    public let directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    public init(dataDirectory: String, namespace: String) {
+        directory = dataDirectory + "/" + namespace
+    }
+
+    /// A file of the namespace by name.
+    func path(_ name: String) -> String { directory + "/" + name }
+
+    var manifest: String { path(StorageFormat.manifestFileName) }
+    var rules: String { path(StorageFormat.rulesFileName) }
+    func segment(firstSequence: UInt64) -> String { path(StorageFormat.segmentName(firstSequence: firstSequence)) }
+    func snapshot(sequence: UInt64) -> String { path(StorageFormat.snapshotName(sequence: sequence)) }
 }

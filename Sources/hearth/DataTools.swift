@@ -15,7 +15,7 @@ struct Verify: ParsableCommand {
         var problems = 0
         for namespace in try data.namespaces() {
             do {
-                let report = try StorageInspector.verify(directory: data.dataDirectory + "/" + namespace)
+                let report = try StorageInspector.verify(directory: NamespaceFiles(dataDirectory: data.dataDirectory, namespace: namespace).directory)
                 print("\(namespace): snapshot \(report.snapshot ?? "none"), \(report.records) log records replayed, last sequence \(report.lastSequence)")
                 for note in report.notes { print("  problem: \(note)") }
                 problems += report.notes.count
@@ -38,7 +38,7 @@ struct Repair: ParsableCommand {
 
     func run() throws {
         for namespace in try data.namespaces() {
-            let report = try StorageInspector.repair(directory: data.dataDirectory + "/" + namespace)
+            let report = try StorageInspector.repair(directory: NamespaceFiles(dataDirectory: data.dataDirectory, namespace: namespace).directory)
             print("\(namespace): last sequence \(report.lastSequence)")
             for note in report.notes { print("  \(note)") }
             if report.notes.isEmpty { print("  nothing to repair") }
@@ -93,7 +93,7 @@ struct Export: ParsableCommand {
         guard try StorageEngine(directory: data.dataDirectory).existingNamespaces().contains(namespace) else {
             throw ValidationError("no namespace \(namespace) in \(data.dataDirectory)")
         }
-        let tree = try StorageInspector.load(directory: data.dataDirectory + "/" + namespace)
+        let tree = try StorageInspector.load(directory: NamespaceFiles(dataDirectory: data.dataDirectory, namespace: namespace).directory)
         let node = tree.at(try Path(urlPath: path))
         let handle: FileHandle
         if let output {

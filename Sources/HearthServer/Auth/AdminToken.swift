@@ -1,4 +1,5 @@
 import Foundation
+import HearthStorage
 
 /// The admin credential: whoever presents it bypasses the rules and may change them.
 public enum AdminToken {
@@ -13,22 +14,12 @@ public enum AdminToken {
             return (try read(path), false)
         }
         let token = generate()
-        let temporary = path + ".tmp"
-        unlink(temporary)  // a leftover of an interrupted start
-        // Created 0600 from the first instant: never readable by others, even empty.
-        let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw TokenError("Could not create \(temporary): \(String(cString: strerror(errno))).") }
-        let bytes = Array((token + "\n").utf8)
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor)
-        close(descriptor)
-        guard written == bytes.count, synced == 0 else { throw TokenError("Could not write \(temporary).") }
-        guard rename(temporary, path) == 0 else { throw TokenError("Could not create \(path): \(String(cString: strerror(errno))).") }
-        // Make the rename durable, so a token that was printed is never lost.
-        let directory = open(dataDirectory, O_RDONLY)
-        if directory >= 0 {
-            _ = fsync(directory)
-            close(directory)
+        // Created 0600 from the first instant (never readable by others, even empty), and
+        // durable before it is printed, so a token that was shown is never lost.
+        do {
+            try AtomicFile.write(Array((token + "\n").utf8), to: path)
+        } catch {
+            throw TokenError("Could not create \(path): \(error).")
         }
         return (token, true)
     }

@@ -7,10 +7,12 @@ HOST         ?= 127.0.0.1
 DATA_DIR     ?= ./hearth-data
 VENV         := .venv
 PYTHON       := $(VENV)/bin/python
-# Debian packages the build, tests and benchmarks need.
-APT_PACKAGES := zlib1g-dev libssl-dev python3-venv curl wrk redis-server chromium chromium-driver
+# Debian packages: what building and running the server needs (make run), and what the tests
+# and benchmarks need besides (make test, make bench).
+SERVER_PACKAGES := zlib1g-dev libssl-dev
+TEST_PACKAGES   := python3-venv curl wrk redis-server chromium chromium-driver
 
-.PHONY: run test build release deps system-deps python-deps compat bench clean console-screenshot soak
+.PHONY: run test build release deps server-deps system-deps install-packages python-deps compat bench clean console-screenshot soak
 
 RULES        ?= Examples/factory-webhooks/database.rules.json
 # Writes per second (and per burst) one client address may make; the admin is not limited.
@@ -21,7 +23,7 @@ WRITE_BURST  ?= 100
 ## under the factory-webhook rules (anonymous callers may only append validated records to
 ## /blessing, /blinkup and /testresult; reads need a token or the admin token), with a
 ## write rate limit per client address.
-run: system-deps release
+run: server-deps release
 	.build/release/hearth serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --rules $(RULES) \
 		--write-rate-limit $(WRITE_RATE) --write-rate-burst $(WRITE_BURST)
 
@@ -62,8 +64,14 @@ console-screenshot: deps
 deps: system-deps python-deps
 
 # Install only what is missing (root on CI and on the development machines).
+server-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(SERVER_PACKAGES)"
+
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(SERVER_PACKAGES) $(TEST_PACKAGES)"
+
+install-packages:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \

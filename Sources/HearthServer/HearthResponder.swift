@@ -43,7 +43,6 @@ public struct HearthResponder: HTTPResponder {
         let elapsed = ContinuousClock.now - started
         metrics.requestDuration.record(elapsed)
         metrics.countRequest(method: request.method.rawValue, status: Int(response.status.code))
-        if response.status == .unauthorized { metrics.ruleDenials.increment() }
         // The path only: query strings may carry tokens (`auth=`), which are never logged.
         if context.logger.logLevel <= .debug {
             let client = self.client(of: request, context: context)
@@ -94,6 +93,7 @@ public struct HearthResponder: HTTPResponder {
         } catch let error as DataError {
             return ResponseFactory.error(.badRequest, error.message)
         } catch let error as PermissionDenied {
+            metrics.ruleDenials.increment()
             context.logger.debug("permission denied: \(error.reason)")
             return ResponseFactory.error(.unauthorized, "Permission denied")
         } catch is BodyEndedEarly {

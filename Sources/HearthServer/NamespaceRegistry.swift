@@ -29,11 +29,6 @@ public final class NamespaceRegistry: Sendable {
         }
     }
 
-    /// Adds an already-opened database (used at start-up after recovery).
-    public func register(_ database: Database) {
-        databases.withLock { $0[database.name] = database }
-    }
-
     /// The names of every namespace, sorted.
     public var names: [String] {
         databases.withLock { Array($0.keys) }.sorted()

@@ -5,8 +5,6 @@ public struct ServerConfiguration: Sendable {
     /// Address to listen on.
     public var host: String
     public var port: Int
-    /// Where namespaces keep their data; nil keeps everything in memory.
-    public var dataDirectory: String?
     /// Largest request body accepted, in bytes (Firebase: 256 MB).
     public var maxBodyBytes: Int
     /// The namespace used when neither `ns=` nor the Host header names one.
@@ -48,13 +46,12 @@ public struct ServerConfiguration: Sendable {
     public var metricsAddress: ListenAddress?
 
     public init(
-        host: String = "127.0.0.1", port: Int = 9000, dataDirectory: String? = nil,
+        host: String = "127.0.0.1", port: Int = 9000,
         maxBodyBytes: Int = 256 * 1024 * 1024, defaultNamespace: String = "default", emulator: Bool = false,
         rules: RuleSet? = nil, adminToken: String? = nil, tokenVerifier: TokenVerifier = TokenVerifier()
     ) {
         self.host = host
         self.port = port
-        self.dataDirectory = dataDirectory
         self.maxBodyBytes = maxBodyBytes
         self.defaultNamespace = defaultNamespace
         self.emulator = emulator

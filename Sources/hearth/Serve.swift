@@ -197,7 +197,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         var configuration = ServerConfiguration(
-            host: settings.host, port: settings.port, dataDirectory: settings.dataDir, maxBodyBytes: settings.maxBodyBytes,
+            host: settings.host, port: settings.port, maxBodyBytes: settings.maxBodyBytes,
             defaultNamespace: settings.defaultNamespace, emulator: settings.emulator, rules: security.rules,
             adminToken: security.adminToken, tokenVerifier: security.verifier)
         if let certificate = settings.tlsCert, let key = settings.tlsKey {

@@ -60,6 +60,18 @@ struct NamespaceCreationTests {
             #expect(scraped.status == 200)
             #expect(scraped.body.contains("hearth_http_requests_total"))
         }
+        // Only what the rules refuse counts as a rule denial, not a refused token or scrape.
+        var configuration = ServerConfiguration(
+            port: 0, rules: try RuleSet.parse(#"{"rules": {"open": {".read": true}}}"#), adminToken: ServerConfiguration.testAdminToken)
+        configuration.createNamespaces = true
+        try await withTestServer(configuration: configuration) { client async throws in
+            #expect(try await client.get("/secret.json").status == 401)
+            #expect(try await client.get("/open.json?auth=not-a-token").status == 401)
+            #expect(try await client.get("/.metrics").status == 401)
+            #expect(try await client.get("/open.json").status == 200)
+            let scraped = try await client.get("/.metrics", headers: admin).body
+            #expect(scraped.contains("hearth_rule_denials_total 1\n"))
+        }
         // Emulator mode's `owner` is an admin.
         try await withServer(emulator: true) { client async throws in
             #expect(try await client.get("/.metrics", headers: ["Authorization": "Bearer owner"]).status == 200)

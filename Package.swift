@@ -42,7 +42,9 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // The console page, compiled into the binary (PackageResources.console_html).
+            resources: [.embedInCode("Console/console.html")]
         ),
         // The command line: serve, bench helpers, data tools.
         .executableTarget(

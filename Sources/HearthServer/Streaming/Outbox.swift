@@ -7,9 +7,12 @@ import Synchronization
 /// When a slow client lets it fill up, the queued frames are dropped and the stream is marked
 /// for a resynchronisation: its writer then sends one fresh `put` of the current value instead
 /// of the missed events.
+///
+/// The rules are ``OutboxStateMachine``'s; this shell only runs it under a lock and parks and
+/// wakes the writer as its actions say.
 final class Outbox: Sendable {
     /// What the writer should do next.
-    enum Item {
+    enum Item: Sendable {
         case frame(ByteBuffer)
         /// Frames were dropped: send a fresh `put` of the whole value.
         case resync
@@ -18,115 +21,83 @@ final class Outbox: Sendable {
     }
 
     /// Why a stream ended, for the metrics.
-    enum EndReason: String, Sendable {
-        /// The client closed the connection (or a write to it failed).
-        case client
-        /// The server is shutting down.
-        case shutdown
-        /// The rules stopped allowing the read: `cancel` was sent.
-        case cancelled
-        /// The caller's credential expired: `auth_revoked` was sent.
-        case authRevoked = "auth_revoked"
-    }
+    typealias EndReason = OutboxStateMachine.EndReason
 
-    struct State {
-        var frames: [ByteBuffer] = []
-        var endReason: EndReason?
-        var bytes = 0
-        var overflowed = false
-        var ended = false
-        var finalFrame: ByteBuffer?
-        var waiter: CheckedContinuation<Void, Never>?
+    /// The machine, and the writer's continuation while the machine is in `.writerWaiting`.
+    struct Locked {
+        var machine: OutboxStateMachine
+        var writer: CheckedContinuation<Void, Never>?
 
-        /// The waiting writer, if any, taken so it is resumed once (outside the lock).
-        mutating func takeWaiter() -> CheckedContinuation<Void, Never>? {
-            defer { waiter = nil }
-            return waiter
+        /// The parked writer, taken so it is resumed once (outside the lock).
+        mutating func takeWriter() -> CheckedContinuation<Void, Never>? {
+            assert(writer != nil, "the machine woke a writer that is not parked")
+            defer { writer = nil }
+            return writer
         }
     }
 
     let capacityBytes: Int
-    let state = Mutex(State())
+    let locked: Mutex<Locked>
 
     init(capacityBytes: Int) {
         self.capacityBytes = capacityBytes
+        self.locked = Mutex(Locked(machine: OutboxStateMachine(capacityBytes: capacityBytes), writer: nil))
     }
 
-    /// Queues a frame; never blocks. Returns false if the outbox overflowed (now or before).
+    /// Queues a frame; never blocks. Returns false if the frame was dropped: the outbox
+    /// overflowed (now or before), or the stream has ended.
     @discardableResult
     func push(_ frame: ByteBuffer) -> Bool {
-        let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-            guard !state.ended else { return (false, nil) }
-            if state.overflowed { return (false, nil) }
-            // A frame bigger than the whole outbox still goes through when nothing is queued.
-            if state.bytes > 0 && state.bytes + frame.readableBytes > capacityBytes {
-                state.frames = []
-                state.bytes = 0
-                state.overflowed = true
-            } else {
-                state.frames.append(frame)
-                state.bytes += frame.readableBytes
-            }
-            return (!state.overflowed, state.takeWaiter())
+        let (action, writer) = locked.withLock { state -> (OutboxStateMachine.EnqueueAction, CheckedContinuation<Void, Never>?) in
+            let action = state.machine.enqueue(frame)
+            guard case .wakeWriter = action else { return (action, nil) }
+            return (action, state.takeWriter())
         }
-        waiter?.resume()
-        return accepted
+        writer?.resume()
+        switch action {
+        case .none, .wakeWriter: return true
+        case .overflowed, .dropped: return false
+        }
     }
 
     /// Ends the stream after the queued frames, with `finalFrame` last. The first reason given
     /// is the one kept.
     func end(_ reason: EndReason, with finalFrame: ByteBuffer? = nil) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard !state.ended else { return nil }
-            state.ended = true
-            state.endReason = reason
-            state.finalFrame = finalFrame
-            return state.takeWaiter()
+        let writer = locked.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard case .wakeWriter = state.machine.end(reason, finalFrame: finalFrame) else { return nil }
+            return state.takeWriter()
         }
-        waiter?.resume()
+        writer?.resume()
     }
 
     /// Why the stream ended; nil while it runs.
-    var endReason: EndReason? { state.withLock { $0.endReason } }
+    var endReason: EndReason? { locked.withLock { $0.machine.endReason } }
 
-    /// After a resync `put` was queued: accept frames again.
+    /// After a resync `put` was fetched: queue it, and accept frames again.
     func resynchronised(with frame: ByteBuffer) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.overflowed = false
-            state.frames = [frame]
-            state.bytes = frame.readableBytes
-            return state.takeWaiter()
+        let writer = locked.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard case .wakeWriter = state.machine.resynchronised(with: frame) else { return nil }
+            return state.takeWriter()
         }
-        waiter?.resume()
+        writer?.resume()
     }
 
-    /// The next thing to write, waiting until there is one.
+    /// The next thing to write, waiting until there is one. Only one task may call this.
     func next() async -> Item {
         while true {
-            let item = state.withLock { state -> Item? in
-                if var frame = state.frames.first {
-                    // Everything queued goes out in one write: a busy stream costs one
-                    // system call per batch, not per event.
-                    if state.frames.count > 1 {
-                        frame.reserveCapacity(state.bytes)
-                        for next in state.frames.dropFirst() { frame.writeImmutableBuffer(next) }
-                    }
-                    state.frames.removeAll(keepingCapacity: true)
-                    state.bytes = 0
-                    return .frame(frame)
-                }
-                if state.overflowed { return .resync }
-                if state.ended { return .end(state.finalFrame) }
-                return nil
+            switch locked.withLock({ $0.machine.next() }) {
+            case .write(let frame): return .frame(frame)
+            case .resync: return .resync
+            case .end(let frame): return .end(frame)
+            case .wait: break
             }
-            if let item { return item }
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state -> Bool in
-                    if !state.frames.isEmpty || state.overflowed || state.ended { return true }
-                    state.waiter = continuation
-                    return false
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let parked = locked.withLock { state -> Bool in
+                    guard case .park = state.machine.parkWriter() else { return false }
+                    state.writer = continuation
+                    return true
                 }
-                if ready { continuation.resume() }
+                if !parked { continuation.resume() }
             }
         }
     }

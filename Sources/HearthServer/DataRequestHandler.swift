@@ -48,7 +48,7 @@ struct DataRequestHandler {
                 throw DataError("print=silent is not supported together with if-match.")
             }
         }
-        if csv && method != "GET" { throw HTTPFailure.methodNotAllowed(method) }
+        if csv && method != "GET" { throw ServiceError.methodNotAllowed(method) }
         switch method {
         case "GET":
             if StreamRequestHandler.wantsStream(request) && !csv { return try await stream() }
@@ -57,7 +57,7 @@ struct DataRequestHandler {
         case "POST": return try await post()
         case "PATCH": return try await patch()
         case "DELETE": return try await delete()
-        default: throw HTTPFailure.methodNotAllowed(method)
+        default: throw ServiceError.methodNotAllowed(method)
         }
     }
 
@@ -131,8 +131,7 @@ struct DataRequestHandler {
         let limit = configuration.limits.maxStreamsPerClient
         guard let lease = streams.leaseStream(for: client(), limit: limit) else {
             streams.metrics.countRefusal(.streamsPerClient)
-            throw HTTPFailure(
-                .tooManyRequests, "Too many streams: this client already has \(limit) open, the server's limit per client.")
+            throw ServiceError(.tooManyRequests(retryAfterSeconds: nil), "Too many streams: this client already has \(limit) open, the server's limit per client.")
         }
         return await StreamRequestHandler(
             request: request, path: path, query: query, caller: caller, database: database, streams: streams, lease: lease
@@ -253,16 +252,16 @@ struct DataRequestHandler {
         } catch let error as PermissionDenied {
             throw error
         } catch let error as RecordTooLarge {
-            throw HTTPFailure(.contentTooLarge, "Payload too large: \(error).")
+            throw error
         } catch {
             throw StorageUnavailable(reason: "the write could not be made durable (\(error)); nothing was written.",
-                outOfSpace: StorageUnavailable.isOutOfSpace(error))
+                outOfSpace: StorageIOError.isOutOfSpace(error))
         }
         switch outcome {
         case .conditionFailed(let current):
             // The current value (and its ETag) goes only to callers who may read it.
             if let rules, !rules.canRead(path, auth: caller.auth, root: database.root, now: now).allowed {
-                throw HTTPFailure(.preconditionFailed,
+                throw ServiceError(.conditionFailed,
                     "The data at this location has changed (the ETag does not match); you may not read it.")
             }
             var headers = HTTPFields()

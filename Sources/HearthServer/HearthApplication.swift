@@ -35,7 +35,7 @@ public enum HearthApplication {
     ) throws -> some ApplicationProtocol {
         let responder = try makeResponder(configuration: configuration, storage: storage, logger: logger)
         return Application(
-            responder: responder,
+            responder: withMiddleware(responder),
             server: try serverBuilder(configuration, metrics: responder.metrics),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
             logger: logger
@@ -50,7 +50,7 @@ public enum HearthApplication {
         let responder = try makeResponder(configuration: configuration, storage: storage, logger: logger)
         var services: [any Service] = [
             Application(
-                responder: responder,
+                responder: withMiddleware(responder),
                 server: try serverBuilder(configuration, metrics: responder.metrics),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
                 logger: logger)

@@ -37,95 +37,16 @@ public struct HearthResponder: HTTPResponder {
         metricsEndpoint = MetricsEndpoint(metrics: metrics, streams: streams, namespaces: namespaces, storage: storage)
     }
 
+    /// Routes the request and answers it. Errors are thrown to ``ErrorMiddleware``, which
+    /// answers them; the other HTTP concerns are middleware too (see `MiddlewareStack.swift`).
     public func respond(to request: Request, context: Context) async throws -> Response {
-        let started = ContinuousClock.now
-        var response = try await answer(request, context: context)
-        let elapsed = ContinuousClock.now - started
-        metrics.requestDuration.record(elapsed)
-        metrics.countRequest(method: request.method.rawValue, status: Int(response.status.code))
-        // The path only: query strings may carry tokens (`auth=`), which are never logged.
-        if context.logger.logLevel <= .debug {
-            let client = self.client(of: request, context: context)
-            context.logger.debug(
-                "request", metadata: [
-                    "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
-                    "status": "\(response.status.code)", "client": "\(client)",
-                    "ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)",
-                ])
-        }
-        response.headers[HearthResponder.requestIDHeader] = context.id
-        if response.headers[.accessControlAllowOrigin] != nil {
-            response.headers[.accessControlExposeHeaders] = "X-Request-Id, ETag"
-        }
-        applyCORS(to: &response, origin: request.headers[.origin])
-        let isStream = response.headers[.contentType]?.hasPrefix("text/event-stream") == true
-        if !isStream || configuration.compressStreams {
-            ResponseCompression.apply(to: &response, acceptEncoding: request.headers[.acceptEncoding])
-        }
-        return response
-    }
-
-    /// Names the request in the server's log (`hb.request.id`), so a client can quote it.
-    static let requestIDHeader = HTTPField.Name("X-Request-Id")!
-
-    /// CORS as configured: `*` (Firebase's behaviour, the default), or only the listed origins,
-    /// each answered with its own name and `Vary: Origin`.
-    func applyCORS(to response: inout Response, origin: String?) {
-        let allowed = configuration.corsOrigins
-        guard !allowed.contains("*"), response.headers[.accessControlAllowOrigin] != nil else { return }
-        if let origin, allowed.contains(origin) {
-            response.headers[.accessControlAllowOrigin] = origin
-        } else {
-            response.headers[.accessControlAllowOrigin] = nil
-        }
-        response.headers[.vary] = "Origin"
+        try await route(request, context: context)
     }
 
     /// Who sent the request: the peer, or the client a trusted proxy names. Worked out only
-    /// where it is needed (per-client limits, the debug request log), off the hot path.
+    /// where it is needed (per-client limits), off the hot path.
     func client(of request: Request, context: Context) -> ClientAddress {
         configuration.clientAddresses.client(peer: context.remoteAddress?.ipAddress, headers: request.headers)
-    }
-
-    func answer(_ request: Request, context: Context) async throws -> Response {
-        do {
-            return try await route(request, context: context)
-        } catch let error as DataError {
-            return ResponseFactory.error(.badRequest, error.message)
-        } catch let error as PermissionDenied {
-            metrics.ruleDenials.increment()
-            context.logger.debug("permission denied: \(error.reason)")
-            return ResponseFactory.error(.unauthorized, "Permission denied")
-        } catch is BodyEndedEarly {
-            context.logger.debug("request body ended early")
-            return ResponseFactory.error(.badRequest, "Bad request: the request body ended early.")
-        } catch let error as HTTPFailure {
-            if error.status == .contentTooLarge { metrics.countRefusal(.bodySize) }
-            if error.status == .unauthorized { context.logger.debug("unauthorized: \(error.message)") }
-            var response = ResponseFactory.error(error.status, error.message)
-            response.headers.append(contentsOf: error.headers)
-            return response
-        } catch is NIOTooManyBytesError {
-            metrics.countRefusal(.bodySize)
-            return ResponseFactory.error(
-                .contentTooLarge, "Payload too large: the request body exceeds \(configuration.maxBodyBytes) bytes.")
-
-        } catch let error as StorageUnavailable {
-            context.logger.error("write failed in storage: \(error.reason)")
-            if error.outOfSpace { return ResponseFactory.error(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "Insufficient storage: \(error.reason)") }
-            return ResponseFactory.error(.serviceUnavailable, "Service unavailable: \(error.reason)")
-        } catch let error as RecoveryError {
-            context.logger.error("namespace cannot be opened: \(error)")
-            return ResponseFactory.error(.serviceUnavailable, "Service unavailable: this database cannot be opened; see the server log.")
-        } catch is CancellationError {
-            context.logger.notice("request cancelled: the server is shutting down")
-            return ResponseFactory.error(.serviceUnavailable, "Service unavailable: the server is shutting down.")
-        } catch let error as HTTPError {
-            return ResponseFactory.error(error.status, error.body ?? "\(error.status.reasonPhrase)")
-        } catch {
-            context.logger.error("unexpected error: \(error)")
-            return ResponseFactory.error(.internalServerError, "Internal server error; see the server log.")
-        }
     }
 
     func route(_ request: Request, context: Context) async throws -> Response {
@@ -137,9 +58,9 @@ public struct HearthResponder: HTTPResponder {
             }
             target = try RESTTarget.parse(rawPath: request.uri.path)
         } catch .missingJSONSuffix {
-            throw HTTPFailure(.notFound, "Not found: append .json to your request URI to use the REST API.")
+            throw ServiceError(.notFound, "Not found: append .json to your request URI to use the REST API.")
         } catch .notFound {
-            throw HTTPFailure(.notFound, "Not found.")
+            throw ServiceError(.notFound, "Not found.")
         } catch .invalid(let error) {
             throw error
         }
@@ -148,7 +69,7 @@ public struct HearthResponder: HTTPResponder {
         if case .console = target {
             // The page is public; everything it shows comes from the API, with the token the
             // user types in.
-            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            guard method == "GET" else { throw ServiceError.methodNotAllowed(method) }
             return ResponseFactory.page(ConsolePage.html)
         }
         switch target {
@@ -166,14 +87,14 @@ public struct HearthResponder: HTTPResponder {
         case .health, .ready, .console, .consoleRedirect:
             preconditionFailure("answered above")
         case .metrics:
-            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            guard method == "GET" else { throw ServiceError.methodNotAllowed(method) }
             guard caller.isAdmin else {
-                throw HTTPFailure(.unauthorized,
+                throw ServiceError(.unauthenticated,
                     "Permission denied: /.metrics needs the admin token (or scrape the server's metrics-address).")
             }
             return await metricsEndpoint.response()
         case .inspectDatabases:
-            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            guard method == "GET" else { throw ServiceError.methodNotAllowed(method) }
             guard caller.isAdmin else { throw PermissionDenied(reason: "listing databases needs an admin credential") }
             let names = namespaces.names
             // An empty list is `[]`, which a Node (where empty means null) cannot express.
@@ -187,14 +108,14 @@ public struct HearthResponder: HTTPResponder {
             }
             return ResponseFactory.node(.object(ChildMap(sortedEntries: ContiguousArray(list))), options: options)
         case .inspectStreams:
-            guard method == "GET" else { throw HTTPFailure.methodNotAllowed(method) }
+            guard method == "GET" else { throw ServiceError.methodNotAllowed(method) }
             guard caller.isAdmin else { throw PermissionDenied(reason: "stream statistics need an admin credential") }
             let open = await streams.streamCount()
             return ResponseFactory.node(.object(ChildMap(sortedEntries: [ChildEntry(key: "open", value: .int(Int64(open)))])),
                 options: options)
         case .settings(let name):
             guard name == "rules" else {
-                throw HTTPFailure(.notFound, "Not found: the only database setting Hearth has is /.settings/rules.json.")
+                throw ServiceError(.notFound, "Not found: the only database setting Hearth has is /.settings/rules.json.")
             }
             let handler = RulesRequestHandler(
                 request: request, method: method, options: options, caller: caller,
@@ -226,12 +147,10 @@ public struct HearthResponder: HTTPResponder {
         guard let wait = limiter.admit(client.limitKey) else { return }
         metrics.countRefusal(.writeRate)
         let seconds = WriteRateLimiter.retryAfterSeconds(wait)
-        var headers = HTTPFields()
-        headers[.retryAfter] = String(seconds)
-        throw HTTPFailure(
-            .tooManyRequests,
+        throw ServiceError(
+            .tooManyRequests(retryAfterSeconds: seconds),
             "Too many writes: this client may write \(limiter.limit.perSecondText) times per second (bursts of "
-                + "\(limiter.limit.burst)); retry in \(seconds) s.", headers: headers)
+                + "\(limiter.limit.burst)); retry in \(seconds) s.")
     }
 
     /// A namespace comes into being when it is first named; only the admin may do that,
@@ -241,8 +160,7 @@ public struct HearthResponder: HTTPResponder {
         guard !caller.isAdmin, !configuration.anyoneCreatesNamespaces, namespace != configuration.defaultNamespace,
             namespaces.existing(namespace) == nil
         else { return }
-        throw HTTPFailure(
-            .notFound,
+        throw ServiceError(.notFound,
             "Database not found: there is no database \"\(namespace)\" on this server. Creating one needs the admin "
                 + "token (or the server's create-namespaces setting).")
     }
@@ -273,7 +191,7 @@ public struct HearthResponder: HTTPResponder {
         }
         let resolved = name ?? configuration.defaultNamespace
         guard NamespaceRegistry.isValidName(resolved) else {
-            throw HTTPFailure(.notFound, "Database not found: \"\(resolved)\" is not a valid namespace name.")
+            throw ServiceError(.notFound, "Database not found: \"\(resolved)\" is not a valid namespace name.")
         }
         return resolved
     }
@@ -296,42 +214,5 @@ public struct HearthResponder: HTTPResponder {
         headers[.accessControlMaxAge] = "3600"
         headers[.contentType] = nil
         return Response(status: .noContent, headers: headers)
-    }
-}
-
-/// A failure with its HTTP status and Firebase-style message.
-struct HTTPFailure: Error {
-    let status: HTTPResponse.Status
-    let message: String
-    /// Headers the answer carries (`Retry-After`).
-    let headers: HTTPFields
-
-    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
-        self.status = status
-        self.message = message
-        self.headers = headers
-    }
-
-    static func methodNotAllowed(_ method: String) -> HTTPFailure {
-        HTTPFailure(.methodNotAllowed, "Method \(method) is not allowed here.")
-    }
-}
-
-/// Storage could not take a write (disk full, I/O error). The write did not happen.
-public struct StorageUnavailable: Error, Sendable {
-    public let reason: String
-    /// The disk is full (507) rather than failing otherwise (503).
-    public let outOfSpace: Bool
-
-    public init(reason: String, outOfSpace: Bool = false) {
-        self.reason = reason
-        self.outOfSpace = outOfSpace
-    }
-
-    static func isOutOfSpace(_ error: any Error) -> Bool {
-        if let failure = error as? FileWriteLog.Failure, let io = failure.underlying as? StorageIOError {
-            return io.isOutOfSpace
-        }
-        return false
     }
 }

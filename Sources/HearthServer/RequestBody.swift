@@ -16,8 +16,7 @@ enum RequestBody {
         case "gzip", "x-gzip", "deflate":
             return try inflate(try await collect(request, limit: limit), limit: limit)
         default:
-            throw HTTPFailure(
-                .unsupportedMediaType, "Unsupported Content-Encoding \"\(encoding)\": send the body as it is, or gzip or deflate it.")
+            throw ServiceError(.unsupportedEncoding, "Unsupported Content-Encoding \"\(encoding)\": send the body as it is, or gzip or deflate it.")
         }
     }
 
@@ -26,8 +25,8 @@ enum RequestBody {
     static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
         do {
             return try await request.body.collect(upTo: limit)
-        } catch let error as NIOTooManyBytesError {
-            throw error
+        } catch is NIOTooManyBytesError {
+            throw ServiceError(.tooLarge, "Payload too large: the request body exceeds \(limit) bytes.")
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -41,7 +40,7 @@ enum RequestBody {
         var stream = z_stream()
         // windowBits 15 + 32: accept the gzip and the zlib wrapper alike.
         guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw HTTPFailure(.internalServerError, "Internal server error: zlib could not start.")
+            throw ServiceError(.internalError, "Internal server error: zlib could not start.")
         }
         defer { inflateEnd(&stream) }
         var output = ByteBufferAllocator().buffer(capacity: min(limit, max(1024, input.readableBytes * 4)))
@@ -67,23 +66,19 @@ enum RequestBody {
                 case Z_OK:
                     continue
                 case Z_BUF_ERROR where stream.avail_in == 0:
-                    throw HTTPFailure(.badRequest, "Invalid data; the compressed body ends early.")
+                    throw ServiceError(.invalidRequest, "Invalid data; the compressed body ends early.")
                 default:
-                    throw HTTPFailure(.badRequest, "Invalid data; the body could not be decompressed (Content-Encoding).")
+                    throw ServiceError(.invalidRequest, "Invalid data; the body could not be decompressed (Content-Encoding).")
                 }
             }
             guard stream.avail_in == 0 else {
-                throw HTTPFailure(.badRequest, "Invalid data; bytes follow the end of the compressed body.")
+                throw ServiceError(.invalidRequest, "Invalid data; bytes follow the end of the compressed body.")
             }
         }
         return output
     }
 
-    static func tooLarge(_ limit: Int) -> HTTPFailure {
-        HTTPFailure(.contentTooLarge, "Payload too large: the request body exceeds \(limit) bytes once decompressed.")
+    static func tooLarge(_ limit: Int) -> ServiceError {
+        ServiceError(.tooLarge, "Payload too large: the request body exceeds \(limit) bytes once decompressed.")
     }
 }
-
-/// The request body stopped arriving before its end; answered 400 (which the client, gone or
-/// cut off, normally never reads) and logged at debug only.
-struct BodyEndedEarly: Error {}

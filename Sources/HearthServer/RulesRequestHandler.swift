@@ -28,7 +28,7 @@ struct RulesRequestHandler {
         switch method {
         case "GET": return read()
         case "PUT": return try await replace()
-        default: throw HTTPFailure.methodNotAllowed(method)
+        default: throw ServiceError.methodNotAllowed(method)
         }
     }
 
@@ -45,10 +45,8 @@ struct RulesRequestHandler {
         let buffer: ByteBuffer
         do {
             buffer = try await RequestBody.read(request, limit: RulesRequestHandler.maxRulesBytes)
-        } catch let failure as HTTPFailure where failure.status == .contentTooLarge {
-            throw HTTPFailure(.contentTooLarge, "The rules document is larger than 256 KB.")
-        } catch is NIOTooManyBytesError {
-            throw HTTPFailure(.contentTooLarge, "The rules document is larger than 256 KB.")
+        } catch let failure as ServiceError where failure.code == .tooLarge {
+            throw ServiceError(.tooLarge, "The rules document is larger than 256 KB.")
         }
         guard let text = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes),
             text.utf8.elementsEqual(buffer.readableBytesView)

@@ -171,3 +171,15 @@ public enum AtomicFile {
         try FileIO.writeAtomically(bytes, to: path, directory: FileIO.parentDirectory(of: path))
     }
 }
+
+extension StorageIOError {
+    /// True if `error`, as storage reports a failed write (directly, or as the log's failure
+    /// of a batch), comes from a full disk or quota.
+    public static func isOutOfSpace(_ error: any Error) -> Bool {
+        switch error {
+        case let io as StorageIOError: io.isOutOfSpace
+        case let failure as FileWriteLog.Failure: isOutOfSpace(failure.underlying)
+        default: false
+        }
+    }
+}

@@ -294,7 +294,7 @@ def test_a_webhooks_token_in_the_url_end_to_end(hearth_binary, hearth_launcher, 
 
 def test_a_burst_over_the_write_limit_gets_429_and_the_data_stays_consistent(hearth_launcher, tmp_path):
     server, admin = start(hearth_launcher, tmp_path, "limited",
-                          ["--rules", str(APPEND_ONLY_RULES), "--write-rate-limit", "0.1", "--write-rate-burst", "5"])
+                          ["--rules", str(APPEND_ONLY_RULES), "--write-rate-limit", "0.001", "--write-rate-burst", "5"])
     client = local_session()
     base = server.base_url
     accepted, refused = [], []

@@ -27,11 +27,11 @@ struct RequestBodyTests {
     @Test("inflating stops at the limit, one byte short of the whole")
     func limit() throws {
         let original = Array(repeating: UInt8(ascii: "a"), count: 200_000)
-        #expect(throws: HTTPFailure.self) { try RequestBody.inflate(try Self.gzip(original), limit: original.count - 1) }
+        #expect(throws: ServiceError.self) { try RequestBody.inflate(try Self.gzip(original), limit: original.count - 1) }
         do {
             _ = try RequestBody.inflate(try Self.gzip(original), limit: 1000)
             Issue.record("no error")
-        } catch let failure as HTTPFailure {
+        } catch let failure as ServiceError {
             #expect(failure.status == .contentTooLarge)
         }
     }
@@ -44,7 +44,7 @@ struct RequestBodyTests {
             do {
                 _ = try RequestBody.inflate(ByteBuffer(bytes: damaged), limit: 1 << 20)
                 Issue.record("accepted \(damaged)")
-            } catch let failure as HTTPFailure {
+            } catch let failure as ServiceError {
                 #expect(failure.status == .badRequest)
             }
         }

@@ -31,7 +31,7 @@ struct CallerResolver: Sendable {
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-                throw HTTPFailure(.unauthorized, "Unsupported Authorization header; use 'Authorization: Bearer <token>'.")
+                throw ServiceError(.unauthenticated, "Unsupported Authorization header; use 'Authorization: Bearer <token>'.")
             }
             token = parts[1].trimmingCharacters(in: .whitespaces)
         }
@@ -43,7 +43,7 @@ struct CallerResolver: Sendable {
             do {
                 identity = try await verifier.verify(token)
             } catch {
-                throw HTTPFailure(.unauthorized, error.message)
+                throw ServiceError(.unauthenticated, error.message)
             }
             isAdmin = identity.isAdmin
         }

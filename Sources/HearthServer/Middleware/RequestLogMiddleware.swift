@@ -1,0 +1,32 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Names every answer with the request's id (`X-Request-Id`, the `hb.request.id` of the
+/// server's log), and at `debug` logs one line per request: method, path, status, client and
+/// time. The path only: query strings may carry tokens (`auth=`), which are never logged.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = HearthRequestContext
+    let clientAddresses: ClientAddressResolver
+
+    static let requestIDHeader = HTTPField.Name("X-Request-Id")!
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let started = ContinuousClock.now
+        var response = try await next(request, context)
+        if context.logger.logLevel <= .debug {
+            let elapsed = ContinuousClock.now - started
+            let client = clientAddresses.client(peer: context.remoteAddress?.ipAddress, headers: request.headers)
+            context.logger.debug(
+                "request", metadata: [
+                    "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+                    "status": "\(response.status.code)", "client": "\(client)",
+                    "ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)",
+                ])
+        }
+        response.headers[RequestLogMiddleware.requestIDHeader] = context.id
+        return response
+    }
+}

@@ -13,6 +13,11 @@ import Logging
 /// If a write or sync fails (disk full, I/O error), the file is truncated back to the last
 /// durable record, every waiting writer is told, and appends are refused until the namespace
 /// rolls back (``recover(from:)``); then writing resumes.
+///
+/// The decisions (what a batch holds, whether it is synced, who is woken, when appends are
+/// refused, when the log rotates or closes) are made by ``WriteLogStateMachine``, which this
+/// class holds under `condition`; the class performs what the machine says: the I/O, the
+/// waiting and the waking.
 public final class FileWriteLog: WriteLog, @unchecked Sendable {
     /// A failure of the log; carries which failure it is, so that one is handled once.
     public struct Failure: Error, CustomStringConvertible {
@@ -21,39 +26,18 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         public var description: String { "\(underlying)" }
     }
 
-    /// Sequences and sizes the flusher and writers share, guarded by `condition`.
-    struct State {
-        var pending: [UInt8] = []
-        var pendingLastSequence: UInt64 = 0
-        var appendedSequence: UInt64
-        var durableSequence: UInt64
-        var waiters: [(sequence: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
-        var failure: Failure?
-        var failureEpoch = 0
-        var stopping = false
-        var stopped = false
-        /// The open segment.
-        var segmentPath: String
-        var segmentDescriptor: Int32
-        var segmentLength: Int
-        var durableSegmentLength: Int
-        /// The durable sequence when each failure happened (index: the epoch it ended).
-        var durableAtFailure: [UInt64] = []
-        /// How many times the data was synced (a measure of group commit).
-        var syncCount = 0
-        /// Someone waits in `syncNow()`.
-        var syncRequested = false
-        /// Tests: fail the next writes with this errno, this many times.
-        var injectedFailures = 0
-        var injectedErrno: Int32 = 0
-    }
+    typealias Waiter = CheckedContinuation<Void, any Error>
+    typealias StateMachine = WriteLogStateMachine<Waiter>
 
     public let directory: String
     let policy: FsyncPolicy
     let segmentLimit: Int
     let logger: Logger
+    /// Guards `machine`. The flusher waits on it for work, `close()` for the end of the flusher,
+    /// `syncNow()` for its sync.
     let condition = NSCondition()
-    var state: State
+    /// The log's state; read and changed only under `condition`.
+    var machine: StateMachine
     /// Told the duration of every sync.
     let observer: StorageObserver?
     var flusher: Thread?
@@ -78,9 +62,9 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         }
         let descriptor = try FileIO.openForAppend(path)
         let length = try FileIO.size(path)
-        state = State(
-            appendedSequence: lastSequence, durableSequence: lastSequence, segmentPath: path,
-            segmentDescriptor: descriptor, segmentLength: length, durableSegmentLength: length)
+        machine = StateMachine(
+            policy: policy, segmentLimit: segmentLimit, lastSequence: lastSequence,
+            segment: StateMachine.Segment(path: path, descriptor: descriptor), segmentLength: length)
         // The flusher keeps the log alive until `close()` ends it.
         let thread = Thread { self.flushLoop() }
         thread.name = "hearth-log-flusher"
@@ -91,6 +75,13 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     /// Writes a new segment's header durably.
     static func createSegment(_ path: String, firstSequence: UInt64, directory: String) throws {
         try FileIO.writeAtomically(LogSegmentReader.header(firstSequence: firstSequence), to: path, directory: directory)
+    }
+
+    /// Runs `body` on the machine under `condition`.
+    func withMachine<T>(_ body: (inout StateMachine) throws -> T) rethrows -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return try body(&machine)
     }
 
     // MARK: WriteLog
@@ -107,38 +98,22 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         }
         condition.lock()
         defer { condition.unlock() }
-        if let failure = state.failure { throw failure }
-        guard !state.stopping else { throw StorageClosed() }
-        precondition(record.sequence == state.appendedSequence + 1, "log records must be appended in sequence")
-        state.pending.append(contentsOf: framed)
-        state.pendingLastSequence = record.sequence
-        state.appendedSequence = record.sequence
-        condition.signal()
-        return (UInt64(state.failureEpoch), framed.count)
+        switch machine.append(framed: framed, sequence: record.sequence) {
+        case .appended(let ticket):
+            condition.signal()
+            return (ticket, framed.count)
+        case .refuse(let error):
+            throw error
+        }
     }
 
     public func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            condition.lock()
-            if Int(ticket) != state.failureEpoch {
-                // A failure came after this record was appended: it survived only if it was
-                // durable before that failure (later records may reuse its sequence number).
-                let durableThen = state.durableAtFailure[Int(ticket)]
-                condition.unlock()
-                if sequence <= durableThen {
-                    continuation.resume()
-                } else {
-                    continuation.resume(throwing: Failure(epoch: Int(ticket) + 1, underlying: RecordDiscarded()))
-                }
-            } else if state.durableSequence >= sequence {
-                condition.unlock()
-                continuation.resume()
-            } else if let failure = state.failure {
-                condition.unlock()
-                continuation.resume(throwing: failure)
-            } else {
-                state.waiters.append((sequence, continuation))
-                condition.unlock()
+        try await withCheckedThrowingContinuation { (continuation: Waiter) in
+            let action = withMachine { $0.waitUntilDurable(sequence, ticket: ticket, waiter: continuation) }
+            switch action {
+            case .resume(let waiter): waiter.resume()
+            case .fail(let waiter, let error): waiter.resume(throwing: error)
+            case .suspend: break
             }
         }
     }
@@ -147,120 +122,32 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         guard let failure = failure as? Failure else { return nil }
         condition.lock()
         defer { condition.unlock() }
-        guard let current = state.failure, current.epoch == failure.epoch else { return nil }
-        state.failure = nil
-        state.appendedSequence = state.durableSequence
-        logger.notice("log writes resume after failure", metadata: ["durable_sequence": "\(state.durableSequence)"])
-        return state.durableSequence
+        guard let durable = machine.recover(from: failure) else { return nil }
+        logger.notice("log writes resume after failure", metadata: ["durable_sequence": "\(durable)"])
+        return durable
     }
 
     /// The last sequence known durable.
     public var durableSequence: UInt64 {
-        condition.lock()
-        defer { condition.unlock() }
-        return state.durableSequence
+        withMachine { $0.durableSequence }
     }
 
     /// How many `fdatasync` calls the log has made.
     public var syncCount: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return state.syncCount
+        withMachine { $0.syncCount }
     }
 
     /// Makes the next `count` batch writes fail with `code` (for tests of disk trouble).
     func injectWriteFailures(_ count: Int, errno code: Int32) {
-        condition.lock()
-        state.injectedFailures = count
-        state.injectedErrno = code
-        condition.unlock()
+        withMachine { $0.injectWriteFailures(count, errno: code) }
     }
 
     /// Flushes what is pending, syncs, and stops the flusher. Later appends are refused.
     public func close() {
         condition.lock()
-        state.stopping = true
-        condition.broadcast()
-        while !state.stopped { condition.wait() }
+        if machine.stop() == .wakeFlusher { condition.broadcast() }
+        while !machine.isClosed { condition.wait() }
         condition.unlock()
-    }
-
-    // MARK: Flusher
-
-    func flushLoop() {
-        // Under `interval`, when the oldest unsynced write was made.
-        var firstUnsynced: ContinuousClock.Instant?
-        var unsyncedBytes = false
-        while true {
-            condition.lock()
-            while state.pending.isEmpty && !state.stopping && !state.syncRequested {
-                if case .interval(let milliseconds) = policy, let first = firstUnsynced {
-                    let remaining = first + .milliseconds(milliseconds) - ContinuousClock.now
-                    if remaining <= .zero { break }
-                    let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
-                } else {
-                    condition.wait()
-                }
-            }
-            let batch = state.pending
-            let last = state.pendingLastSequence
-            state.pending = []
-            let descriptor = state.segmentDescriptor
-            let path = state.segmentPath
-            let stopping = state.stopping
-            let syncRequested = state.syncRequested
-            var injected: StorageIOError?
-            if state.injectedFailures > 0 && !batch.isEmpty {
-                state.injectedFailures -= 1
-                injected = StorageIOError(operation: "write", path: path, code: state.injectedErrno)
-            }
-            condition.unlock()
-
-            do {
-                if let injected {
-                    // Half the batch reaches the file, as a real failure might leave it.
-                    try batch.withUnsafeBytes {
-                        try FileIO.writeAll(descriptor, UnsafeRawBufferPointer(rebasing: $0[..<($0.count / 2)]), path: path)
-                    }
-                    throw injected
-                }
-                if !batch.isEmpty {
-                    try batch.withUnsafeBytes { try FileIO.writeAll(descriptor, $0, path: path) }
-                    unsyncedBytes = true
-                    if firstUnsynced == nil { firstUnsynced = .now }
-                }
-                let due: Bool
-                switch policy {
-                case .always: due = true
-                case .interval(let milliseconds):
-                    due = firstUnsynced.map { ContinuousClock.now - $0 >= .milliseconds(milliseconds) } ?? false
-                case .none: due = false
-                }
-                if unsyncedBytes && (due || stopping || syncRequested) {
-                    let syncStart = ContinuousClock.now
-                    try FileIO.syncData(descriptor, path: path)
-                    observer?.recordSync(ContinuousClock.now - syncStart)
-                    unsyncedBytes = false
-                    firstUnsynced = nil
-                    countSync()
-                }
-                if !batch.isEmpty { completeBatch(through: last, bytes: batch.count) }
-                if syncRequested { finishSyncRequest() }
-                if stopping {
-                    finishStopping()
-                    return
-                }
-                try rotateIfNeeded()
-            } catch {
-                fail(error)
-                if syncRequested { finishSyncRequest() }
-                if stopping {
-                    finishStopping()
-                    return
-                }
-            }
-        }
     }
 
     /// Writes and syncs everything appended so far, whatever the policy (before a snapshot, so
@@ -268,102 +155,125 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     public func syncNow() throws {
         condition.lock()
         defer { condition.unlock() }
-        state.syncRequested = true
-        condition.broadcast()
-        while state.syncRequested && !state.stopped { condition.wait() }
-        if let failure = state.failure { throw failure }
-    }
-
-    func finishSyncRequest() {
-        condition.lock()
-        state.syncRequested = false
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func countSync() {
-        condition.lock()
-        state.syncCount += 1
-        condition.unlock()
-    }
-
-    /// Records a written batch as durable and wakes the writers it covered.
-    func completeBatch(through last: UInt64, bytes: Int) {
-        condition.lock()
-        state.durableSequence = last
-        state.segmentLength += bytes
-        state.durableSegmentLength = state.segmentLength
-        var ready: [CheckedContinuation<Void, any Error>] = []
-        state.waiters.removeAll { waiter in
-            guard waiter.sequence <= last else { return false }
-            ready.append(waiter.continuation)
-            return true
+        if machine.requestSync() == .wakeFlusher { condition.broadcast() }
+        while true {
+            switch machine.syncRequestState {
+            case .pending: condition.wait()
+            case .done: return
+            case .failed(let failure): throw failure
+            }
         }
-        condition.unlock()
-        for continuation in ready { continuation.resume() }
     }
 
-    /// Starts a new segment once the open one passes the size limit.
-    func rotateIfNeeded() throws {
-        condition.lock()
-        guard state.segmentLength >= segmentLimit, state.failure == nil else {
-            condition.unlock()
-            return
-        }
-        // Records appended but not yet written go to the new segment, which starts after the
-        // last written record.
-        let first = state.durableSequence + 1
-        let oldDescriptor = state.segmentDescriptor
-        condition.unlock()
+    // MARK: Flusher
 
+    func flushLoop() {
+        while let batch = nextBatch() {
+            flush(batch)
+        }
+    }
+
+    /// Waits until the machine has a pass for the flusher; nil once the log is closed.
+    func nextBatch() -> StateMachine.Batch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            switch machine.nextFlush(now: .now) {
+            case .write(let batch):
+                return batch
+            case .exit:
+                return nil
+            case .wait(let deadline):
+                if let deadline {
+                    // An `interval` sync falls due then.
+                    let remaining = deadline - ContinuousClock.now
+                    let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                } else {
+                    condition.wait()
+                }
+            }
+        }
+    }
+
+    /// One pass: writes the batch, syncs if the machine says so, wakes the writers it made
+    /// durable, then rotates or closes if that is next. Any failure goes to `fail`.
+    func flush(_ batch: StateMachine.Batch) {
+        let segment = batch.segment
+        do {
+            if let code = batch.injectedErrno {
+                // Half the batch reaches the file, as a real failure might leave it.
+                try batch.bytes.withUnsafeBytes {
+                    try FileIO.writeAll(segment.descriptor, UnsafeRawBufferPointer(rebasing: $0[..<($0.count / 2)]), path: segment.path)
+                }
+                throw StorageIOError(operation: "write", path: segment.path, code: code)
+            }
+            if !batch.bytes.isEmpty {
+                try batch.bytes.withUnsafeBytes { try FileIO.writeAll(segment.descriptor, $0, path: segment.path) }
+            }
+            let completion: StateMachine.Completion
+            switch withMachine({ $0.batchWritten(now: .now) }) {
+            case .complete(let done):
+                completion = done
+            case .sync(let syncing):
+                let syncStart = ContinuousClock.now
+                try FileIO.syncData(syncing.descriptor, path: syncing.path)
+                observer?.recordSync(ContinuousClock.now - syncStart)
+                completion = withMachine { $0.batchSynced() }
+            }
+            for waiter in completion.resume { waiter.resume() }
+            if completion.wakeSyncRequesters { withMachine { _ in condition.broadcast() } }
+            switch completion.next {
+            case .idle:
+                break
+            case .rotate(let from, let firstSequence):
+                try rotate(from: from, firstSequence: firstSequence)
+            case .close:
+                finishClosing()
+            }
+        } catch {
+            fail(error)
+        }
+    }
+
+    /// Starts a new segment at `firstSequence` once `old` passed the size limit.
+    func rotate(from old: StateMachine.Segment, firstSequence: UInt64) throws {
         // The old segment is complete: make it durable before moving on, whatever the policy.
-        try FileIO.syncData(oldDescriptor, path: state.segmentPath)
-        let path = directory + "/" + StorageFormat.segmentName(firstSequence: first)
-        try FileWriteLog.createSegment(path, firstSequence: first, directory: directory)
+        try FileIO.syncData(old.descriptor, path: old.path)
+        let path = directory + "/" + StorageFormat.segmentName(firstSequence: firstSequence)
+        try FileWriteLog.createSegment(path, firstSequence: firstSequence, directory: directory)
         let descriptor = try FileIO.openForAppend(path)
-        condition.lock()
-        state.segmentDescriptor = descriptor
-        state.segmentPath = path
-        state.segmentLength = StorageFormat.segmentHeaderSize
-        state.durableSegmentLength = StorageFormat.segmentHeaderSize
-        condition.unlock()
+        let oldDescriptor = withMachine { $0.rotated(to: StateMachine.Segment(path: path, descriptor: descriptor)) }
         FileIO.closeDescriptor(oldDescriptor)
     }
 
-    /// A write or sync failed: cut the file back to its last durable record, fail every waiter
-    /// and refuse appends until the namespace rolls back.
+    /// A write, sync or rotation failed: cut the file back to its last durable record, fail every
+    /// waiter and refuse appends until the namespace rolls back.
     func fail(_ error: any Error) {
-        condition.lock()
-        state.durableAtFailure.append(state.durableSequence)
-        state.failureEpoch += 1
-        let failure = Failure(epoch: state.failureEpoch, underlying: error)
-        state.failure = failure
-        state.pending = []
-        state.segmentLength = state.durableSegmentLength
-        let waiters = state.waiters
-        state.waiters = []
-        let descriptor = state.segmentDescriptor
-        let path = state.segmentPath
-        let length = state.durableSegmentLength
-        condition.unlock()
+        let action = withMachine { $0.flushFailed(error) }
         logger.error("log write failed; writes are refused until it recovers", metadata: ["error": "\(error)"])
         do {
-            try FileIO.truncate(descriptor, to: length, path: path)
+            try FileIO.truncate(action.segment.descriptor, to: action.length, path: action.segment.path)
         } catch {
             logger.error("could not truncate the log after a failed write", metadata: ["error": "\(error)"])
         }
-        for waiter in waiters { waiter.continuation.resume(throwing: failure) }
+        for waiter in action.waiters { waiter.resume(throwing: action.failure) }
+        let after = withMachine { machine in
+            let after = machine.failureHandled()
+            if after.wakeSyncRequesters { condition.broadcast() }
+            return after
+        }
+        if after.close { finishClosing() }
     }
 
-    func finishStopping() {
+    /// After the final pass: closes the segment, ends the log and fails writers still waiting.
+    func finishClosing() {
         condition.lock()
-        let waiters = state.waiters
-        state.waiters = []
-        FileIO.closeDescriptor(state.segmentDescriptor)
-        state.stopped = true
+        let action = machine.finishClosing()
+        FileIO.closeDescriptor(action.descriptor)
         condition.broadcast()
         condition.unlock()
-        for waiter in waiters { waiter.continuation.resume(throwing: StorageClosed()) }
+        for waiter in action.waiters { waiter.resume(throwing: StorageClosed()) }
     }
 }
 

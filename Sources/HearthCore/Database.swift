@@ -194,59 +194,16 @@ public final class Database: Sendable {
         withExtendedLifetime(retired) {}
     }
 
-    /// Runs inside the writer lock: checks conditions, builds the change, logs it.
+    /// Runs inside the writer lock: builds the change, checks the rules and conditions, logs it.
     func apply(_ request: WriteRequest, to state: inout WriterState) throws -> (WriteOutcome, (UInt64, UInt64)?) {
         let current = state.root
-        let location = request.path
-        var mutations: [Change.Mutation] = []
-        var kind = Change.Kind.set
-        var result: WriteOutcome.Result
-        switch request.operation {
-        case .set(let parsed):
-            let value = try parsed.resolved(against: current.at(location))
-            mutations.append(.set(location, value))
-            result = .value(value)
-        case .setPriority(let priority):
-            mutations.append(.setPriority(location, priority))
-            result = .value(priority?.node ?? .null)
-        case .push(let parsed):
-            let name = ChildKey(state.pushIDs.next(now: clock()))
-            let path = location.appending(name)
-            let value = try parsed.resolved(against: current.at(path))
-            mutations.append(.set(path, value))
-            result = .pushed(name)
-        case .update(let entries):
-            kind = .update
-            var echoed = ContiguousArray<ChildEntry>()
-            // Priorities go after the values, so a node created by this same update gets its
-            // priority whatever the order of the keys.
-            var priorities: [Change.Mutation] = []
-            for entry in entries {
-                let path = location.appending(entry.path)
-                if entry.isPriority {
-                    let priority = try Priority(node: entry.value.node)
-                    priorities.append(.setPriority(path, priority))
-                    echoed.append(ChildEntry(key: ChildKey(entry.rawKey), value: priority?.node ?? .null))
-                } else {
-                    let value = try entry.value.resolved(against: current.at(path))
-                    mutations.append(.set(path, value))
-                    echoed.append(ChildEntry(key: ChildKey(entry.rawKey), value: value))
-                }
-            }
-            mutations.append(contentsOf: priorities)
-            echoed.sort { $0.key < $1.key }
-            result = .value(.object(normalizing: ChildMap(sortedEntries: echoed)))
-        }
-        let change = Change(kind: kind, path: location, mutations: mutations)
+        let now = clock()
+        let (change, result) = try request.change(from: current) { ChildKey(state.pushIDs.next(now: now)) }
         let newRoot = change.applied(to: current)
-        if let authorize = request.authorize {
-            // Rules see the tree the write would make; a denial changes nothing.
-            let verdict = authorize(WriteAuthorization(paths: mutations.map(\.path), oldRoot: current, newRoot: newRoot))
-            guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
-        }
+        try request.authorize(change, oldRoot: current, newRoot: newRoot)
         if let expected = request.ifMatch {
             // A write to `/.priority` is conditional on the priority, the value it replaces.
-            var existing = current.at(location)
+            var existing = current.at(request.path)
             if case .setPriority = request.operation { existing = existing.priority?.node ?? .null }
             guard ETag.of(existing) == expected else {
                 return (.conditionFailed(current: existing), nil)
@@ -285,66 +242,4 @@ public struct ReadView: Sendable {
     public let root: Node
     public let sequence: UInt64
     public let indexes: QueryIndexes
-}
-
-/// A write to one namespace.
-public struct WriteRequest: Sendable {
-    public enum Operation: Sendable {
-        /// `PUT` (and `DELETE` as a set of `.null`).
-        case set(ParsedNode)
-        /// `PUT <path>/.priority`.
-        case setPriority(Priority?)
-        /// `POST`: set a new child named with a push ID.
-        case push(ParsedNode)
-        /// `PATCH`: several relative paths at once.
-        case update([UpdateEntry])
-    }
-
-    public var path: Path
-    public var operation: Operation
-    /// `if-match`: write only if the ETag of the data at `path` is this.
-    public var ifMatch: String?
-    /// Decides whether the caller may make this write (security rules), judged inside the
-    /// writer against the tree the write would produce. Nil: no check (admin).
-    public var authorize: (@Sendable (WriteAuthorization) -> RuleVerdict)?
-
-    public init(
-        path: Path, operation: Operation, ifMatch: String? = nil,
-        authorize: (@Sendable (WriteAuthorization) -> RuleVerdict)? = nil
-    ) {
-        self.path = path
-        self.operation = operation
-        self.ifMatch = ifMatch
-        self.authorize = authorize
-    }
-}
-
-/// What a write's authorisation is judged on: every path it replaces, and the whole tree
-/// before and after (`data` and `newData` in rules).
-public struct WriteAuthorization: Sendable {
-    public let paths: [Path]
-    public let oldRoot: Node
-    public let newRoot: Node
-}
-
-/// The security rules refused a write; nothing was changed.
-public struct PermissionDenied: Error, Sendable {
-    /// Which rule refused, for logs (never sent to the client, as Firebase does not).
-    public let reason: String
-
-    public init(reason: String) { self.reason = reason }
-}
-
-/// What a write did.
-public enum WriteOutcome: Sendable {
-    public enum Result: Sendable {
-        /// The data written (server values resolved), as `PUT`/`PATCH` echo it.
-        case value(Node)
-        /// The name of the child a `POST` created.
-        case pushed(ChildKey)
-    }
-
-    case written(sequence: UInt64, result: Result)
-    /// `if-match` did not match; nothing was written. Carries the current value.
-    case conditionFailed(current: Node)
 }

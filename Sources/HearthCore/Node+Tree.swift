@@ -149,3 +149,15 @@ extension ParsedNode {
         return node
     }
 }
+
+extension Node {
+    /// `shallow=true`: an object's children each become `true`; a leaf stays as it is (without
+    /// its priority).
+    public var shallow: Node {
+        guard case .object(let children) = withoutPriority else { return withoutPriority }
+        var entries = ContiguousArray<ChildEntry>()
+        entries.reserveCapacity(children.count)
+        for entry in children { entries.append(ChildEntry(key: entry.key, value: .bool(true))) }
+        return .object(ChildMap(sortedEntries: entries))
+    }
+}

@@ -16,8 +16,8 @@ public struct HearthResponder: HTTPResponder {
     public let streams: StreamRegistry
     public let metrics: ServerMetrics
     let callers: CallerResolver
-    /// Writes per client address; nil when unlimited.
-    let writeLimiter: WriteRateLimiter?
+    /// Everything about data: REST and streams call it, as every transport does.
+    let service: DatabaseService
     let metricsEndpoint: MetricsEndpoint
     let logger: Logger
 
@@ -33,7 +33,8 @@ public struct HearthResponder: HTTPResponder {
         self.logger = logger
         callers = CallerResolver(
             adminToken: configuration.adminToken, emulator: configuration.emulator, verifier: configuration.tokenVerifier)
-        writeLimiter = configuration.writeRateLimit.map(WriteRateLimiter.init)
+        service = DatabaseService(
+            configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, logger: logger)
         metricsEndpoint = MetricsEndpoint(metrics: metrics, streams: streams, namespaces: namespaces, storage: storage)
     }
 
@@ -118,52 +119,24 @@ public struct HearthResponder: HTTPResponder {
                 throw ServiceError(.notFound, "Not found: the only database setting Hearth has is /.settings/rules.json.")
             }
             let handler = RulesRequestHandler(
-                request: request, method: method, options: options, caller: caller,
-                namespace: try resolveNamespace(request, options: options), configuration: configuration,
-                namespaces: namespaces, rules: rules, streams: streams, logger: logger)
+                service: service, request: request, method: method, options: options, caller: caller,
+                namespace: try resolveNamespace(request, options: options))
             return try await handler.handle()
         case .data(let path, let priority, let csv):
             let namespace = try resolveNamespace(request, options: options)
-            if HearthResponder.writeMethods.contains(method), !caller.isAdmin, let writeLimiter {
-                try admitWrite(from: client(of: request, context: context), limiter: writeLimiter)
+            if HearthResponder.writeMethods.contains(method) {
+                try service.admitWrite(from: client(of: request, context: context).limitKey, caller: caller)
             }
-            try checkNamespaceExists(namespace, caller: caller)
-            let namespaceRules = rules.rules(for: namespace)
+            try service.checkNamespaceExists(namespace, caller: caller)
             let handler = DataRequestHandler(
-                request: request, method: method, path: path, priorityTarget: priority, options: options,
-                namespace: namespace, configuration: configuration, namespaces: namespaces, caller: caller,
-                rules: caller.bypassesRules ? nil : namespaceRules, namespaceRules: namespaceRules,
-                now: Database.systemMilliseconds(), streams: streams, client: { client(of: request, context: context).limitKey },
-                csv: csv)
+                service: service, request: request, method: method, path: path, priorityTarget: priority,
+                options: options, namespace: namespace, caller: caller, now: Database.systemMilliseconds(),
+                client: { client(of: request, context: context).limitKey }, csv: csv)
             return try await handler.handle()
         }
     }
 
     static let writeMethods: Set<String> = ["PUT", "POST", "PATCH", "DELETE"]
-
-    /// Takes one write from the client's allowance, or refuses the request with `429` and
-    /// the seconds to wait in `Retry-After`.
-    func admitWrite(from client: ClientAddress, limiter: WriteRateLimiter) throws {
-        guard let wait = limiter.admit(client.limitKey) else { return }
-        metrics.countRefusal(.writeRate)
-        let seconds = WriteRateLimiter.retryAfterSeconds(wait)
-        throw ServiceError(
-            .tooManyRequests(retryAfterSeconds: seconds),
-            "Too many writes: this client may write \(limiter.limit.perSecondText) times per second (bursts of "
-                + "\(limiter.limit.burst)); retry in \(seconds) s.")
-    }
-
-    /// A namespace comes into being when it is first named; only the admin may do that,
-    /// unless the server allows anyone to (`create-namespaces`, or emulator mode). The default
-    /// namespace always exists.
-    func checkNamespaceExists(_ namespace: String, caller: Caller) throws {
-        guard !caller.isAdmin, !configuration.anyoneCreatesNamespaces, namespace != configuration.defaultNamespace,
-            namespaces.existing(namespace) == nil
-        else { return }
-        throw ServiceError(.notFound,
-            "Database not found: there is no database \"\(namespace)\" on this server. Creating one needs the admin "
-                + "token (or the server's create-namespaces setting).")
-    }
 
     /// The method after `X-HTTP-Method-Override` (header or query), which only a POST may carry.
     func effectiveMethod(_ request: Request) throws -> String {

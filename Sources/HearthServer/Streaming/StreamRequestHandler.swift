@@ -14,36 +14,32 @@ import ServiceLifecycle
 /// the server shuts down.
 struct StreamRequestHandler {
     let request: Request
-    let path: Path
-    let query: Query?
     let caller: Caller
-    let database: Database
-    let streams: StreamRegistry
-    /// The client's slot among its `max-streams-per-client`, held while the stream lives.
-    let lease: ClientStreamLease
+    /// The subscription the service opened, with the client's stream slot.
+    let listener: DatabaseService.Listener
+    let metrics: ServerMetrics
 
     static func wantsStream(_ request: Request) -> Bool {
         request.headers[.accept]?.contains("text/event-stream") ?? false
     }
 
-    func respond() async -> Response {
-        let hub = streams.hub(for: database)
-        let subscription = Subscription(
-            id: streams.makeID(), path: path, auth: caller.auth, bypassesRules: caller.bypassesRules, query: query,
-            outbox: Outbox(capacityBytes: streams.options.outboxBytes))
-        let lastEventID = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
-        await hub.subscribe(subscription, lastEventID: lastEventID)
+    /// `Last-Event-ID`: resume after this sequence number.
+    static let lastEventIDHeader = HTTPField.Name("Last-Event-ID")!
+
+    func respond() -> Response {
+        let subscription = listener.subscription
+        let hub = listener.hub
         let expiry = expiryTask(for: subscription.outbox)
         var headers = ResponseFactory.baseHeaders(contentType: "text/event-stream; charset=utf-8")
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // tell proxies not to buffer events
         let request = self.request
-        let lease = self.lease
-        let metrics = streams.metrics
+        let listener = self.listener
+        let metrics = self.metrics
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer {
                 expiry?.cancel()
-                withExtendedLifetime(lease) {}
+                withExtendedLifetime(listener) {}
             }
             do {
                 // When the client goes away or the server shuts down, the outbox ends and the

@@ -1,0 +1,289 @@
+import HearthCore
+import HearthStorage
+import Logging
+
+/// The database as every transport sees it: read (with a query), write (set, update, push,
+/// delete; conditional on an ETag), listen (a location or a live query, from a sequence
+/// number), and the rules (read, replace, dry-run). Each operation takes the caller and the
+/// namespace and answers with a typed result or a ``ServiceError``; a transport only parses
+/// its request, calls the service and encodes the answer.
+///
+/// The service owns what must come out the same whichever transport asked: the rules checks,
+/// the namespace creation policy, the write rate limit, and the metrics of data operations.
+public struct DatabaseService: Sendable {
+    let configuration: ServerConfiguration
+    public let namespaces: NamespaceRegistry
+    public let rules: RulesRegistry
+    public let streams: StreamRegistry
+    /// Writes per client; nil when unlimited.
+    let writeLimiter: WriteRateLimiter?
+    let logger: Logger
+
+    public init(
+        configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, streams: StreamRegistry,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.namespaces = namespaces
+        self.rules = rules
+        self.streams = streams
+        self.logger = logger
+        writeLimiter = configuration.writeRateLimit.map(WriteRateLimiter.init)
+    }
+
+    var metrics: ServerMetrics { streams.metrics }
+
+    // MARK: Namespaces and limits
+
+    /// A namespace comes into being when it is first named; only the admin may do that,
+    /// unless the server allows anyone to (`create-namespaces`, or emulator mode). The default
+    /// namespace always exists.
+    public func checkNamespaceExists(_ namespace: String, caller: Caller) throws {
+        guard !caller.isAdmin, !configuration.anyoneCreatesNamespaces, namespace != configuration.defaultNamespace,
+            namespaces.existing(namespace) == nil
+        else { return }
+        throw ServiceError(
+            .notFound,
+            "Database not found: there is no database \"\(namespace)\" on this server. Creating one needs the admin "
+                + "token (or the server's create-namespaces setting).")
+    }
+
+    /// Takes one write from the allowance of the client (`clientKey`, see
+    /// ``ClientAddress/limitKey``), or refuses it with the seconds to wait. The admin is not
+    /// limited.
+    public func admitWrite(from clientKey: @autoclosure () -> String, caller: Caller) throws {
+        guard let writeLimiter, !caller.isAdmin, let wait = writeLimiter.admit(clientKey()) else { return }
+        metrics.countRefusal(.writeRate)
+        let seconds = WriteRateLimiter.retryAfterSeconds(wait)
+        throw ServiceError(
+            .tooManyRequests(retryAfterSeconds: seconds),
+            "Too many writes: this client may write \(writeLimiter.limit.perSecondText) times per second (bursts of "
+                + "\(writeLimiter.limit.burst)); retry in \(seconds) s.")
+    }
+
+    /// The rules `caller` obeys in `namespace`: nil for the admin (who bypasses them).
+    func access(_ namespace: String, caller: Caller, now: Int64) -> WriteAccess? {
+        caller.bypassesRules ? nil : WriteAccess(rules: rules.rules(for: namespace), auth: caller.auth, now: now)
+    }
+
+    // MARK: Reads
+
+    /// What to read: a location, or a query of its children, or its priority.
+    public struct Read: Sendable {
+        public var namespace: String
+        public var path: Path
+        public var query: Query?
+        /// The priority at `path` rather than its value.
+        public var priority = false
+
+        public init(namespace: String, path: Path, query: Query? = nil, priority: Bool = false) {
+            self.namespace = namespace
+            self.path = path
+            self.query = query
+            self.priority = priority
+        }
+    }
+
+    /// What a read found.
+    public enum ReadResult: Sendable {
+        /// The value at the location (or its priority).
+        case value(Node)
+        /// A query's children, in query order.
+        case children([ChildEntry])
+    }
+
+    /// Reads after the checks of every read: the rules must grant it, and a child or value
+    /// query needs an index the rules declare (as on Firebase; the admin and emulator mode may
+    /// query without one, by scanning).
+    public func read(_ read: Read, as caller: Caller, now: Int64) throws -> ReadResult {
+        if read.query != nil && read.priority { throw DataError("Queries are not supported on a priority.") }
+        let database = namespaces.existing(read.namespace)
+        let root = database?.root ?? .null
+        try authorizeRead(read.namespace, read.path, read.query, caller: caller, root: root, now: now)
+        guard let query = read.query else {
+            let node = root.at(read.path)
+            return .value(read.priority ? node.priority?.node ?? .null : node)
+        }
+        let declared = rules.rules(for: read.namespace).declaresIndex(at: read.path, orderBy: query.orderBy)
+        let view = database?.readView(for: query, at: read.path, declared: declared)
+        let node = (view?.root ?? .null).at(read.path)
+        let spec = IndexSpec(location: read.path, orderBy: query.orderBy)
+        return .children(view?.indexes[spec].map { query.lookup(node, in: $0) } ?? query.scan(node))
+    }
+
+    func authorizeRead(_ namespace: String, _ path: Path, _ query: Query?, caller: Caller, root: Node, now: Int64) throws {
+        guard !caller.bypassesRules else { return }
+        let namespaceRules = rules.rules(for: namespace)
+        let verdict = namespaceRules.canRead(path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery())
+        guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
+        if let query, !namespaceRules.declaresIndex(at: path, orderBy: query.orderBy), !configuration.emulator {
+            throw DataError(
+                "Index not defined, add \".indexOn\": \"\(query.orderBy.indexOnName)\", for path \"\(path)\", to the rules")
+        }
+    }
+
+    // MARK: Writes
+
+    /// What a write did.
+    public enum WriteResult: Sendable {
+        /// The data written, server values resolved (null for an increment by a caller who
+        /// may not read its total).
+        case written(Node)
+        /// A push: the new child's name and the value stored there.
+        case pushed(ChildKey, stored: Node)
+        /// The condition (`if-match`) did not hold: nothing was written. The current value,
+        /// for a caller who may read it (a caller who may not gets ``ServiceError/Code/conditionFailed``).
+        case conditionFailed(current: Node)
+    }
+
+    /// Makes one write in `namespace` as `caller`: judged by the rules inside the namespace's
+    /// writer, acknowledged once durable. A write to a namespace that does not exist yet is
+    /// judged on an empty tree first, so that a refused write creates nothing; a delete there
+    /// creates nothing either.
+    public func write(_ request: WriteRequest, in namespace: String, as caller: Caller, now: Int64) async throws -> WriteResult {
+        var request = request
+        request.access = access(namespace, caller: caller, now: now)
+        if case .update(let entries) = request.operation {
+            try UpdateEntry.checkNoOverlap(entries)
+            for entry in entries where entry.isPriority { _ = try Priority(written: entry.value) }
+            if entries.isEmpty { return .written(.null) }
+        }
+        guard let database = namespaces.existing(namespace) else {
+            try request.check(on: .null, now: now)
+            if case .set(let parsed) = request.operation, parsed.node.isNull {
+                return try answerWithoutWriting(request, namespace: namespace, caller: caller, now: now)
+            }
+            if case .setPriority(nil) = request.operation {
+                return try answerWithoutWriting(request, namespace: namespace, caller: caller, now: now)
+            }
+            return try await write(request, to: try namespaces.database(namespace), as: caller, now: now)
+        }
+        return try await write(request, to: database, as: caller, now: now)
+    }
+
+    /// A delete in a namespace that does not exist: nothing to delete, nothing created; only
+    /// the condition is judged (against null).
+    func answerWithoutWriting(_ request: WriteRequest, namespace: String, caller: Caller, now: Int64) throws -> WriteResult {
+        if let expected = request.ifMatch, ETag.of(.null) != expected {
+            return try conditionFailed(current: .null, request: request, namespace: namespace, root: .null, caller: caller, now: now)
+        }
+        return .written(.null)
+    }
+
+    func write(_ request: WriteRequest, to database: Database, as caller: Caller, now: Int64) async throws -> WriteResult {
+        let outcome: WriteOutcome
+        let started = ContinuousClock.now
+        defer { metrics.writeDuration.record(ContinuousClock.now - started) }
+        do {
+            outcome = try await database.write(request)
+        } catch let error as DataError {
+            throw error
+        } catch let error as PermissionDenied {
+            throw error
+        } catch let error as RecordTooLarge {
+            throw error
+        } catch {
+            throw StorageUnavailable(
+                reason: "the write could not be made durable (\(error)); nothing was written.",
+                outOfSpace: StorageIOError.isOutOfSpace(error))
+        }
+        switch outcome {
+        case .conditionFailed(let current):
+            return try conditionFailed(
+                current: current, request: request, namespace: database.name, root: database.root, caller: caller, now: now)
+        case .written(_, .pushed(let name)):
+            return .pushed(name, stored: database.root.at(request.path.appending(name)))
+        case .written(_, .value(let value)):
+            // An increment's answer is the stored total: only for callers who may read it (a
+            // write-only caller could otherwise read any number with an increment of 0).
+            if request.hasIncrements, !mayRead(request.path, in: database.name, root: database.root, caller: caller, now: now) {
+                return .written(.null)
+            }
+            return .written(value)
+        }
+    }
+
+    /// The current value goes only to callers who may read it.
+    func conditionFailed(
+        current: Node, request: WriteRequest, namespace: String, root: Node, caller: Caller, now: Int64
+    ) throws -> WriteResult {
+        guard mayRead(request.path, in: namespace, root: root, caller: caller, now: now) else {
+            throw ServiceError(
+                .conditionFailed, "The data at this location has changed (the ETag does not match); you may not read it.")
+        }
+        return .conditionFailed(current: current)
+    }
+
+    func mayRead(_ path: Path, in namespace: String, root: Node, caller: Caller, now: Int64) -> Bool {
+        caller.bypassesRules || rules.rules(for: namespace).canRead(path, auth: caller.auth, root: root, now: now).allowed
+    }
+
+    // MARK: Listening
+
+    /// A location or live query being listened to: its subscription (whose outbox the
+    /// transport drains), the namespace's hub, and the client's stream slot.
+    public struct Listener: Sendable {
+        let subscription: Subscription
+        let hub: NamespaceStreams
+        /// Held while the listener lives; the slot is given back when it is released.
+        let lease: ClientStreamLease
+    }
+
+    /// Starts listening to `path` (or a live query there) after the checks of a read: the
+    /// first frames are a `put` of the current value (or, from `lastSequence`, exactly the
+    /// changes after it). The namespace is created if the caller may create it. At most
+    /// `max-streams-per-client` listeners per client (`clientKey`).
+    func listen(
+        namespace: String, path: Path, query: Query?, as caller: Caller, client clientKey: String, from lastSequence: UInt64?,
+        now: Int64
+    ) async throws -> Listener {
+        try authorizeRead(namespace, path, query, caller: caller, root: namespaces.existing(namespace)?.root ?? .null, now: now)
+        // A listener needs the namespace's change feed, so it opens (or creates) the namespace.
+        let database = try namespaces.database(namespace)
+        let limit = configuration.limits.maxStreamsPerClient
+        guard let lease = streams.leaseStream(for: clientKey, limit: limit) else {
+            metrics.countRefusal(.streamsPerClient)
+            throw ServiceError(
+                .tooManyRequests(retryAfterSeconds: nil),
+                "Too many streams: this client already has \(limit) open, the server's limit per client.")
+        }
+        let hub = streams.hub(for: database)
+        let subscription = Subscription(
+            id: streams.makeID(), path: path, auth: caller.auth, bypassesRules: caller.bypassesRules, query: query,
+            outbox: Outbox(capacityBytes: streams.options.outboxBytes))
+        await hub.subscribe(subscription, lastEventID: lastSequence)
+        return Listener(subscription: subscription, hub: hub, lease: lease)
+    }
+
+    // MARK: Rules
+
+    /// The namespace's rules document: as uploaded (comments and all), or as strict JSON.
+    /// Admin only.
+    public func rulesDocument(_ namespace: String, strict: Bool, as caller: Caller) throws -> String {
+        try requireAdmin(caller)
+        let current = rules.rules(for: namespace)
+        return strict ? current.strictJSON : current.source
+    }
+
+    /// Compiles `text`; unless `dryRun`, stores it and puts it in force (streams that may no
+    /// longer read are cancelled). A document with an error changes nothing. Admin only.
+    public func replaceRules(_ namespace: String, with text: String, dryRun: Bool, as caller: Caller) async throws {
+        try requireAdmin(caller)
+        let compiled: RuleSet
+        do {
+            compiled = try RuleSet.parse(text)
+        } catch {
+            throw DataError(error.description)
+        }
+        guard !dryRun else { return }
+        try rules.replace(namespace, with: compiled, namespaces: namespaces)
+        logger.notice("security rules replaced", metadata: ["namespace": "\(namespace)"])
+        await streams.rulesChanged(namespace: namespace, rules: compiled)
+    }
+
+    func requireAdmin(_ caller: Caller) throws {
+        guard caller.isAdmin else {
+            throw PermissionDenied(reason: "the rules can only be read or changed with an admin credential")
+        }
+    }
+}

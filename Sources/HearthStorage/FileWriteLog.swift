@@ -30,8 +30,6 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     typealias StateMachine = WriteLogStateMachine<Waiter>
 
     public let directory: String
-    let policy: FsyncPolicy
-    let segmentLimit: Int
     let logger: Logger
     /// Guards `machine`. The flusher waits on it for work, `close()` for the end of the flusher,
     /// `syncNow()` for its sync.
@@ -50,14 +48,12 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     ) throws {
         self.observer = observer
         self.directory = directory
-        self.policy = policy
-        self.segmentLimit = segmentLimit
         self.logger = logger
         let path: String
         if let openSegment {
             path = openSegment
         } else {
-            path = directory + "/" + StorageFormat.segmentName(firstSequence: lastSequence + 1)
+            path = NamespaceFiles(directory: directory).segment(firstSequence: lastSequence + 1)
             try FileWriteLog.createSegment(path, firstSequence: lastSequence + 1, directory: directory)
         }
         let descriptor = try FileIO.openForAppend(path)
@@ -240,9 +236,20 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     func rotate(from old: StateMachine.Segment, firstSequence: UInt64) throws {
         // The old segment is complete: make it durable before moving on, whatever the policy.
         try FileIO.syncData(old.descriptor, path: old.path)
-        let path = directory + "/" + StorageFormat.segmentName(firstSequence: firstSequence)
-        try FileWriteLog.createSegment(path, firstSequence: firstSequence, directory: directory)
-        let descriptor = try FileIO.openForAppend(path)
+        let path = NamespaceFiles(directory: directory).segment(firstSequence: firstSequence)
+        let descriptor: Int32
+        do {
+            try FileWriteLog.createSegment(path, firstSequence: firstSequence, directory: directory)
+            descriptor = try FileIO.openForAppend(path)
+        } catch {
+            // Nothing was written to the new segment: remove it, so the old one stays the last.
+            // Left behind, the empty segment would be taken by the next snapshot as the one to
+            // replay from, and the old one (which goes on taking records) removed with its
+            // acknowledged writes.
+            try? FileIO.remove(path)
+            try? FileIO.syncDirectory(directory)
+            throw error
+        }
         let oldDescriptor = withMachine { $0.rotated(to: StateMachine.Segment(path: path, descriptor: descriptor)) }
         FileIO.closeDescriptor(oldDescriptor)
     }

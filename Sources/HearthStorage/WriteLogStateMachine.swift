@@ -169,6 +169,10 @@ struct WriteLogStateMachine<Waiter> {
     private(set) var syncRequested = false
     /// When the oldest write not yet synced was made; nil once everything written is synced.
     private(set) var unsyncedSince: Instant?
+    /// Under `interval`, while failed: no timed retry of the sync before this instant, one
+    /// interval after the last, so a sync that keeps failing is not retried in a spin (each
+    /// failure starting a new epoch).
+    private(set) var failedSyncRetryAt: Instant?
     /// Tests: fail the next non-empty batch writes with `injectedErrno`, this many times.
     private var injectedFailures = 0
     private var injectedErrno: Int32 = 0
@@ -316,6 +320,7 @@ struct WriteLogStateMachine<Waiter> {
         switch state {
         case .failed(let failed) where failed.failure.epoch == failure.epoch:
             state = .open(State.Open(flusher: failed.flusher))
+            failedSyncRetryAt = nil
 
         case .stopping(var stopping) where stopping.failure?.epoch == failure.epoch:
             // Appends stay refused (the log is closing), now with ``StorageClosed``.
@@ -441,8 +446,13 @@ struct WriteLogStateMachine<Waiter> {
         case .failed(var failed):
             precondition(failed.flusher == .idle, "the flusher is not idle")
             // Appends are refused, so nothing is pending; a pass may still sync.
-            guard syncRequested || intervalSyncDue(at: now) else {
-                return .wait(until: intervalSyncDeadline)
+            let timedRetryDue = intervalSyncDue(at: now) && failedSyncRetryAt.map { now >= $0 } ?? true
+            guard syncRequested || timedRetryDue else {
+                let deadlines = [intervalSyncDeadline, failedSyncRetryAt].compactMap { $0 }
+                return .wait(until: deadlines.max())
+            }
+            if timedRetryDue, case .interval(let milliseconds) = policy {
+                failedSyncRetryAt = now + .milliseconds(milliseconds)
             }
             var nothing = Pending()
             let batch = takeBatch(&nothing, isFinal: false)

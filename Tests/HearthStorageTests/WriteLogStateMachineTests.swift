@@ -506,10 +506,43 @@ struct WriteLogStateMachineTests {
         #expect(log.stateName == "failed")
         #expect(epoch(log.failure) == 2)
         _ = log.failureHandled()
+        // A sync that keeps failing is retried one interval later, not at once.
+        #expect(log.nextFlush(now: t0 + .milliseconds(1001)) == .wait(until: t0 + .milliseconds(2000)))
+        #expect(log.nextFlush(now: t0 + .milliseconds(1999)) == .wait(until: t0 + .milliseconds(2000)))
+        _ = try log.expectBatch(now: t0 + .milliseconds(2000))
+        #expect(log.batchWritten(now: t0 + .milliseconds(2000)) == .sync(firstSegment))
+        let third = log.flushFailed(DiskError())
+        #expect(third.failure.epoch == 3)
+        _ = log.failureHandled()
+        #expect(log.nextFlush(now: t0 + .milliseconds(2000)) == .wait(until: t0 + .milliseconds(3000)))
 
+        #expect(log.recover(from: first.failure) == nil)
+        #expect(log.recover(from: second.failure) == nil)
+        #expect(log.recover(from: third.failure) == 1)
+        #expect(log.stateName == "open")
+    }
+
+    @Test func aRecoveredLogSyncsOnTimeAgain() throws {
+        var log = machine(.interval(milliseconds: 1000))
+        _ = try log.expectAppend(1)
+        _ = try log.expectBatch(now: t0)
+        _ = log.batchWritten(now: t0)
+        _ = try log.expectAppend(2)
+        _ = try log.expectBatch(now: t0 + .milliseconds(100))
+        let first = log.flushFailed(DiskError())
+        _ = log.failureHandled()
+        _ = try log.expectBatch(now: t0 + .milliseconds(1000))
+        _ = log.batchWritten(now: t0 + .milliseconds(1000))
+        let second = log.flushFailed(DiskError())
+        _ = log.failureHandled()
         #expect(log.recover(from: first.failure) == nil)
         #expect(log.recover(from: second.failure) == 1)
         #expect(log.stateName == "open")
+        // The back-off of the failed state is gone: the next write is written and synced at
+        // once (its data has waited over an interval already).
+        _ = try log.expectAppend(2)
+        _ = try log.expectBatch(now: t0 + .milliseconds(1001))
+        #expect(log.batchWritten(now: t0 + .milliseconds(1001)) == .sync(firstSegment))
     }
 
     @Test func whileFailedASuccessfulSyncLeavesTheLogFailed() throws {

@@ -36,11 +36,9 @@ final class Outbox: Sendable {
         }
     }
 
-    let capacityBytes: Int
     let locked: Mutex<Locked>
 
     init(capacityBytes: Int) {
-        self.capacityBytes = capacityBytes
         self.locked = Mutex(Locked(machine: OutboxStateMachine(capacityBytes: capacityBytes), writer: nil))
     }
 

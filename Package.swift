@@ -35,7 +35,6 @@ let package = Package(
             dependencies: [
                 "HearthCore",
                 "HearthStorage",
-                "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

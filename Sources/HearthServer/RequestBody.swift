@@ -1,4 +1,4 @@
-import CZlib
+import HearthStorage
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -37,41 +37,35 @@ enum RequestBody {
     /// Inflates a gzip or zlib stream (told apart by its header), failing with 413 as soon as
     /// the output would pass `limit`.
     static func inflate(_ input: ByteBuffer, limit: Int) throws -> ByteBuffer {
-        var stream = z_stream()
-        // windowBits 15 + 32: accept the gzip and the zlib wrapper alike.
-        guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard let zlib = try? ZlibStream(inflating: .zlibOrGzip) else {
             throw ServiceError(.internalError, "Internal server error: zlib could not start.")
         }
-        defer { inflateEnd(&stream) }
+        let damaged = ServiceError(.invalidRequest, "Invalid data; the body could not be decompressed (Content-Encoding).")
         var output = ByteBufferAllocator().buffer(capacity: min(limit, max(1024, input.readableBytes * 4)))
-        var finished = false
         try input.withUnsafeReadableBytes { source in
-            // zlib never writes through next_in; the type just lacks `const`.
-            stream.next_in = source.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
-            stream.avail_in = uInt(source.count)
+            var offset = 0
+            var finished = false
             while !finished {
                 let room = limit - output.readableBytes
                 guard room > 0 else { throw tooLarge(limit) }
                 let chunk = min(room, 64 * 1024)
-                var status: Int32 = Z_OK
+                var step: ZlibStream.Step?
                 output.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk) { target in
-                    stream.next_out = target.baseAddress?.assumingMemoryBound(to: Bytef.self)
-                    stream.avail_out = uInt(chunk)
-                    status = CZlib.inflate(&stream, Z_NO_FLUSH)
-                    return chunk - Int(stream.avail_out)
+                    step = try? zlib.step(
+                        UnsafeRawBufferPointer(rebasing: source[offset...]),
+                        into: UnsafeMutableRawBufferPointer(rebasing: target[..<chunk]), flush: .none)
+                    return step?.produced ?? 0
                 }
-                switch status {
-                case Z_STREAM_END:
+                guard let step else { throw damaged }
+                offset += step.consumed
+                if step.ended {
                     finished = true
-                case Z_OK:
-                    continue
-                case Z_BUF_ERROR where stream.avail_in == 0:
+                } else if step.stalled {
+                    guard offset == source.count else { throw damaged }
                     throw ServiceError(.invalidRequest, "Invalid data; the compressed body ends early.")
-                default:
-                    throw ServiceError(.invalidRequest, "Invalid data; the body could not be decompressed (Content-Encoding).")
                 }
             }
-            guard stream.avail_in == 0 else {
+            guard offset == source.count else {
                 throw ServiceError(.invalidRequest, "Invalid data; bytes follow the end of the compressed body.")
             }
         }

@@ -1,4 +1,4 @@
-import CZlib
+import HearthStorage
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -58,55 +58,41 @@ struct GzipWriter: ResponseBodyWriter {
     let stream: GzipStream
 
     mutating func write(_ buffer: ByteBuffer) async throws {
-        let compressed = try stream.deflate(buffer, flush: Z_SYNC_FLUSH)
+        let compressed = try stream.deflate(buffer, flush: .sync)
         if compressed.readableBytes > 0 { try await parent.write(compressed) }
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
-        let tail = try stream.deflate(ByteBuffer(), flush: Z_FINISH)
+        let tail = try stream.deflate(ByteBuffer(), flush: .finish)
         if tail.readableBytes > 0 { try await parent.write(tail) }
         try await parent.finish(trailingHeaders)
     }
 }
 
-/// One zlib deflate stream, in gzip or zlib format.
-final class GzipStream: @unchecked Sendable {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    var stream = z_stream()
+/// One deflate stream over byte buffers, in gzip or zlib format.
+struct GzipStream: Sendable {
+    let zlib: ZlibStream
 
     init(coding: ContentCoding = .gzip) throws {
-        // windowBits 15 + 16: the gzip wrapper; 15: the zlib wrapper.
-        let windowBits: Int32 = coding == .gzip ? 15 + 16 : 15
-        let status = deflateInit2_(&stream, 6, Z_DEFLATED, windowBits, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
-            Int32(MemoryLayout<z_stream>.size))
-        guard status == Z_OK else { throw Failure(description: "zlib deflateInit2 failed (\(status))") }
+        zlib = try ZlibStream(deflating: coding == .gzip ? .gzip : .zlib)
     }
 
-    deinit { deflateEnd(&stream) }
-
     /// Compresses `input`, ending with a sync flush (or the end of the stream).
-    func deflate(_ input: ByteBuffer, flush: Int32) throws -> ByteBuffer {
+    func deflate(_ input: ByteBuffer, flush: ZlibStream.Flush) throws -> ByteBuffer {
         var output = ByteBufferAllocator().buffer(capacity: max(64, input.readableBytes / 2 + 64))
-        var input = input
-        try input.withUnsafeMutableReadableBytes { source in
-            stream.next_in = source.baseAddress?.assumingMemoryBound(to: Bytef.self)
-            stream.avail_in = uInt(source.count)
-            repeat {
-                output.reserveCapacity(minimumWritableBytes: 16 * 1024)
+        try input.withUnsafeReadableBytes { source in
+            var offset = 0
+            while true {
+                var room = 0
                 let written = try output.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { target in
-                    stream.next_out = target.baseAddress?.assumingMemoryBound(to: Bytef.self)
-                    stream.avail_out = uInt(target.count)
-                    let status = CZlib.deflate(&stream, flush)
-                    guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else {
-                        throw Failure(description: "zlib deflate failed (\(status))")
-                    }
-                    return target.count - Int(stream.avail_out)
+                    room = target.count
+                    let step = try zlib.step(UnsafeRawBufferPointer(rebasing: source[offset...]), into: target, flush: flush)
+                    offset += step.consumed
+                    return step.produced
                 }
-                if written == 0 && stream.avail_in == 0 { break }
-            } while stream.avail_out == 0 || stream.avail_in > 0
+                // Done once every byte went in and zlib left room in the output (all flushed).
+                if offset == source.count && written < room { break }
+            }
         }
         return output
     }

@@ -11,8 +11,8 @@ struct RequestBodyTests {
     /// gzip-compresses `bytes` with the server's own response compressor.
     static func gzip(_ bytes: [UInt8]) throws -> ByteBuffer {
         let stream = try GzipStream()
-        var output = try stream.deflate(ByteBuffer(bytes: bytes), flush: 0)
-        var tail = try stream.deflate(ByteBuffer(), flush: 4)  // Z_FINISH
+        var output = try stream.deflate(ByteBuffer(bytes: bytes), flush: .none)
+        var tail = try stream.deflate(ByteBuffer(), flush: .finish)
         output.writeBuffer(&tail)
         return output
     }

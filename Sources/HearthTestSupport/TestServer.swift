@@ -27,6 +27,10 @@ public struct HTTPResult: Sendable {
 public struct HearthTestClient: Sendable {
     let client: any TestClientProtocol
 
+    /// The port of a live test server (`withTestServer(live: true)`), for clients of its own
+    /// such as ``SSEStream``; nil when requests go to the responder directly.
+    public var port: Int? { client.port }
+
     public func request(
         _ method: HTTPRequest.Method, _ uri: String, body: String? = nil, headers: [String: String] = [:]
     ) async throws -> HTTPResult {

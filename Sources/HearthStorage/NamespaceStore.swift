@@ -10,19 +10,25 @@ final class NamespaceStore: @unchecked Sendable {
     let logger: Logger
     private(set) var database: Database!
     private(set) var log: FileWriteLog!
-    /// Guards snapshot scheduling.
-    /// Guards the counters below; `close` waits on it for a running snapshot.
+    /// Guards `schedule`; `close` waits on it for a snapshot under way.
     let lock = NSCondition()
-    /// Set by `close`: no snapshot starts after it.
-    var closed = false
-    var snapshotRunning = false
-    var recordsSinceSnapshot = 0
-    var bytesSinceSnapshot = 0
+    /// When to snapshot, and what closing waits for.
+    var schedule: SnapshotScheduleStateMachine
 
-    init(directory: String, options: StorageOptions, logger: Logger) {
+    init(directory: String, options: StorageOptions, logger: Logger, replayedRecords: Int = 0) {
         self.directory = directory
         self.options = options
         self.logger = logger
+        schedule = SnapshotScheduleStateMachine(
+            recordsThreshold: options.snapshotAfterRecords, bytesThreshold: options.snapshotAfterBytes,
+            replayedRecords: replayedRecords)
+    }
+
+    /// Runs an event of the schedule under the lock.
+    func withSchedule<Result>(_ event: (inout SnapshotScheduleStateMachine) -> Result) -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return event(&schedule)
     }
 
     var files: NamespaceFiles { NamespaceFiles(directory: directory) }
@@ -32,8 +38,9 @@ final class NamespaceStore: @unchecked Sendable {
     static func open(
         directory: String, namespace: String, options: StorageOptions, logger: Logger, observer: StorageObserver? = nil
     ) throws -> NamespaceStore {
-        let store = NamespaceStore(directory: directory, options: options, logger: logger)
         let recovered = try Recovery.recover(directory: directory, logger: logger, mode: .open)
+        let store = NamespaceStore(
+            directory: directory, options: options, logger: logger, replayedRecords: recovered.replayedRecords)
         let log = try FileWriteLog(
             directory: directory, policy: options.fsync, segmentLimit: options.segmentBytes,
             lastSequence: recovered.lastSequence,
@@ -47,7 +54,6 @@ final class NamespaceStore: @unchecked Sendable {
         store.database = Database(
             name: namespace, root: recovered.root, sequence: recovered.lastSequence, log: countingLog,
             lastPushTime: recovered.pushTime)
-        store.recordsSinceSnapshot = recovered.replayedRecords
         logger.info(
             "namespace recovered",
             metadata: [
@@ -59,14 +65,7 @@ final class NamespaceStore: @unchecked Sendable {
 
     /// Called for each appended record: starts a background snapshot past the thresholds.
     func noteAppended(bytes: Int) {
-        lock.lock()
-        recordsSinceSnapshot += 1
-        bytesSinceSnapshot += bytes
-        let due = !snapshotRunning && !closed
-            && (recordsSinceSnapshot >= options.snapshotAfterRecords || bytesSinceSnapshot >= options.snapshotAfterBytes)
-        if due { snapshotRunning = true }
-        lock.unlock()
-        guard due else { return }
+        guard withSchedule({ $0.appended(bytes: bytes) }) else { return }
         // A thread of its own: `close` (called from async code at shutdown) waits for a snapshot
         // under way, which must not need a thread of the concurrency pool to finish.
         let thread = Thread { [self] in
@@ -85,18 +84,13 @@ final class NamespaceStore: @unchecked Sendable {
     /// immutable.
     func writeSnapshot(alreadyClaimed: Bool = false) throws {
         if !alreadyClaimed {
-            lock.lock()
-            if snapshotRunning || closed {
-                lock.unlock()
-                return
-            }
-            snapshotRunning = true
-            lock.unlock()
+            guard withSchedule({ $0.requestSnapshot() }) else { return }
         }
+        var succeeded = false
         defer {
+            // A failed snapshot's records count again, so the next append retries it.
             lock.lock()
-            snapshotRunning = false
-            lock.broadcast()
+            if schedule.snapshotFinished(succeeded: succeeded) == .wakeClose { lock.broadcast() }
             lock.unlock()
         }
         let (root, sequence) = database.snapshot
@@ -104,22 +98,8 @@ final class NamespaceStore: @unchecked Sendable {
         // Under `interval` or `none` the committed tree may hold writes not yet synced: sync
         // them first, so that the snapshot never gets ahead of the log on disk.
         try log.syncNow()
-        lock.lock()
-        let records = recordsSinceSnapshot
-        let logBytes = bytesSinceSnapshot
-        recordsSinceSnapshot = 0
-        bytesSinceSnapshot = 0
-        lock.unlock()
-        do {
-            try writeSnapshotFiles(root: root, sequence: sequence, pushTime: pushTime)
-        } catch {
-            // Count the records again so that the next append retries the snapshot.
-            lock.lock()
-            recordsSinceSnapshot += records
-            bytesSinceSnapshot += logBytes
-            lock.unlock()
-            throw error
-        }
+        try writeSnapshotFiles(root: root, sequence: sequence, pushTime: pushTime)
+        succeeded = true
     }
 
     func writeSnapshotFiles(root: Node, sequence: UInt64, pushTime: Int64) throws {
@@ -149,8 +129,9 @@ final class NamespaceStore: @unchecked Sendable {
     /// process that exits right after knows no snapshot thread is still writing.
     func close() {
         lock.lock()
-        closed = true
-        while snapshotRunning { lock.wait() }
+        if schedule.close() == .waitForSnapshot {
+            while !schedule.isClosed { lock.wait() }
+        }
         lock.unlock()
         log.close()
     }

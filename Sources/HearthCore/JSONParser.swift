@@ -32,7 +32,7 @@ public struct JSONParser: ~Copyable {
         let node = try parser.parseValue()
         parser.skipWhitespace()
         guard parser.position == parser.count else { throw DataError.unparseable }
-        return ParsedNode(node: node, increments: parser.increments)
+        return ParsedNode(node: node, increments: parser.increments, timestamps: parser.timestamps)
     }
 
     /// Parses a whole document into a node.
@@ -91,10 +91,11 @@ public struct JSONParser: ~Copyable {
                 parser.skipWhitespace()
                 parser.options.maxDepth = options.maxDepth - locationDepth - keyPath.depth
                 parser.increments = []
+                parser.timestamps = []
                 let node = try parser.parseValue()
                 entries.append(UpdateEntry(
                     rawKey: rawKey, path: keyPath, isPriority: isPriority,
-                    value: ParsedNode(node: node, increments: parser.increments)))
+                    value: ParsedNode(node: node, increments: parser.increments, timestamps: parser.timestamps)))
                 parser.skipWhitespace()
                 if parser.peek() == UInt8(ascii: ",") {
                     parser.position += 1
@@ -127,6 +128,8 @@ public struct JSONParser: ~Copyable {
     /// copies them out once, exactly sized, when it ends.
     var scratch = EntryStack()
     var increments: [PendingIncrement] = []
+    /// Where `{".sv": "timestamp"}` stood (it is read as `serverTime`).
+    var timestamps: [Path] = []
     /// Field names already made in this parse (documents of 8 KB or more).
     let keyCache: KeyCache
     /// The order of recently sorted key sequences (documents of 8 KB or more).
@@ -490,6 +493,7 @@ public struct JSONParser: ~Copyable {
             guard name == "timestamp" else {
                 throw DataError.invalidData("Invalid data; unrecognized server value \"\(name)\".")
             }
+            timestamps.append(currentKeyPath())
             return .int(options.serverTime)
         }
         guard peek() == UInt8(ascii: "{") else {
@@ -524,10 +528,15 @@ public struct ParsedNode: Sendable {
     public var node: Node
     /// `{".sv": {"increment": n}}` placeholders; `node` holds `n` at each until resolved.
     public var increments: [PendingIncrement]
+    /// Where `{".sv": "timestamp"}` placeholders were, below the parse root; `node` holds the
+    /// parse's server time there (a write that happens later, such as an on-disconnect write,
+    /// puts its own time there with ``ParsedNode/stamped(at:)``).
+    public var timestamps: [Path]
 
-    public init(node: Node, increments: [PendingIncrement] = []) {
+    public init(node: Node, increments: [PendingIncrement] = [], timestamps: [Path] = []) {
         self.node = node
         self.increments = increments
+        self.timestamps = timestamps
     }
 }
 

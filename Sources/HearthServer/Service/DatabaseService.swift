@@ -4,7 +4,8 @@ import Logging
 
 /// The database as every transport sees it: read (with a query), write (set, update, push,
 /// delete; conditional on an ETag), listen (a location or a live query, from a sequence
-/// number), and the rules (read, replace, dry-run). Each operation takes the caller and the
+/// number), on-disconnect writes (register, cancel, and make them when a session ends; see
+/// `DatabaseService+OnDisconnect.swift`), and the rules (read, replace, dry-run). Each operation takes the caller and the
 /// namespace and answers with a typed result or a ``ServiceError``; a transport only parses
 /// its request, calls the service and encodes the answer.
 ///
@@ -17,6 +18,8 @@ public struct DatabaseService: Sendable {
     public let streams: StreamRegistry
     /// Writes per client; nil when unlimited.
     let writeLimiter: WriteRateLimiter?
+    /// What each realtime session asked to be written when it ends.
+    let onDisconnectWrites = OnDisconnectRegistry()
     let logger: Logger
 
     public init(

@@ -201,11 +201,11 @@ public final class Database: Sendable {
         let (change, result) = try request.change(from: current) { ChildKey(state.pushIDs.next(now: now)) }
         let newRoot = change.applied(to: current)
         try request.authorize(change, oldRoot: current, newRoot: newRoot)
-        if let expected = request.ifMatch {
+        if let condition = request.condition {
             // A write to `/.priority` is conditional on the priority, the value it replaces.
             var existing = current.at(request.path)
             if case .setPriority = request.operation { existing = existing.priority?.node ?? .null }
-            guard ETag.of(existing) == expected else {
+            guard condition.holds(for: existing) else {
                 return (.conditionFailed(current: existing), nil)
             }
         }

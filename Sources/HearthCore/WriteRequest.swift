@@ -13,17 +13,39 @@ public struct WriteRequest: Sendable {
 
     public var path: Path
     public var operation: Operation
-    /// `if-match`: write only if the ETag of the data at `path` is this.
-    public var ifMatch: String?
+    /// Write only if the data at `path` still is what the caller saw; nil for always.
+    public var condition: Condition?
     /// Who writes, as the rules see it; the rules are judged inside the writer against the
     /// tree the write would produce. Nil: no check (the admin).
     public var access: WriteAccess?
 
-    public init(path: Path, operation: Operation, ifMatch: String? = nil, access: WriteAccess? = nil) {
+    public init(path: Path, operation: Operation, condition: Condition? = nil, access: WriteAccess? = nil) {
         self.path = path
         self.operation = operation
-        self.ifMatch = ifMatch
+        self.condition = condition
         self.access = access
+    }
+
+    /// A write conditional on an ETag (REST's `if-match`), if one is given.
+    public init(path: Path, operation: Operation, ifMatch: String?, access: WriteAccess? = nil) {
+        self.init(path: path, operation: operation, condition: ifMatch.map(Condition.etag), access: access)
+    }
+
+    /// What the data at the write's path must still be for the write to happen.
+    public enum Condition: Sendable, Equatable {
+        /// REST's `if-match`: the data's ``ETag``.
+        case etag(String)
+        /// A transaction's `h`: the data's ``NodeHash``, as the SDKs compute it (`""` for none).
+        case hash(String)
+
+        /// True if `existing` (the data at the path, or its priority for a priority write)
+        /// meets the condition.
+        public func holds(for existing: Node) -> Bool {
+            switch self {
+            case .etag(let expected): ETag.of(existing) == expected
+            case .hash(let expected): NodeHash.of(existing) == expected
+            }
+        }
     }
 }
 

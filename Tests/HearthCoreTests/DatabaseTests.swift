@@ -53,6 +53,22 @@ struct DatabaseTests {
         #expect(values == (0..<50).map { Node.int(Int64($0)) })
     }
 
+    @Test func aTransactionWritesOnlyIfTheHashStillMatches() async throws {
+        let database = Database(name: "t")
+        let path = Path(keys: ["counter"])
+        // No data hashes to "".
+        var outcome = try await database.write(
+            WriteRequest(path: path, operation: .set(try parsed("1")), condition: .hash("")))
+        guard case .written = outcome else { Issue.record("refused: \(outcome)"); return }
+        outcome = try await database.write(WriteRequest(path: path, operation: .set(try parsed("2")), condition: .hash("")))
+        guard case .conditionFailed(let current) = outcome else { Issue.record("written: \(outcome)"); return }
+        #expect(current == .int(1))
+        outcome = try await database.write(
+            WriteRequest(path: path, operation: .set(try parsed("2")), condition: .hash(NodeHash.of(.int(1)))))
+        guard case .written = outcome else { Issue.record("refused: \(outcome)"); return }
+        #expect(database.root.child("counter") == .int(2))
+    }
+
     @Test func ifMatch() async throws {
         let database = Database(name: "t")
         let path = Path(keys: ["a"])

@@ -3,7 +3,7 @@ import HearthStorage
 import Logging
 
 /// The database as every transport sees it: read (with a query), write (set, update, push,
-/// delete; conditional on an ETag), listen (a location or a live query, from a sequence
+/// delete; conditional on an ETag or on the SDKs' hash of the value), listen (a location or a live query, from a sequence
 /// number), on-disconnect writes (register, cancel, and make them when a session ends; see
 /// `DatabaseService+OnDisconnect.swift`), and the rules (read, replace, dry-run). Each operation takes the caller and the
 /// namespace and answers with a typed result or a ``ServiceError``; a transport only parses
@@ -134,7 +134,7 @@ public struct DatabaseService: Sendable {
         case written(Node)
         /// A push: the new child's name and the value stored there.
         case pushed(ChildKey, stored: Node)
-        /// The condition (`if-match`) did not hold: nothing was written. The current value,
+        /// The condition (`if-match`, a transaction's hash) did not hold: nothing was written. The current value,
         /// for a caller who may read it (a caller who may not gets ``ServiceError/Code/conditionFailed``).
         case conditionFailed(current: Node)
     }
@@ -167,7 +167,7 @@ public struct DatabaseService: Sendable {
     /// A delete in a namespace that does not exist: nothing to delete, nothing created; only
     /// the condition is judged (against null).
     func answerWithoutWriting(_ request: WriteRequest, namespace: String, caller: Caller, now: Int64) throws -> WriteResult {
-        if let expected = request.ifMatch, ETag.of(.null) != expected {
+        if let condition = request.condition, !condition.holds(for: .null) {
             return try conditionFailed(current: .null, request: request, namespace: namespace, root: .null, caller: caller, now: now)
         }
         return .written(.null)

@@ -7,7 +7,7 @@
 /// - `update` at X is one `set` per key.
 /// - `cancel` at X drops every pending write at or below X; a pending write at an ancestor A
 ///   is first split into one write per child of A, so that writes beside X still happen (a
-///   leaf at A is kept whole, as the SDKs do).
+///   leaf at A is kept whole and a remove at A dropped, as the SDKs do).
 ///
 /// When the session ends the writes are made as one update at the root, their server values
 /// resolved then: timestamps are the time the writes fire.
@@ -47,6 +47,11 @@ public struct OnDisconnectWrites: Sendable {
         for pending in overwrites.keys where path.contains(pending) { overwrites[pending] = nil }
         guard let ancestor = overwrites.keys.first(where: { $0.contains(path) }) else { return }
         let value = overwrites[ancestor]!
+        if value.node.isNull {
+            // A pending remove has no children to keep: it is dropped whole.
+            overwrites[ancestor] = nil
+            return
+        }
         guard case .object(let children) = value.node.withoutPriority else { return }  // a leaf stays whole
         overwrites[ancestor] = nil
         for child in children {
@@ -98,10 +103,11 @@ extension ParsedNode {
             timestamps: timestamps.compactMap { prefix.relative($0) })
     }
 
-    /// This data with `value` (and its server values) put at `relative`.
+    /// This data with `value` (and its server values) put at `relative`. Server values at or
+    /// below `relative`, and at its ancestors (whose value is now an object), are gone.
     func setting(_ relative: Path, to value: ParsedNode) -> ParsedNode {
         guard !relative.isRoot else { return value }
-        let kept = { (path: Path) in !relative.contains(path) }
+        let kept = { (path: Path) in !relative.contains(path) && !path.contains(relative) }
         return ParsedNode(
             node: node.setting(relative, to: value.node),
             increments: increments.filter { kept($0.relativePath) }

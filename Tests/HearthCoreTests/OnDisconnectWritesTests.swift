@@ -85,6 +85,24 @@ struct OnDisconnectWritesTests {
         leaf.set(try path("a"), to: try parsed("5"))
         leaf.cancel(try path("a/b"))
         #expect(paths(leaf) == ["/a"])
+        // A remove has no children to keep: it goes.
+        var remove = OnDisconnectWrites()
+        remove.set(try path("a"), to: try parsed("null"))
+        remove.set(try path("x"), to: try parsed("1"))
+        remove.cancel(try path("a/b"))
+        #expect(paths(remove) == ["/x"])
+    }
+
+    @Test func aSetUnderAPendingServerValueReplacesIt() async throws {
+        var writes = OnDisconnectWrites()
+        writes.set(try path("a"), to: try parsed(#"{".sv":{"increment":1}}"#))
+        writes.set(try path("a/b"), to: try parsed(#""x""#))
+        #expect(try await fired(writes, on: #"{"a":41}"#) == #"{"a":{"b":"x"}}"#)
+        var deeper = OnDisconnectWrites()
+        deeper.set(try path("a"), to: try parsed(#"{"x":{".sv":{"increment":1}},"t":{".sv":"timestamp"}}"#))
+        deeper.set(try path("a/x/y"), to: try parsed("2"))
+        deeper.set(try path("a/t/u"), to: try parsed("3"))
+        #expect(try await fired(deeper, on: #"{"a":{"x":5}}"#, at: 9000) == #"{"a":{"t":{"u":3},"x":{"y":2}}}"#)
     }
 
     @Test func serverValuesAreResolvedWhenTheWritesFire() async throws {

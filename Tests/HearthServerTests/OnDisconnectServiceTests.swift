@@ -81,6 +81,27 @@ struct OnDisconnectServiceTests {
         }
     }
 
+    @Test func everyOperationKeepsToTheNamespacePolicy() async throws {
+        let service = try service()
+        let elsewhere = try Path(validating: "presence/bob")
+        await #expect(throws: ServiceError.self) {
+            _ = try await service.write(
+                WriteRequest(path: elsewhere, operation: .set(try parsed("1"))), in: "elsewhere", as: user("bob"), now: 0)
+        }
+        #expect(throws: ServiceError.self) {
+            _ = try service.read(DatabaseService.Read(namespace: "elsewhere", path: elsewhere), as: user("bob"), now: 0)
+        }
+        await #expect(throws: ServiceError.self) {
+            _ = try await service.listen(
+                namespace: "elsewhere", path: elsewhere, query: nil, as: user("bob"), client: "c", from: nil, now: 0)
+        }
+        #expect(service.namespaces.names.isEmpty, "nothing was created")
+        // The admin creates it.
+        _ = try await service.write(
+            WriteRequest(path: elsewhere, operation: .set(try parsed("1"))), in: "elsewhere", as: .admin, now: 0)
+        #expect(service.namespaces.names == ["elsewhere"])
+    }
+
     @Test func aCancelledWriteDoesNotFireAndUpdatesFireAsOneChange() async throws {
         let service = try service()
         let carol = SessionID(4)

@@ -28,10 +28,12 @@ final class OnDisconnectRegistry: Sendable {
 
     let sessions = Mutex<[SessionID: [String: Pending]]>([:])
 
-    func change(_ session: SessionID, namespace: String, caller: Caller, _ body: (inout OnDisconnectWrites) throws(DataError) -> Void) throws(DataError) {
+    /// Changes the session's pending writes in `namespace`; `caller`, if given, is who they
+    /// will be made as (the latest registration's caller; a cancel does not change it).
+    func change(_ session: SessionID, namespace: String, caller: Caller?, _ body: (inout OnDisconnectWrites) throws(DataError) -> Void) throws(DataError) {
         try sessions.withLock { sessions throws(DataError) in
-            var pending = sessions[session, default: [:]][namespace] ?? Pending(caller: caller)
-            pending.caller = caller
+            var pending = sessions[session, default: [:]][namespace] ?? Pending(caller: caller ?? .anonymous)
+            if let caller { pending.caller = caller }
             try body(&pending.writes)
             sessions[session, default: [:]][namespace] = pending.writes.isEmpty ? nil : pending
             if sessions[session]?.isEmpty == true { sessions[session] = nil }
@@ -66,7 +68,8 @@ extension DatabaseService {
         case .cancel:
             break
         }
-        try onDisconnectWrites.change(session, namespace: namespace, caller: caller) { writes throws(DataError) in
+        let registering: Caller? = if case .cancel = operation { nil } else { caller }
+        try onDisconnectWrites.change(session, namespace: namespace, caller: registering) { writes throws(DataError) in
             switch operation {
             case .set(let value): writes.set(path, to: value)
             case .update(let entries): try writes.update(path, with: entries)

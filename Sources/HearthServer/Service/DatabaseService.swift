@@ -40,7 +40,8 @@ public struct DatabaseService: Sendable {
 
     /// A namespace comes into being when it is first named; only the admin may do that,
     /// unless the server allows anyone to (`create-namespaces`, or emulator mode). The default
-    /// namespace always exists.
+    /// namespace always exists. Every operation checks it; a transport may check it earlier,
+    /// to answer `404` before it validates the rest of the request (as REST does).
     public func checkNamespaceExists(_ namespace: String, caller: Caller) throws {
         guard !caller.isAdmin, !configuration.anyoneCreatesNamespaces, namespace != configuration.defaultNamespace,
             namespaces.existing(namespace) == nil
@@ -99,6 +100,7 @@ public struct DatabaseService: Sendable {
     /// query needs an index the rules declare (as on Firebase; the admin and emulator mode may
     /// query without one, by scanning).
     public func read(_ read: Read, as caller: Caller, now: Int64) throws -> ReadResult {
+        try checkNamespaceExists(read.namespace, caller: caller)
         if read.query != nil && read.priority { throw DataError("Queries are not supported on a priority.") }
         let database = namespaces.existing(read.namespace)
         let root = database?.root ?? .null
@@ -144,6 +146,7 @@ public struct DatabaseService: Sendable {
     /// judged on an empty tree first, so that a refused write creates nothing; a delete there
     /// creates nothing either.
     public func write(_ request: WriteRequest, in namespace: String, as caller: Caller, now: Int64) async throws -> WriteResult {
+        try checkNamespaceExists(namespace, caller: caller)
         var request = request
         request.access = access(namespace, caller: caller, now: now)
         if case .update(let entries) = request.operation {
@@ -167,6 +170,8 @@ public struct DatabaseService: Sendable {
     /// A delete in a namespace that does not exist: nothing to delete, nothing created; only
     /// the condition is judged (against null).
     func answerWithoutWriting(_ request: WriteRequest, namespace: String, caller: Caller, now: Int64) throws -> WriteResult {
+        let started = ContinuousClock.now
+        defer { metrics.writeDuration.record(ContinuousClock.now - started) }
         if let condition = request.condition, !condition.holds(for: .null) {
             return try conditionFailed(current: .null, request: request, namespace: namespace, root: .null, caller: caller, now: now)
         }
@@ -240,6 +245,7 @@ public struct DatabaseService: Sendable {
         namespace: String, path: Path, query: Query?, as caller: Caller, client clientKey: String, from lastSequence: UInt64?,
         now: Int64
     ) async throws -> Listener {
+        try checkNamespaceExists(namespace, caller: caller)
         try authorizeRead(namespace, path, query, caller: caller, root: namespaces.existing(namespace)?.root ?? .null, now: now)
         // A listener needs the namespace's change feed, so it opens (or creates) the namespace.
         let database = try namespaces.database(namespace)

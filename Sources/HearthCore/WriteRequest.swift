@@ -128,6 +128,15 @@ extension WriteRequest {
         try authorize(change, oldRoot: root, newRoot: change.applied(to: root))
     }
 
+    /// True if the write removes what is at its path (a set of null, or of no priority).
+    public var deletes: Bool {
+        switch operation {
+        case .set(let parsed): parsed.node.isNull
+        case .setPriority(let priority): priority == nil
+        case .push, .update: false
+        }
+    }
+
     /// True if the written data holds a server increment (`{".sv": {"increment": n}}`): its
     /// answer is the stored total, which only callers who may read it are shown.
     public var hasIncrements: Bool {

@@ -47,7 +47,7 @@ public struct HearthResponder: HTTPResponder {
     /// Who sent the request: the peer, or the client a trusted proxy names. Worked out only
     /// where it is needed (per-client limits), off the hot path.
     func client(of request: Request, context: Context) -> ClientAddress {
-        configuration.clientAddresses.client(peer: context.remoteAddress?.ipAddress, headers: request.headers)
+        configuration.clientAddresses.client(of: request, context: context)
     }
 
     func route(_ request: Request, context: Context) async throws -> Response {

@@ -1,4 +1,5 @@
 import HTTPTypes
+import Hummingbird
 
 /// The address a request came from, as limits and logs see it: the connection's peer, or the
 /// client a trusted proxy names (see ``ClientAddressResolver``).
@@ -60,6 +61,11 @@ public struct ClientAddressResolver: Sendable {
             if !isTrusted(hop) { break }
         }
         return ClientAddress(client)
+    }
+
+    /// The client behind `request`, from its connection's peer and its headers.
+    func client(of request: Request, context: some RemoteAddressRequestContext) -> ClientAddress {
+        client(peer: context.remoteAddress?.ipAddress, headers: request.headers)
     }
 
     func isTrusted(_ address: IPAddress) -> Bool {

@@ -18,7 +18,7 @@ struct RequestLogMiddleware: RouterMiddleware {
         var response = try await next(request, context)
         if context.logger.logLevel <= .debug {
             let elapsed = ContinuousClock.now - started
-            let client = clientAddresses.client(peer: context.remoteAddress?.ipAddress, headers: request.headers)
+            let client = clientAddresses.client(of: request, context: context)
             context.logger.debug(
                 "request", metadata: [
                     "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",

@@ -104,21 +104,21 @@ public struct DatabaseService: Sendable {
         if read.query != nil && read.priority { throw DataError("Queries are not supported on a priority.") }
         let database = namespaces.existing(read.namespace)
         let root = database?.root ?? .null
-        try authorizeRead(read.namespace, read.path, read.query, caller: caller, root: root, now: now)
+        let namespaceRules = rules.rules(for: read.namespace)
+        try authorizeRead(namespaceRules, read.path, read.query, caller: caller, root: root, now: now)
         guard let query = read.query else {
             let node = root.at(read.path)
             return .value(read.priority ? node.priority?.node ?? .null : node)
         }
-        let declared = rules.rules(for: read.namespace).declaresIndex(at: read.path, orderBy: query.orderBy)
+        let declared = namespaceRules.declaresIndex(at: read.path, orderBy: query.orderBy)
         let view = database?.readView(for: query, at: read.path, declared: declared)
         let node = (view?.root ?? .null).at(read.path)
         let spec = IndexSpec(location: read.path, orderBy: query.orderBy)
         return .children(view?.indexes[spec].map { query.lookup(node, in: $0) } ?? query.scan(node))
     }
 
-    func authorizeRead(_ namespace: String, _ path: Path, _ query: Query?, caller: Caller, root: Node, now: Int64) throws {
+    func authorizeRead(_ namespaceRules: RuleSet, _ path: Path, _ query: Query?, caller: Caller, root: Node, now: Int64) throws {
         guard !caller.bypassesRules else { return }
-        let namespaceRules = rules.rules(for: namespace)
         let verdict = namespaceRules.canRead(path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery())
         guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
         if let query, !namespaceRules.declaresIndex(at: path, orderBy: query.orderBy), !configuration.emulator {
@@ -156,12 +156,7 @@ public struct DatabaseService: Sendable {
         }
         guard let database = namespaces.existing(namespace) else {
             try request.check(on: .null, now: now)
-            if case .set(let parsed) = request.operation, parsed.node.isNull {
-                return try answerWithoutWriting(request, namespace: namespace, caller: caller, now: now)
-            }
-            if case .setPriority(nil) = request.operation {
-                return try answerWithoutWriting(request, namespace: namespace, caller: caller, now: now)
-            }
+            if request.deletes { return try answerWithoutWriting(request, namespace: namespace, caller: caller, now: now) }
             return try await write(request, to: try namespaces.database(namespace), as: caller, now: now)
         }
         return try await write(request, to: database, as: caller, now: now)
@@ -246,7 +241,9 @@ public struct DatabaseService: Sendable {
         now: Int64
     ) async throws -> Listener {
         try checkNamespaceExists(namespace, caller: caller)
-        try authorizeRead(namespace, path, query, caller: caller, root: namespaces.existing(namespace)?.root ?? .null, now: now)
+        try authorizeRead(
+            rules.rules(for: namespace), path, query, caller: caller, root: namespaces.existing(namespace)?.root ?? .null,
+            now: now)
         // A listener needs the namespace's change feed, so it opens (or creates) the namespace.
         let database = try namespaces.database(namespace)
         let limit = configuration.limits.maxStreamsPerClient

@@ -116,19 +116,36 @@ public final class Database: Sendable {
 
     /// Performs one write atomically; returns once it is durable (or refused).
     public func write(_ request: WriteRequest) async throws -> WriteOutcome {
+        try await finish(try submit(request))
+    }
+
+    /// A write applied in the namespace's order and appended to the log, not yet durable:
+    /// ``finish(_:)`` waits for that. A connection that pipelines writes submits each in turn
+    /// (so they apply in its order) and finishes them in the same order.
+    public struct SubmittedWrite: Sendable {
         let outcome: WriteOutcome
         let pending: (sequence: UInt64, ticket: UInt64)?
+    }
+
+    /// Applies `request` (judging its rules and condition) and appends it to the log; does not
+    /// wait. Throws if it is refused or the log refuses the append.
+    public func submit(_ request: WriteRequest) throws -> SubmittedWrite {
         do {
-            (outcome, pending) = try writer.withLock { state throws -> (WriteOutcome, (UInt64, UInt64)?) in
+            let (outcome, pending) = try writer.withLock { state throws -> (WriteOutcome, (UInt64, UInt64)?) in
                 try apply(request, to: &state)
             }
+            return SubmittedWrite(outcome: outcome, pending: pending)
         } catch {
             // The log refused the append (it failed earlier, perhaps with no writer waiting):
             // let it recover so that later writes can succeed.
             rollBack(after: error)
             throw error
         }
-        guard let (sequence, ticket) = pending else { return outcome }
+    }
+
+    /// Waits until a submitted write is durable (and visible to readers); returns its outcome.
+    public func finish(_ submitted: SubmittedWrite) async throws -> WriteOutcome {
+        guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
         do {
             try await log.waitUntilDurable(sequence, ticket: ticket)
         } catch {
@@ -136,7 +153,7 @@ public final class Database: Sendable {
             throw error
         }
         markDurable(through: sequence)
-        return outcome
+        return submitted.outcome
     }
 
     /// After the log failed: forgets every write it did not make durable, so the tree, the

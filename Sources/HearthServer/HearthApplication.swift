@@ -3,14 +3,16 @@ import HearthStorage
 import Hummingbird
 import HummingbirdCore
 import HummingbirdHTTP2
+import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 
 /// Builds the Hummingbird application for a configuration.
 public enum HearthApplication {
-    /// Plain HTTP/1.1, or TLS with HTTP/2 offered through ALPN (and HTTP/1.1 for clients
-    /// that do not ask for it).
-    static func serverBuilder(_ configuration: ServerConfiguration, metrics: ServerMetrics) throws -> HTTPServerBuilder {
+    /// Plain HTTP/1.1 (with the realtime protocol's WebSocket upgrade at `/.ws`), or TLS with
+    /// HTTP/2 offered through ALPN (and HTTP/1.1 for clients that do not ask for it).
+    static func serverBuilder(_ configuration: ServerConfiguration, hearth: HearthResponder) throws -> HTTPServerBuilder {
+        let metrics = hearth.metrics
         let limits = configuration.limits
         let limiter = ConnectionLimiter(limit: limits.maxConnections, metrics: metrics)
         let http1 = HTTP1Channel.Configuration(
@@ -18,7 +20,18 @@ public enum HearthApplication {
                 ConnectionGuardHandler(limiter: limiter, timeout: limits.requestTimeout, metrics: metrics)
             ],
             httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes))
-        guard let identity = configuration.tls else { return .http1(configuration: http1) }
+        let realtime = RealtimeEndpoint(
+            service: hearth.service, callers: hearth.callers, configuration: configuration, limiter: limiter, logger: hearth.logger)
+        guard let identity = configuration.tls else {
+            let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(http1: http1, ws: realtime.webSocketConfiguration)
+            return HTTPServerBuilder { responder in
+                DeadlinedChildChannel(
+                    inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: webSocket) { request, channel, _ in
+                        realtime.shouldUpgrade(request, channel: channel)
+                    },
+                    timeout: limits.requestTimeout, metrics: metrics)
+            }
+        }
         let tls = identity.serverConfiguration()
         let http2 = HTTP2UpgradeChannel.Configuration(idleTimeout: limits.requestTimeout, streamConfiguration: http1)
         return HTTPServerBuilder { responder in
@@ -36,7 +49,7 @@ public enum HearthApplication {
         let responder = try makeResponder(configuration: configuration, storage: storage, logger: logger)
         return Application(
             responder: withMiddleware(responder),
-            server: try serverBuilder(configuration, metrics: responder.metrics),
+            server: try serverBuilder(configuration, hearth: responder),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
             logger: logger
         )
@@ -51,7 +64,7 @@ public enum HearthApplication {
         var services: [any Service] = [
             Application(
                 responder: withMiddleware(responder),
-                server: try serverBuilder(configuration, metrics: responder.metrics),
+                server: try serverBuilder(configuration, hearth: responder),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
                 logger: logger)
         ]

@@ -11,6 +11,8 @@ public final class ServerMetrics: Sendable {
     let streamEvents: Counter
     let streamResyncs: Counter
     let streamsOpened: Counter
+    /// The realtime protocol's figures.
+    let realtime: RealtimeMetrics
 
     static let latencyBuckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
@@ -33,6 +35,7 @@ public final class ServerMetrics: Sendable {
         streamResyncs = registry.makeCounter(
             name: "hearth_stream_resyncs_total", help: "Streams that fell behind and were sent a fresh put.")
         streamsOpened = registry.makeCounter(name: "hearth_streams_opened_total", help: "Streams opened.")
+        realtime = RealtimeMetrics(registry: registry)
     }
 
     /// The methods counted by name; any other is counted as `other`, so that clients cannot
@@ -63,6 +66,10 @@ public final class ServerMetrics: Sendable {
         case bodySize = "body_size"
         /// A write over a client's `write-rate-limit`: answered 429.
         case writeRate = "write_rate"
+        /// A realtime listen over `max-listens-per-connection`: answered `too_many_listens`.
+        case listensPerConnection = "listens_per_connection"
+        /// A realtime message over `max-realtime-message-bytes`: the connection is closed.
+        case messageSize = "message_size"
     }
 
     /// Shows the number of connections admitted and open (`max-connections` counts these).

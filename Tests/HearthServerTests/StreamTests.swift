@@ -86,16 +86,21 @@ private final class HubFixture: Sendable {
         }
         let subscription = Subscription(
             id: id, path: try Path(validating: path), auth: auth, bypassesRules: admin, query: nil,
-            outbox: Outbox(capacityBytes: outboxBytes))
+            delivery: .events(Outbox(capacityBytes: outboxBytes)))
         await hub.subscribe(subscription, lastEventID: lastEventID)
         return subscription
     }
 }
 
+extension Subscription {
+    /// The SSE outbox of a stream these tests opened.
+    var sse: Outbox { outbox! }
+}
+
 /// The events queued in `subscription`'s outbox now, taken as its writer takes them (in one
 /// batch); never waits.
 private func queued(_ subscription: Subscription) async -> [SSEEvent] {
-    let outbox = subscription.outbox
+    let outbox = subscription.sse
     guard outbox.locked.withLock({ $0.machine.queuedBytes }) > 0 else { return [] }
     let item = await outbox.next()
     guard case .frame(let batch) = item else {
@@ -109,7 +114,7 @@ private func queued(_ subscription: Subscription) async -> [SSEEvent] {
 /// The next batch of events the writer of `subscription` gets, waiting at most `timeout`;
 /// after that the outbox is ended, so that the wait cannot hang (and the test fails).
 private func nextEvents(_ subscription: Subscription, timeout: Duration = SSEStream.defaultTimeout) async -> [SSEEvent] {
-    let outbox = subscription.outbox
+    let outbox = subscription.sse
     let timer = Task {
         try await Task.sleep(for: timeout)
         outbox.end(.shutdown)
@@ -243,10 +248,10 @@ struct StreamHubTests {
         #expect(await queued(healthy).count == 10)
 
         // Everything queued was dropped; the writer is told to resynchronise...
-        let state = slow.outbox.locked.withLock { $0.machine.state }
+        let state = slow.sse.locked.withLock { $0.machine.state }
         #expect(state == .overflowed)
-        #expect(slow.outbox.push(ByteBuffer(string: "dropped")) == false)
-        let item = await slow.outbox.next()
+        #expect(slow.sse.push(ByteBuffer(string: "dropped")) == false)
+        let item = await slow.sse.next()
         guard case .resync = item else {
             Issue.record("the writer of an overflowed outbox was given \(item)")
             return
@@ -259,7 +264,7 @@ struct StreamHubTests {
         let after = try await fixture.put("feed/after", "1")
         #expect(await queued(slow) == [putEvent("/after", "1", id: after)])
         #expect(await queued(healthy) == [putEvent("/after", "1", id: after)])
-        #expect(slow.outbox.endReason == nil)
+        #expect(slow.sse.endReason == nil)
     }
 
     @Test func newRulesCancelTheStreamsThatMayNoLongerRead() async throws {
@@ -277,10 +282,10 @@ struct StreamHubTests {
             #"{"rules": {"room": {"public": {".read": true}, "secret": {".read": "auth != null && auth.uid == 'ops'"}}}}"#)
         await fixture.hub.rulesChanged(rules, now: Database.systemMilliseconds())
         for cancelled in [anonymousSecret, ada] {
-            #expect(cancelled.outbox.endReason == .cancelled)
+            #expect(cancelled.sse.endReason == .cancelled)
             // The writer sends `cancel` last, then ends; and again if asked again.
             for _ in 0..<2 {
-                let item = await cancelled.outbox.next()
+                let item = await cancelled.sse.next()
                 guard case .end(let frame?) = item else {
                     Issue.record("a cancelled stream's writer was given \(item)")
                     continue
@@ -289,7 +294,7 @@ struct StreamHubTests {
                 #expect(parser.feed(frame.readableBytesView) == [cancelEvent])
             }
         }
-        for kept in [anonymousPublic, adminSecret, ops] { #expect(kept.outbox.endReason == nil) }
+        for kept in [anonymousPublic, adminSecret, ops] { #expect(kept.sse.endReason == nil) }
 
         let secret = try await fixture.put("room/secret/n", "1")
         let open = try await fixture.put("room/public/n", "1")
@@ -322,14 +327,14 @@ struct StreamHubTests {
 
         await fixture.hub.endAll()
         for ended in [kept, other] {
-            #expect(ended.outbox.endReason == .shutdown)
-            let item = await ended.outbox.next()
+            #expect(ended.sse.endReason == .shutdown)
+            let item = await ended.sse.next()
             guard case .end(.none) = item else {
                 Issue.record("a stream ended by shutdown gave its writer \(item)")
                 continue
             }
         }
-        #expect(gone.outbox.endReason == nil)
+        #expect(gone.sse.endReason == nil)
     }
 
     @Test func theRegistryGivesOneHubPerNamespaceThatFollowsItsChanges() async throws {
@@ -342,7 +347,7 @@ struct StreamHubTests {
 
         let subscription = Subscription(
             id: registry.makeID(), path: try Path(validating: "a"), auth: .null, bypassesRules: false, query: nil,
-            outbox: Outbox(capacityBytes: 1 << 20))
+            delivery: .events(Outbox(capacityBytes: 1 << 20)))
         await hub.subscribe(subscription, lastEventID: nil)
         #expect(await registry.streamCount() == 1)
         #expect(await nextEvents(subscription) == [putEvent("/", "1", id: 1)])
@@ -351,7 +356,7 @@ struct StreamHubTests {
         #expect(await nextEvents(subscription) == [putEvent("/", "2", id: 2)])
 
         await registry.endAll()
-        #expect(subscription.outbox.endReason == .shutdown)
+        #expect(subscription.sse.endReason == .shutdown)
     }
 
     @Test func streamSlotsPerClientAreGivenBackWhenReleased() {

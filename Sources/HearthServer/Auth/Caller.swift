@@ -17,6 +17,14 @@ public struct Caller: Sendable {
 
     public static let anonymous = Caller(bypassesRules: false, isAdmin: false, auth: .null)
     public static let admin = Caller(bypassesRules: true, isAdmin: true, auth: .null)
+
+    /// An admin acting as `auth` (`auth_variable_override`, the SDKs' `authvar`; null for
+    /// anonymous): the rules apply to it. Anyone else keeps their own identity: the override
+    /// is an admin's tool. Nil keeps the caller as it is.
+    func overridden(by auth: Node?) -> Caller {
+        guard isAdmin, let auth else { return self }
+        return Caller(bypassesRules: false, isAdmin: true, auth: auth, expiresAt: expiresAt)
+    }
 }
 
 /// Works out the caller of a request from its credential: `Authorization: Bearer <token>`,
@@ -37,24 +45,21 @@ struct CallerResolver: Sendable {
         }
         token = token ?? options.auth ?? options.accessToken
         guard let token, !token.isEmpty else { return .anonymous }
-        var isAdmin = (adminToken.map { AdminToken.matches(token, $0) } ?? false) || (emulator && token == "owner")
-        var identity = VerifiedIdentity(auth: .null, isAdmin: false)
-        if !isAdmin {
-            do {
-                identity = try await verifier.verify(token)
-            } catch {
-                throw ServiceError(.unauthenticated, error.message)
-            }
-            isAdmin = identity.isAdmin
+        let caller: Caller
+        do {
+            caller = try await self.caller(credential: token)
+        } catch {
+            throw ServiceError(.unauthenticated, error.message)
         }
-        if isAdmin {
-            guard let override = options.authVariableOverride else {
-                return Caller(bypassesRules: true, isAdmin: true, auth: .null, expiresAt: identity.expiresAt)
-            }
-            return Caller(
-                bypassesRules: false, isAdmin: true, auth: try CallerResolver.parseOverride(override), expiresAt: identity.expiresAt)
-        }
-        // auth_variable_override is an admin's tool; anyone else keeps their own identity.
+        return try caller.overridden(by: options.authVariableOverride.map(CallerResolver.parseOverride))
+    }
+
+    /// The caller a credential proves: the admin (the admin token; `owner` in emulator mode; a
+    /// legacy token with `admin: true`) or the identity of a verified token.
+    func caller(credential token: String) async throws(TokenError) -> Caller {
+        if (adminToken.map { AdminToken.matches(token, $0) } ?? false) || (emulator && token == "owner") { return .admin }
+        let identity = try await verifier.verify(token)
+        if identity.isAdmin { return Caller(bypassesRules: true, isAdmin: true, auth: .null, expiresAt: identity.expiresAt) }
         return Caller(bypassesRules: false, isAdmin: false, auth: identity.auth, expiresAt: identity.expiresAt)
     }
 

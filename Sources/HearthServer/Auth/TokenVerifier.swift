@@ -5,7 +5,12 @@ import JWTKit
 /// Why a token was refused (401).
 public struct TokenError: Error, Sendable, CustomStringConvertible {
     public let message: String
-    init(_ message: String) { self.message = message }
+    /// The token was valid once and has expired (the realtime protocol says `expired_token`).
+    public var expired = false
+    init(_ message: String, expired: Bool = false) {
+        self.message = message
+        self.expired = expired
+    }
     public var description: String { message }
 }
 
@@ -151,8 +156,11 @@ public struct TokenVerifier: Sendable {
         // accepts them, so unsigned tokens skip the time checks.
         if algorithm != "none" { try checkClaims(payload, now: now) }
         var identity = try TokenVerifier.identity(from: payload, legacyAllowed: algorithm == "HS256")
+        // A session (a stream, a realtime connection) ends at `exp` itself: the leeway lets a
+        // token from an issuer whose clock runs a little ahead be accepted, not an expired one
+        // keep a session open for longer.
         if algorithm != "none", let expires = TokenVerifier.number(payload.child("exp")) {
-            identity.expiresAt = expires + Double(options.leewaySeconds)
+            identity.expiresAt = expires
         }
         return identity
     }
@@ -185,7 +193,7 @@ public struct TokenVerifier: Sendable {
             }
         }
         if let expires = TokenVerifier.number(payload.child("exp")) {
-            guard seconds <= expires + leeway else { throw TokenError("Auth token is expired.") }
+            guard seconds <= expires + leeway else { throw TokenError("Auth token is expired.", expired: true) }
         }
         if let notBefore = TokenVerifier.number(payload.child("nbf")), seconds + leeway < notBefore {
             throw TokenError("Auth token is not valid yet (nbf is in the future).")

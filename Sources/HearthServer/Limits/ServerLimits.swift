@@ -15,11 +15,19 @@ public struct ServerLimits: Sendable {
     public var requestTimeout: Duration
     /// Streams one client address may have open at once; one more is answered `429`.
     public var maxStreamsPerClient: Int
+    /// Listens one realtime connection may hold at once; one more is answered
+    /// `too_many_listens`. (Each realtime connection also takes one of its client's streams.)
+    public var maxListensPerConnection: Int
+    /// Largest realtime message, in bytes once its frames are joined (Firebase: 16 MB per SDK
+    /// write, and its envelope: 17 MiB by default); a larger one closes the connection.
+    public var maxRealtimeMessageBytes: Int
 
     public init(
         maxHeaderBytes: Int = 64 * 1024, maxConnections: Int = 4096, requestTimeout: Duration = .seconds(60),
-        maxStreamsPerClient: Int = 256
+        maxStreamsPerClient: Int = 256, maxListensPerConnection: Int = 1000, maxRealtimeMessageBytes: Int = 17 << 20
     ) {
+        self.maxListensPerConnection = maxListensPerConnection
+        self.maxRealtimeMessageBytes = maxRealtimeMessageBytes
         self.maxHeaderBytes = maxHeaderBytes
         self.maxConnections = maxConnections
         self.requestTimeout = requestTimeout

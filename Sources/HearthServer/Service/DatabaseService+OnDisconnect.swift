@@ -83,6 +83,7 @@ extension DatabaseService {
     public func sessionEnded(_ session: SessionID, now: Int64) async {
         for (namespace, pending) in onDisconnectWrites.take(session).sorted(by: { $0.key < $1.key }) {
             guard let request = pending.writes.request(firingAt: now, access: nil) else { continue }
+            metrics.realtime.onDisconnectRuns.increment()
             do {
                 _ = try await write(request, in: namespace, as: pending.caller, now: now)
             } catch {

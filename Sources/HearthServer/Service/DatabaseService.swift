@@ -79,12 +79,16 @@ public struct DatabaseService: Sendable {
         public var query: Query?
         /// The priority at `path` rather than its value.
         public var priority = false
+        /// A child or value query needs an index the rules declare (REST, as on Firebase); the
+        /// realtime protocol's reads do not (Firebase answers them, and the SDKs warn).
+        public var requiresIndex = true
 
-        public init(namespace: String, path: Path, query: Query? = nil, priority: Bool = false) {
+        public init(namespace: String, path: Path, query: Query? = nil, priority: Bool = false, requiresIndex: Bool = true) {
             self.namespace = namespace
             self.path = path
             self.query = query
             self.priority = priority
+            self.requiresIndex = requiresIndex
         }
     }
 
@@ -105,7 +109,8 @@ public struct DatabaseService: Sendable {
         let database = namespaces.existing(read.namespace)
         let root = database?.root ?? .null
         let namespaceRules = rules.rules(for: read.namespace)
-        try authorizeRead(namespaceRules, read.path, read.query, caller: caller, root: root, now: now)
+        try authorizeRead(
+            namespaceRules, read.path, read.query, caller: caller, root: root, now: now, requireIndex: read.requiresIndex)
         guard let query = read.query else {
             let node = root.at(read.path)
             return .value(read.priority ? node.priority?.node ?? .null : node)
@@ -117,11 +122,13 @@ public struct DatabaseService: Sendable {
         return .children(view?.indexes[spec].map { query.lookup(node, in: $0) } ?? query.scan(node))
     }
 
-    func authorizeRead(_ namespaceRules: RuleSet, _ path: Path, _ query: Query?, caller: Caller, root: Node, now: Int64) throws {
+    func authorizeRead(
+        _ namespaceRules: RuleSet, _ path: Path, _ query: Query?, caller: Caller, root: Node, now: Int64, requireIndex: Bool = true
+    ) throws {
         guard !caller.bypassesRules else { return }
         let verdict = namespaceRules.canRead(path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery())
         guard verdict.allowed else { throw PermissionDenied(reason: verdict.reason) }
-        if let query, !namespaceRules.declaresIndex(at: path, orderBy: query.orderBy), !configuration.emulator {
+        if requireIndex, let query, !namespaceRules.declaresIndex(at: path, orderBy: query.orderBy), !configuration.emulator {
             throw DataError(
                 "Index not defined, add \".indexOn\": \"\(query.orderBy.indexOnName)\", for path \"\(path)\", to the rules")
         }
@@ -146,20 +153,37 @@ public struct DatabaseService: Sendable {
     /// judged on an empty tree first, so that a refused write creates nothing; a delete there
     /// creates nothing either.
     public func write(_ request: WriteRequest, in namespace: String, as caller: Caller, now: Int64) async throws -> WriteResult {
+        try await startWrite(request, in: namespace, as: caller, now: now).result()
+    }
+
+    /// A write that has been applied, in its namespace's order, and is being made durable.
+    public struct StartedWrite: Sendable {
+        let finish: @Sendable () async throws -> WriteResult
+
+        /// Waits until the write is durable; its answer.
+        public func result() async throws -> WriteResult { try await finish() }
+
+        static func answered(_ result: WriteResult) -> StartedWrite { StartedWrite { result } }
+    }
+
+    /// Does everything of ``write(_:in:as:now:)`` but wait for durability: the write is judged
+    /// and applied now, so writes started one after another apply in that order (a realtime
+    /// connection pipelines its writes this way and answers them in order).
+    public func startWrite(_ request: WriteRequest, in namespace: String, as caller: Caller, now: Int64) throws -> StartedWrite {
         try checkNamespaceExists(namespace, caller: caller)
         var request = request
         request.access = access(namespace, caller: caller, now: now)
         if case .update(let entries) = request.operation {
             try UpdateEntry.checkNoOverlap(entries)
             for entry in entries where entry.isPriority { _ = try Priority(written: entry.value) }
-            if entries.isEmpty { return .written(.null) }
+            if entries.isEmpty { return .answered(.written(.null)) }
         }
         guard let database = namespaces.existing(namespace) else {
             try request.check(on: .null, now: now)
-            if request.deletes { return try answerWithoutWriting(request, namespace: namespace, caller: caller, now: now) }
-            return try await write(request, to: try namespaces.database(namespace), as: caller, now: now)
+            if request.deletes { return .answered(try answerWithoutWriting(request, namespace: namespace, caller: caller, now: now)) }
+            return try start(request, to: try namespaces.database(namespace), as: caller, now: now)
         }
-        return try await write(request, to: database, as: caller, now: now)
+        return try start(request, to: database, as: caller, now: now)
     }
 
     /// A delete in a namespace that does not exist: nothing to delete, nothing created; only
@@ -173,23 +197,42 @@ public struct DatabaseService: Sendable {
         return .written(.null)
     }
 
-    func write(_ request: WriteRequest, to database: Database, as caller: Caller, now: Int64) async throws -> WriteResult {
-        let outcome: WriteOutcome
+    func start(_ request: WriteRequest, to database: Database, as caller: Caller, now: Int64) throws -> StartedWrite {
         let started = ContinuousClock.now
-        defer { metrics.writeDuration.record(ContinuousClock.now - started) }
+        let submitted: Database.SubmittedWrite
         do {
-            outcome = try await database.write(request)
-        } catch let error as DataError {
-            throw error
-        } catch let error as PermissionDenied {
-            throw error
-        } catch let error as RecordTooLarge {
-            throw error
+            submitted = try database.submit(request)
         } catch {
-            throw StorageUnavailable(
+            metrics.writeDuration.record(ContinuousClock.now - started)
+            throw DatabaseService.storageError(error)
+        }
+        return StartedWrite { [self] in
+            let outcome: WriteOutcome
+            defer { metrics.writeDuration.record(ContinuousClock.now - started) }
+            do {
+                outcome = try await database.finish(submitted)
+            } catch {
+                throw DatabaseService.storageError(error)
+            }
+            return try answer(outcome, for: request, in: database, as: caller, now: now)
+        }
+    }
+
+    /// A write's failure as clients see it: bad data, the rules and size limits as they are;
+    /// anything else means the log could not make it durable.
+    static func storageError(_ error: any Error) -> any Error {
+        switch error {
+        case is DataError, is PermissionDenied, is RecordTooLarge: error
+        default:
+            StorageUnavailable(
                 reason: "the write could not be made durable (\(error)); nothing was written.",
                 outOfSpace: StorageIOError.isOutOfSpace(error))
         }
+    }
+
+    func answer(_ outcome: WriteOutcome, for request: WriteRequest, in database: Database, as caller: Caller, now: Int64) throws
+        -> WriteResult
+    {
         switch outcome {
         case .conditionFailed(let current):
             return try conditionFailed(
@@ -227,6 +270,8 @@ public struct DatabaseService: Sendable {
     /// transport drains), the namespace's hub, and the client's stream slot.
     public struct Listener: Sendable {
         let subscription: Subscription
+        /// The stream's frames, for the transport to send.
+        let outbox: Outbox
         let hub: NamespaceStreams
         /// Held while the listener lives; the slot is given back when it is released.
         let lease: ClientStreamLease
@@ -254,11 +299,12 @@ public struct DatabaseService: Sendable {
                 "Too many streams: this client already has \(limit) open, the server's limit per client.")
         }
         let hub = streams.hub(for: database)
+        let outbox = Outbox(capacityBytes: streams.options.outboxBytes)
         let subscription = Subscription(
             id: streams.makeID(), path: path, auth: caller.auth, bypassesRules: caller.bypassesRules, query: query,
-            outbox: Outbox(capacityBytes: streams.options.outboxBytes))
+            delivery: .events(outbox))
         await hub.subscribe(subscription, lastEventID: lastSequence)
-        return Listener(subscription: subscription, hub: hub, lease: lease)
+        return Listener(subscription: subscription, outbox: outbox, hub: hub, lease: lease)
     }
 
     // MARK: Rules

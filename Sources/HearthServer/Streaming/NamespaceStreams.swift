@@ -2,26 +2,46 @@ import HearthCore
 import NIOCore
 import Synchronization
 
-/// One open stream: where it listens, for whom, and its outbox.
+/// One open stream or realtime listen: where it listens, for whom, and where its events go.
 final class Subscription: Sendable {
+    /// Where a subscription's events go, and in which protocol.
+    enum Delivery: Sendable {
+        /// Server-sent events, into the stream's own outbox.
+        case events(Outbox)
+        /// Realtime protocol pushes, into the connection's outbox; a filtered listen has the
+        /// client's tag (every push for it carries it) and its query object as sent.
+        case realtime(RealtimeSession, tag: Int64?, queryText: String?)
+    }
+
     let id: Int
     let path: Path
-    /// The caller's `auth`, for re-checking read access when the rules change.
-    let auth: Node
-    /// Admins are never cancelled by rules.
-    let bypassesRules: Bool
+    /// Who reads: the caller's `auth` (for re-checking read access when the rules change) and
+    /// whether the rules apply (admins are never cancelled by rules). A realtime connection
+    /// changes it when its client authenticates again.
+    struct Reader: Sendable {
+        var auth: Node
+        var bypassesRules: Bool
+    }
+    let reader: Mutex<Reader>
+    var auth: Node { reader.withLock { $0.auth } }
+    var bypassesRules: Bool { reader.withLock { $0.bypassesRules } }
     let query: Query?
-    let outbox: Outbox
+    let delivery: Delivery
     /// A live query's current answer (keys and values the client holds), kept by the hub.
     let shown = Mutex<[ChildKey: Node]>([:])
 
-    init(id: Int, path: Path, auth: Node, bypassesRules: Bool, query: Query?, outbox: Outbox) {
+    init(id: Int, path: Path, auth: Node, bypassesRules: Bool, query: Query?, delivery: Delivery) {
         self.id = id
         self.path = path
-        self.auth = auth
-        self.bypassesRules = bypassesRules
+        reader = Mutex(Reader(auth: auth, bypassesRules: bypassesRules))
         self.query = query
-        self.outbox = outbox
+        self.delivery = delivery
+    }
+
+    /// The SSE outbox; nil for a realtime listen.
+    var outbox: Outbox? {
+        guard case .events(let outbox) = delivery else { return nil }
+        return outbox
     }
 }
 
@@ -84,20 +104,23 @@ actor NamespaceStreams {
             indexUsers[spec, default: 0] += 1
             queryIndexes.add(spec, root: latestRoot)
         }
-        if let lastEventID, subscription.query == nil, lastEventID <= latestSequence,
+        if let outbox = subscription.outbox, let lastEventID, subscription.query == nil, lastEventID <= latestSequence,
             lastEventID == latestSequence || (history.first.map { $0.sequence <= lastEventID + 1 } ?? false)
         {
             // Resume: exactly the changes the client missed.
             var previous = root(before: lastEventID + 1)
             for published in history where published.sequence > lastEventID {
                 if let event = StreamEvent.event(at: subscription.path, for: published.change, old: previous, new: published.root) {
-                    subscription.outbox.push(ByteBuffer(bytes: event.frame(id: published.sequence)))
+                    outbox.push(ByteBuffer(bytes: event.frame(id: published.sequence)))
                 }
                 previous = published.root
             }
             return
         }
-        subscription.outbox.push(initialFrame(for: subscription))
+        switch subscription.delivery {
+        case .events(let outbox): outbox.push(initialFrame(for: subscription))
+        case .realtime(let session, _, _): session.outbox.push(initialPush(for: subscription))
+        }
     }
 
     /// The tree just before the change numbered `sequence`, which is in the history (whose
@@ -140,10 +163,54 @@ actor NamespaceStreams {
         return ByteBuffer(bytes: StreamEvent.put(.root, answer).frame(id: latestSequence))
     }
 
+    /// A realtime listen's first push (and its resync): `d` of the location's value (with
+    /// priorities), or of the query's answer (with the tag; the location's own priority is not
+    /// part of a filtered view).
+    func initialPush(for subscription: Subscription) -> ByteBuffer {
+        guard case .realtime(_, let tag, _) = subscription.delivery else { preconditionFailure("not a realtime listen") }
+        let node = latestRoot.at(subscription.path)
+        guard let query = subscription.query else {
+            return ByteBuffer(bytes: WireEncoding.dataPush(path: subscription.path, value: node, tag: tag))
+        }
+        let entries = answer(query, at: subscription.path)
+        subscription.shown.withLock { shown in
+            shown = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        }
+        let answer = Node.object(normalizing: ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key })))
+        return ByteBuffer(bytes: WireEncoding.dataPush(path: subscription.path, value: answer, tag: tag))
+    }
+
     /// After its outbox overflowed: one fresh `put`, then live events again.
     func resync(_ subscription: Subscription) {
+        guard let outbox = subscription.outbox else { return }
         metrics.streamResyncs.increment()
-        subscription.outbox.resynchronised(with: initialFrame(for: subscription))
+        outbox.resynchronised(with: initialFrame(for: subscription))
+    }
+
+    /// After a realtime connection's outbox overflowed: the current data of each of its
+    /// listens here, ahead of anything queued since.
+    func resync(_ session: RealtimeSession, listens: [Subscription]) {
+        metrics.streamResyncs.increment()
+        session.outbox.resynchronised(with: listens.map { initialPush(for: $0) })
+    }
+
+    /// Resumes every caller of ``waitUntilPublished(_:)`` whose sequence has been processed.
+    var publishWaiters: [(sequence: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+
+    /// Returns once the change numbered `sequence` (and every one before it) has been fanned
+    /// out: a realtime connection sends a write's `ok` only after the pushes it caused.
+    func waitUntilPublished(_ sequence: UInt64) async {
+        guard sequence > latestSequence else { return }
+        await withCheckedContinuation { publishWaiters.append((sequence, $0)) }
+    }
+
+    func resumePublishWaiters() {
+        guard !publishWaiters.isEmpty else { return }
+        var waiting: [(sequence: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+        for waiter in publishWaiters {
+            if waiter.sequence <= latestSequence { waiter.continuation.resume() } else { waiting.append(waiter) }
+        }
+        publishWaiters = waiting
     }
 
     func unsubscribe(_ subscription: Subscription) {
@@ -189,6 +256,7 @@ actor NamespaceStreams {
             }
             latestSequence = published.sequence
         }
+        resumePublishWaiters()
     }
 
     func fanOut(_ published: PublishedChange, old: Node) {
@@ -215,24 +283,42 @@ actor NamespaceStreams {
             if reached { collectBelow(node, keys, &locations, &seen) }
         }
         for (location, node) in locations {
-            // Encoded once per location; every listener there shares the same bytes.
+            // Encoded once per location and protocol; every listener there shares the bytes.
             var plainFrame: ByteBuffer?
             var computed = false
+            var wirePush: ByteBuffer?
+            var wireComputed = false
             for subscription in node.subscriptions.values {
                 if let query = subscription.query {
-                    if let frame = queryFrame(subscription, query: query, sequence: published.sequence) {
-                        subscription.outbox.push(frame)
+                    switch subscription.delivery {
+                    case .events(let outbox):
+                        if let frame = queryFrame(subscription, query: query, sequence: published.sequence) { outbox.push(frame) }
+                    case .realtime(let session, let tag, _):
+                        if let push = queryPush(subscription, query: query, tag: tag) { session.outbox.push(push) }
                     }
                     continue
                 }
-                if !computed {
-                    computed = true
-                    plainFrame = StreamEvent.event(at: location, for: published.change, old: old, new: published.root)
-                        .map { ByteBuffer(bytes: $0.frame(id: published.sequence)) }
-                }
-                if let plainFrame {
-                    subscription.outbox.push(plainFrame)
-                    metrics.streamEvents.increment()
+                switch subscription.delivery {
+                case .events(let outbox):
+                    if !computed {
+                        computed = true
+                        plainFrame = StreamEvent.event(at: location, for: published.change, old: old, new: published.root)
+                            .map { ByteBuffer(bytes: $0.frame(id: published.sequence)) }
+                    }
+                    if let plainFrame {
+                        outbox.push(plainFrame)
+                        metrics.streamEvents.increment()
+                    }
+                case .realtime(let session, let tag, _):
+                    if !wireComputed {
+                        wireComputed = true
+                        wirePush = WirePush.event(at: location, for: published.change, old: old, new: published.root)
+                            .map { ByteBuffer(bytes: $0.encoded(tag: tag)) }
+                    }
+                    if let wirePush {
+                        session.outbox.push(wirePush)
+                        metrics.streamEvents.increment()
+                    }
                 }
             }
         }
@@ -266,6 +352,24 @@ actor NamespaceStreams {
         return ByteBuffer(bytes: StreamEvent.patch(.root, changes.sorted { ChildKey($0.key) < ChildKey($1.key) }).frame(id: sequence))
     }
 
+    /// A filtered realtime listen: the children that entered, changed (priority included) or
+    /// left its answer, as one tagged merge at its location (null for those that left); nil if
+    /// the answer did not change. Children entering a limit window are part of it.
+    func queryPush(_ subscription: Subscription, query: Query, tag: Int64?) -> ByteBuffer? {
+        let entries = answer(query, at: subscription.path)
+        let answer = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        let changes = subscription.shown.withLock { shown -> [(key: ChildKey, value: Node)] in
+            var changes: [(key: ChildKey, value: Node)] = []
+            for (key, value) in answer where shown[key].map({ $0 != value }) ?? true { changes.append((key, value)) }
+            for key in shown.keys where answer[key] == nil { changes.append((key, .null)) }
+            shown = answer
+            return changes
+        }
+        guard !changes.isEmpty else { return nil }
+        let sorted = changes.sorted { $0.key < $1.key }.map { (key: $0.key.string, value: $0.value) }
+        return ByteBuffer(bytes: WireEncoding.mergePush(path: subscription.path, children: sorted, tag: tag))
+    }
+
     // MARK: Rules, keep-alives, shutdown
 
     /// After a rules change: every stream whose caller may no longer read its location gets
@@ -274,21 +378,39 @@ actor NamespaceStreams {
         forEachSubscription { subscription in
             guard !subscription.bypassesRules else { return }
             let query = subscription.query?.ruleQuery ?? RuleQuery()
-            if !rules.canRead(subscription.path, auth: subscription.auth, root: latestRoot, now: now, query: query).allowed {
-                subscription.outbox.end(.cancelled, with: ByteBuffer(bytes: StreamEvent.frame(event: "cancel", data: "\"Permission denied\"")))
-            }
+            guard !rules.canRead(subscription.path, auth: subscription.auth, root: latestRoot, now: now, query: query).allowed
+            else { return }
+            revoke(subscription)
+        }
+    }
+
+    /// The subscription's caller may no longer read: an SSE stream gets `cancel` and ends; a
+    /// realtime listen gets `c` and is removed (the connection stays).
+    func revoke(_ subscription: Subscription) {
+        switch subscription.delivery {
+        case .events(let outbox):
+            outbox.end(.cancelled, with: ByteBuffer(bytes: StreamEvent.frame(event: "cancel", data: "\"Permission denied\"")))
+        case .realtime(let session, let tag, let queryText):
+            unsubscribe(subscription)
+            session.forget(subscription, tag: tag)
+            session.outbox.push(ByteBuffer(bytes: WireEncoding.listenRevoked(path: subscription.path, queryText: queryText)))
         }
     }
 
     /// Queues a `keep-alive` on every stream.
     func keepAlive() {
         let frame = ByteBuffer(bytes: StreamEvent.frame(event: "keep-alive", data: "null"))
-        forEachSubscription { $0.outbox.push(frame) }
+        forEachSubscription { $0.outbox?.push(frame) }
     }
 
     /// Ends every stream (graceful shutdown).
     func endAll() {
-        forEachSubscription { $0.outbox.end(.shutdown) }
+        forEachSubscription { subscription in
+            switch subscription.delivery {
+            case .events(let outbox): outbox.end(.shutdown)
+            case .realtime(let session, _, _): session.outbox.end(.shutdown)
+            }
+        }
     }
 
     func forEachSubscription(_ body: (Subscription) -> Void) {

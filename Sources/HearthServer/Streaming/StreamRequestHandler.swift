@@ -28,8 +28,9 @@ struct StreamRequestHandler {
 
     func respond() -> Response {
         let subscription = listener.subscription
+        let outbox = listener.outbox
         let hub = listener.hub
-        let expiry = expiryTask(for: subscription.outbox)
+        let expiry = expiryTask(for: outbox)
         var headers = ResponseFactory.baseHeaders(contentType: "text/event-stream; charset=utf-8")
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // tell proxies not to buffer events
@@ -46,30 +47,32 @@ struct StreamRequestHandler {
                 // pump returns. (No extra tasks per stream: they would cost memory per client.)
                 try await request.body.consumeWithInboundCloseHandler { _ in
                     try await withGracefulShutdownHandler {
-                        try await StreamRequestHandler.pump(subscription, hub: hub, into: &writer)
+                        try await StreamRequestHandler.pump(subscription, outbox: outbox, hub: hub, into: &writer)
                     } onGracefulShutdown: {
-                        subscription.outbox.end(.shutdown)
+                        outbox.end(.shutdown)
                     }
                 } onInboundClosed: {
-                    subscription.outbox.end(.client)
+                    outbox.end(.client)
                 }
             } catch {
                 // The client went away (or the write failed): nothing more to send.
-                subscription.outbox.end(.client)
+                outbox.end(.client)
             }
-            metrics.countStreamEnd(subscription.outbox.endReason ?? .client)
+            metrics.countStreamEnd(outbox.endReason ?? .client)
             await hub.unsubscribe(subscription)
             try? await writer.finish(nil)
         })
     }
 
     /// Writes the outbox to the client until the stream ends.
-    static func pump(_ subscription: Subscription, hub: NamespaceStreams, into writer: inout any ResponseBodyWriter) async throws {
+    static func pump(
+        _ subscription: Subscription, outbox: Outbox, hub: NamespaceStreams, into writer: inout any ResponseBodyWriter
+    ) async throws {
         while true {
             let item = await withTaskCancellationHandler {
-                await subscription.outbox.next()
+                await outbox.next()
             } onCancel: {
-                subscription.outbox.end(.shutdown)
+                outbox.end(.shutdown)
             }
             switch item {
             case .frame(let frame):

@@ -1,0 +1,62 @@
+/// A push of the realtime protocol for a listen on a whole location: the data that changed,
+/// at absolute paths and with priorities (the SDKs keep priorities in their cache, and a
+/// transaction's hash covers them).
+public enum WirePush: Sendable, Equatable {
+    /// `d`: the data at the path is now this value.
+    case data(Path, Node)
+    /// `m`: each relative path below the path is now its value; others stay.
+    case merge(Path, [MergeChild])
+
+    public struct MergeChild: Sendable, Equatable {
+        public var key: String
+        public var value: Node
+    }
+
+    /// What a listener at `location` is sent for `change` (which turned `old` into `new`), or
+    /// nil if nothing it holds changed.
+    ///
+    /// - A change at or above the location: the location's new value (if it changed).
+    /// - A set below it (or an update of one path): the new value at that path.
+    /// - An update below or around it: one merge of every updated path inside the location, at
+    ///   the update's location if that is inside the listened one, else at the listened one.
+    public static func event(at location: Path, for change: Change, old: Node, new: Node) -> WirePush? {
+        var inside: [Path] = []
+        var above = false
+        for mutation in change.mutations {
+            let path = mutation.path
+            if path.contains(location) {
+                above = true
+            } else if location.contains(path) {
+                inside.append(path)
+            }
+        }
+        if above {
+            let after = new.at(location)
+            return old.at(location) == after ? nil : .data(location, after)
+        }
+        guard !inside.isEmpty else { return nil }
+        if change.kind == .set || Set(inside).count == 1 {
+            let path = inside[inside.count - 1]
+            let value = new.at(path)
+            return old.at(path) == value ? nil : .data(path, value)
+        }
+        let base = location.contains(change.path) ? change.path : location
+        var seen: Set<Path> = []
+        var children: [MergeChild] = []
+        for path in inside where seen.insert(path).inserted {
+            let relative = base.relative(path)!
+            children.append(MergeChild(key: relative.keys.map(\.string).joined(separator: "/"), value: new.at(path)))
+        }
+        return .merge(base, children)
+    }
+
+    /// The message's text.
+    public func encoded(tag: Int64? = nil) -> [UInt8] {
+        switch self {
+        case .data(let path, let value):
+            return WireEncoding.dataPush(path: path, value: value, tag: tag)
+        case .merge(let path, let children):
+            return WireEncoding.mergePush(path: path, children: children.map { ($0.key, $0.value) }, tag: tag)
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import HTTPTypes
+import HearthCore
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import Synchronization
+
+/// `/.ws?v=5&ns=<namespace>`: where the Firebase SDKs open their realtime connection, on the
+/// same port as REST. Decides whether an upgrade request may become a connection (the path,
+/// the connection limit, the client's stream allowance) and starts it.
+struct RealtimeEndpoint: Sendable {
+    let service: DatabaseService
+    let callers: CallerResolver
+    let configuration: ServerConfiguration
+    let limiter: ConnectionLimiter
+    let logger: Logger
+    /// Open connections by their session's wire id, so a reconnecting client (`ls=`) ends its
+    /// previous connection if the server still holds it (a half-open TCP connection).
+    let open = OpenRealtimeConnections()
+
+    static let path = "/.ws"
+
+    /// The WebSocket settings: frames up to the message limit, UTF-8 checked, a ping every
+    /// keep-alive interval (a client that misses one is disconnected).
+    var webSocketConfiguration: WebSocketServerConfiguration {
+        WebSocketServerConfiguration(
+            maxFrameSize: configuration.limits.maxRealtimeMessageBytes,
+            autoPing: .enabled(timePeriod: .milliseconds(Int(configuration.streams.keepAliveSeconds * 1000))),
+            validateUTF8: true)
+    }
+
+    func shouldUpgrade(_ request: HTTPRequest, channel: any Channel) -> ShouldUpgradeResult<
+        WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+    > {
+        let (path, query) = RealtimeEndpoint.split(request.path ?? "")
+        guard path == RealtimeEndpoint.path else { return .dontUpgrade }
+        guard limiter.admit(ConnectionLimiter.connection(of: channel)) else {
+            service.metrics.countRefusal(.connections)
+            return .dontUpgrade
+        }
+        let client = configuration.clientAddresses.client(peer: channel.remoteAddress?.ipAddress, headers: request.headerFields)
+        let limit = configuration.limits.maxStreamsPerClient
+        guard let lease = service.streams.leaseStream(for: client.limitKey, limit: limit) else {
+            service.metrics.countRefusal(.streamsPerClient)
+            return .dontUpgrade
+        }
+        let parameters = RealtimeEndpoint.parameters(query)
+        let namespace = parameters["ns"] ?? request.authority.flatMap(HearthResponder.namespace(fromHost:))
+            ?? configuration.defaultNamespace
+        let host = request.authority ?? "\(configuration.host):\(configuration.port)"
+        let previous = parameters["ls"]
+        // The connection now speaks WebSocket: its setup deadline is met (the WebSocket's
+        // pings watch it from here).
+        SetupDeadlineHandler.lift(on: ConnectionLimiter.connection(of: channel))
+        return .upgrade([:]) { inbound, outbound, _ in
+            guard NamespaceRegistry.isValidName(namespace) else {
+                // Fatal for the SDKs (they stop reconnecting), as for Firebase's unknown databases.
+                try? await outbound.write(.text(String(decoding: WireEncoding.shutdown(
+                    reason: "Database not found: \"\(namespace)\" is not a valid namespace name."), as: UTF8.self)))
+                return
+            }
+            let session = RealtimeSession(
+                id: SessionID(open.nextNumber() | (RealtimeEndpoint.bootTag << 32)),
+                namespace: namespace, outboxBytes: configuration.streams.outboxBytes)
+            let connection = RealtimeConnection(
+                service: service, callers: callers, session: session, limits: configuration.limits, lease: lease,
+                clientKey: client.limitKey, logger: logger)
+            if let previous { open.remove(previous)?.close() }
+            open.add(connection, as: session.wireID)
+            await connection.run(inbound: inbound, outbound: outbound, host: host)
+            open.remove(session.wireID, ifItIs: connection)
+        }
+    }
+
+    /// Session numbers differ from one server run to the next (the high bits are random), so a
+    /// client's `ls` never names a session of an earlier run.
+    static let bootTag = Int.random(in: 1..<(1 << 30))
+
+    /// The path and the query string of a request target.
+    static func split(_ target: String) -> (path: Substring, query: Substring) {
+        guard let mark = target.firstIndex(of: "?") else { return (target[...], "") }
+        return (target[..<mark], target[target.index(after: mark)...])
+    }
+
+    /// `k=v&k=v` (the SDKs do not percent-encode them; decoded anyway for other clients).
+    static func parameters(_ query: Substring) -> [String: String] {
+        var parameters: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0])
+            let value = parts.count > 1 ? String(parts[1]) : ""
+            parameters[name] = PercentDecoding.decode(value, plusAsSpace: false) ?? value
+        }
+        return parameters
+    }
+}
+
+/// The realtime connections open now, by session id.
+final class OpenRealtimeConnections: Sendable {
+    let connections = Mutex<[String: RealtimeConnection]>([:])
+    let lastNumber = Atomic<Int>(0)
+
+    /// A new session number (unique in this run).
+    func nextNumber() -> Int { lastNumber.add(1, ordering: .relaxed).newValue }
+
+    func add(_ connection: RealtimeConnection, as id: String) {
+        connections.withLock { $0[id] = connection }
+    }
+
+    func remove(_ id: String) -> RealtimeConnection? {
+        connections.withLock { $0.removeValue(forKey: id) }
+    }
+
+    func remove(_ id: String, ifItIs connection: RealtimeConnection) {
+        connections.withLock { connections in
+            if connections[id] === connection { connections[id] = nil }
+        }
+    }
+}

@@ -4,6 +4,9 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdHTTP2
 import HummingbirdWebSocket
+import HTTPTypes
+import NIOCore
+import NIOSSL
 import Logging
 import ServiceLifecycle
 
@@ -22,21 +25,27 @@ public enum HearthApplication {
             httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes))
         let realtime = RealtimeEndpoint(
             service: hearth.service, callers: hearth.callers, configuration: configuration, limiter: limiter, logger: hearth.logger)
+        let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(http1: http1, ws: realtime.webSocketConfiguration)
+        let upgrade = { @Sendable (request: HTTPRequest, channel: any Channel, _: Logger) in
+            realtime.shouldUpgrade(request, channel: channel)
+        }
         guard let identity = configuration.tls else {
-            let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(http1: http1, ws: realtime.webSocketConfiguration)
             return HTTPServerBuilder { responder in
                 DeadlinedChildChannel(
-                    inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: webSocket) { request, channel, _ in
-                        realtime.shouldUpgrade(request, channel: channel)
-                    },
-                    timeout: limits.requestTimeout, metrics: metrics)
+                    inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: webSocket, shouldUpgrade: upgrade),
+                    timeout: limits.requestTimeout, metrics: metrics, limiter: limiter)
             }
         }
-        let tls = identity.serverConfiguration()
-        let http2 = HTTP2UpgradeChannel.Configuration(idleTimeout: limits.requestTimeout, streamConfiguration: http1)
+        var tls = identity.serverConfiguration()
+        tls.applicationProtocols = TLSChannel.applicationProtocols
+        let sslContext = try NIOSSLContext(configuration: tls)
+        let http2 = HTTP2Channel.Configuration(idleTimeout: limits.requestTimeout, streamConfiguration: http1)
         return HTTPServerBuilder { responder in
             DeadlinedChildChannel(
-                inner: try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: http2, responder: responder),
+                inner: TLSChannel(
+                    sslContext: sslContext,
+                    http1: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: webSocket, shouldUpgrade: upgrade),
+                    http2: HTTP2Channel(responder: responder, configuration: http2), metrics: metrics),
                 timeout: limits.requestTimeout, metrics: metrics)
         }
     }

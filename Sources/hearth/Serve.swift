@@ -69,6 +69,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-streams-per-client"), help: "Open streams one client address may hold (default 256).")
     var maxStreamsPerClient: Int?
 
+    @Option(name: .customLong("max-listens-per-connection"), help: "Listens one realtime (WebSocket) connection may hold (default 1000).")
+    var maxListensPerConnection: Int?
+
+    @Option(name: .customLong("max-realtime-message-bytes"), help: "Largest realtime protocol message, in bytes once its frames are joined; a larger one closes the connection (default 17825792: a 16 MB write and its envelope).")
+    var maxRealtimeMessageBytes: Int?
+
     @Option(name: .customLong("shutdown-timeout-seconds"), help: "On SIGTERM, time for requests in flight to finish before they are cancelled (default 10).")
     var shutdownTimeoutSeconds: Double?
 
@@ -134,6 +140,8 @@ struct Serve: AsyncParsableCommand {
         flags["max-connections"] = maxConnections.map { .int($0) }
         flags["request-timeout-seconds"] = requestTimeoutSeconds.map { .double($0) }
         flags["max-streams-per-client"] = maxStreamsPerClient.map { .int($0) }
+        flags["max-listens-per-connection"] = maxListensPerConnection.map { .int($0) }
+        flags["max-realtime-message-bytes"] = maxRealtimeMessageBytes.map { .int($0) }
         flags["shutdown-timeout-seconds"] = shutdownTimeoutSeconds.map { .double($0) }
         flags["write-rate-limit"] = writeRateLimit.map { .double($0) }
         flags["write-rate-burst"] = writeRateBurst.map { .int($0) }
@@ -212,7 +220,8 @@ struct Serve: AsyncParsableCommand {
         configuration.limits = ServerLimits(
             maxHeaderBytes: settings.maxHeaderBytes, maxConnections: settings.maxConnections,
             requestTimeout: .milliseconds(Int64(settings.requestTimeoutSeconds * 1000)),
-            maxStreamsPerClient: settings.maxStreamsPerClient)
+            maxStreamsPerClient: settings.maxStreamsPerClient, maxListensPerConnection: settings.maxListensPerConnection,
+            maxRealtimeMessageBytes: settings.maxRealtimeMessageBytes)
         configuration.streams.keepAliveSeconds = settings.keepAliveSeconds
         configuration.streams.outboxBytes = settings.streamOutboxBytes
         configuration.streams.historyChanges = settings.streamHistory

@@ -31,6 +31,8 @@ struct ServeSettings: Sendable {
     var maxConnections = 4096
     var requestTimeoutSeconds = 60.0
     var maxStreamsPerClient = 256
+    var maxListensPerConnection = 1000
+    var maxRealtimeMessageBytes = 17 << 20
     var shutdownTimeoutSeconds = 10.0
     var writeRateLimit = 0.0
     var writeRateBurst = 100
@@ -80,6 +82,8 @@ struct ServeSettings: Sendable {
         .int("max-connections", \.maxConnections),
         .double("request-timeout-seconds", \.requestTimeoutSeconds),
         .int("max-streams-per-client", \.maxStreamsPerClient),
+        .int("max-listens-per-connection", \.maxListensPerConnection),
+        .int("max-realtime-message-bytes", \.maxRealtimeMessageBytes),
         .double("shutdown-timeout-seconds", \.shutdownTimeoutSeconds),
         .double("write-rate-limit", \.writeRateLimit),
         .int("write-rate-burst", \.writeRateBurst),
@@ -128,6 +132,9 @@ struct ServeSettings: Sendable {
             requestTimeoutSeconds.isFinite && (0.1...86_400).contains(requestTimeoutSeconds),
             "request-timeout-seconds must be between 0.1 and 86400.")
         try require(maxStreamsPerClient >= 1, "max-streams-per-client must be at least 1.")
+        try require(maxListensPerConnection >= 1, "max-listens-per-connection must be at least 1.")
+        try require(
+            (1024...(1 << 30)).contains(maxRealtimeMessageBytes), "max-realtime-message-bytes must be between 1024 and 1073741824.")
         try require(
             shutdownTimeoutSeconds.isFinite && (0...86_400).contains(shutdownTimeoutSeconds),
             "shutdown-timeout-seconds must be between 0 and 86400.")

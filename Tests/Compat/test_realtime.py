@@ -488,3 +488,42 @@ def test_a_malformed_message_closes_the_connection(client, frame):
     with pytest.raises(Exception):
         for _ in range(5):
             socket.receive(timeout=5)
+
+
+def test_the_limits_on_listens_messages_and_streams(hearth_launcher, tmp_path):
+    server = hearth_launcher(tmp_path / "data", tmp_path, emulator=True, log_name="limits", extra_args=[
+        "--max-listens-per-connection", "2", "--max-realtime-message-bytes", "4096", "--max-streams-per-client", "2"])
+    socket = WireClient(server.port, "limits")
+    assert socket.listen("/a")["s"] == "ok"
+    assert socket.listen("/b")["s"] == "ok"
+    refused = socket.listen("/c")
+    assert refused["s"] == "too_many_listens" and isinstance(refused["d"], str)
+    assert socket.call("n", {"p": "/a"})["s"] == "ok"
+    assert socket.listen("/c")["s"] == "ok", "an unlisten frees its place"
+    # A WebSocket connection is one of its client's streams: a third is refused.
+    second = WireClient(server.port, "limits")
+    with pytest.raises(Exception):
+        WireClient(server.port, "limits")
+    second.close()
+    # A message over the limit (joined from its frames) closes the connection; nothing is written.
+    socket.send({"t": "d", "d": {"r": 99, "a": "p", "b": {"p": "/big", "d": "x" * 20000}}})
+    with pytest.raises(Exception):
+        for _ in range(10):
+            socket.receive(timeout=5)
+    third = WireClient(server.port, "limits")
+    assert third.call("g", {"p": "/big", "q": {}})["d"] is None
+    third.close()
+
+
+def test_a_reconnect_naming_its_last_session_ends_the_old_one(client, hearth_server, namespace):
+    """A client whose old connection is half open (the server still holds it) reconnects with
+    `ls=<old session>`: the old session ends then, and its on-disconnect writes run."""
+    old = client()
+    assert old.put("/presence/fay", True)["s"] == "ok"
+    assert old.call("o", {"p": "/presence/fay", "d": None})["s"] == "ok"
+    new = client(params=f"&ls={old.hello['d']['d']['s']}")
+    deadline = time.monotonic() + 5
+    while rest(hearth_server, namespace, "GET", "presence/fay").json() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rest(hearth_server, namespace, "GET", "presence/fay").json() is None
+    assert new.call("s", {"c": {}})["s"] == "ok"

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from compat_helpers import HOST
+from wire_client import WireClient
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -140,6 +141,24 @@ def test_streams_over_https(tls_server):
     reader.join(20)
     response.close()
     assert events == ['data: {"path":"/","data":null}', 'data: {"path":"/n","data":1}']
+
+
+def test_the_realtime_protocol_over_wss(tls_server):
+    """The SDKs' WebSocket works over TLS on the same port (ALPN gives it HTTP/1.1)."""
+    server, cert = tls_server
+    context = ssl.create_default_context(cafile=str(cert))
+    realtime = WireClient(server.port, "tls-realtime", ssl_context=context)
+    try:
+        assert realtime.hello["d"]["d"]["h"] == f"{HOST}:{server.port}"
+        assert realtime.listen("/room")["s"] == "ok"
+        assert realtime.push()["b"] == {"p": "room", "d": None}
+        with session_for(cert) as session:
+            response = session.put(f"https://{HOST}:{server.port}/room.json?ns=tls-realtime", json={"n": 1}, timeout=10)
+            assert response.status_code == 200
+        assert realtime.push()["b"] == {"p": "room", "d": {"n": 1}}
+        assert realtime.put("/room/n", 2)["s"] == "ok"
+    finally:
+        realtime.close()
 
 
 def test_bad_certificate_files_stop_start_up(hearth_binary, tmp_path):

@@ -32,10 +32,11 @@ class WireClient:
     (keeping the pushes met on the way), `push` takes the next push."""
 
     def __init__(self, port: int, namespace: str, *, host: str = "127.0.0.1", params: str = "",
-                 headers: dict[str, str] | None = None, first_request: int = 1) -> None:
-        url = f"ws://{host}:{port}/.ws?v=5{params}&ns={namespace}"
+                 headers: dict[str, str] | None = None, first_request: int = 1, ssl_context=None) -> None:
+        scheme = "wss" if ssl_context is not None else "ws"
+        url = f"{scheme}://{host}:{port}/.ws?v=5{params}&ns={namespace}"
         self.ws = connect(url, max_size=None, additional_headers=headers or {}, open_timeout=DEFAULT_TIMEOUT,
-                          ping_interval=None)
+                          ping_interval=None, ssl=ssl_context)
         self.next_request = first_request
         self.messages: list[dict] = []   # received, not yet consumed (in order)
         self.hello = self.receive()

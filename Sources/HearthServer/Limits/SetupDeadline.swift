@@ -1,4 +1,6 @@
 import HummingbirdCore
+import HummingbirdWebSocket
+import NIOHTTP1
 import Logging
 import NIOCore
 
@@ -13,18 +15,25 @@ final class SetupDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler
 
     private let timeout: TimeAmount
     private let metrics: ServerMetrics
+    private let limiter: ConnectionLimiter?
     private var timer: Scheduled<Void>?
 
-    init(timeout: Duration, metrics: ServerMetrics) {
+    init(timeout: Duration, metrics: ServerMetrics, limiter: ConnectionLimiter? = nil) {
         self.timeout = TimeAmount(timeout)
         self.metrics = metrics
+        self.limiter = limiter
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let metrics = self.metrics
-        timer = context.eventLoop.scheduleTask(in: timeout) {
-            metrics.countRefusal(.timeout)
+        // The connection limit is decided as the connection opens: one over it that says
+        // nothing is closed after a short grace, not the whole timeout (one that sends a
+        // request is answered 503 by ``ConnectionGuardHandler``, which reads the verdict).
+        let admitted = limiter?.admit(context.channel) ?? true
+        let delay = admitted ? timeout : min(timeout, ConnectionGuardHandler.refusedGrace)
+        timer = context.eventLoop.scheduleTask(in: delay) {
+            metrics.countRefusal(admitted ? .timeout : .connections)
             loopBound.value.close(promise: nil)
         }
     }
@@ -50,16 +59,68 @@ struct DeadlinedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
     let inner: Inner
     let timeout: Duration
     let metrics: ServerMetrics
+    /// Decides the connection limit as the connection opens, if given.
+    var limiter: ConnectionLimiter? = nil
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(SetupDeadlineHandler(timeout: timeout, metrics: metrics))
+            try channel.pipeline.syncOperations.addHandler(
+                SetupDeadlineHandler(timeout: timeout, metrics: metrics, limiter: limiter))
         }.flatMap {
             inner.setup(channel: channel, logger: logger)
+        }.flatMapThrowing { value in
+            if Inner.self == HTTP1WebSocketUpgradeChannel.self {
+                // Behind the HTTP/1.1 decoder: before the channel knows whether the request
+                // upgrades, an oversized request head is answered here.
+                try channel.pipeline.syncOperations.addHandler(HeadOverflowHandler(metrics: metrics), position: .last)
+            }
+            return value
         }
     }
 
     func handle(value: Value, logger: Logger) async {
         await inner.handle(value: value, logger: logger)
+    }
+}
+
+/// Answers `431` to a request head over `max-header-bytes` that arrives while the HTTP/1.1
+/// channel still waits to know whether the request upgrades to WebSocket (so before
+/// ``ConnectionGuardHandler``, which answers it afterwards, is in the pipeline).
+final class HeadOverflowHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let metrics: ServerMetrics
+    private var answered = false
+
+    init(metrics: ServerMetrics) {
+        self.metrics = metrics
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, parserError == .headerOverflow,
+            (try? context.pipeline.syncOperations.handler(type: ConnectionGuardHandler.self)) == nil
+        else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard !answered else { return }
+        answered = true
+        metrics.countRefusal(.headerSize)
+        let body = ByteBuffer(bytes: ResponseFactory.errorBody(
+            "Request header fields too large: the request line and headers exceed the server's limit."))
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large"),
+            headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            loopBound.value.close(promise: nil)
+        }
     }
 }

@@ -72,8 +72,7 @@ struct RealtimeEndpoint: Sendable {
         }
     }
 
-    /// Session numbers differ from one server run to the next (the high bits are random), so a
-    /// client's `ls` never names a session of an earlier run.
+    /// Session numbers differ from one server run to the next (the high bits are random).
     static let bootTag = Int.random(in: 1..<(1 << 30))
 
     /// The path and the query string of a request target.

@@ -27,6 +27,10 @@ final class RealtimeSession: Sendable {
     /// Every listen, for a resync or a re-check.
     var allListens: [Subscription] { listens.withLock { Array($0.values) } }
 
-    /// The session's `s` in the hello: its number in hex (the client hands it back as `ls`).
-    var wireID: String { String(UInt64(bitPattern: Int64(id.value)), radix: 16) }
+    /// The session's `s` in the hello, which the client hands back as `ls` when it reconnects:
+    /// 128 random bits, so that only the client that had the session can end it that way.
+    let wireID: String = (0..<4).map { _ in
+        let word = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return String(repeating: "0", count: 8 - word.count) + word
+    }.joined()
 }

@@ -393,7 +393,9 @@ actor NamespaceStreams {
         case .realtime(let session, let tag, let queryText):
             unsubscribe(subscription)
             session.forget(subscription, tag: tag)
-            session.outbox.push(ByteBuffer(bytes: WireEncoding.listenRevoked(path: subscription.path, queryText: queryText)))
+            // Sent as a reply would be: never dropped, even by an overflowing outbox (whose
+            // resync no longer covers this listen).
+            session.outbox.reply(ByteBuffer(bytes: WireEncoding.listenRevoked(path: subscription.path, queryText: queryText)))
         }
     }
 

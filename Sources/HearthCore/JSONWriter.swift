@@ -121,6 +121,17 @@ public struct JSONWriter: ~Copyable {
         }
     }
 
+    /// Writes an object of `members` in the given order, each key exactly as given (keys may be
+    /// relative paths, `a/b`: the members of an SSE `patch` and of a realtime merge).
+    public mutating func write(members: [(key: String, value: Node)]) {
+        beginObject()
+        for (index, member) in members.enumerated() {
+            writeMember(member.key, first: index == 0)
+            writeValue(member.value)
+        }
+        endObject(empty: members.isEmpty)
+    }
+
     /// Writes a whole document: an object whose members are `entries`, in the given order
     /// (query results keep their query order). Entries that Firebase would render as an array
     /// are written as one, in key order.

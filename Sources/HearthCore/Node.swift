@@ -69,6 +69,12 @@ public enum Node: Sendable {
     public static func object(normalizing children: ChildMap) -> Node {
         children.isEmpty ? .null : .object(children)
     }
+
+    /// An object of `entries` given in any order (a query's answer, in query order), or
+    /// `.null` if there are none.
+    public static func object(unsortedEntries entries: [ChildEntry]) -> Node {
+        object(normalizing: ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key })))
+    }
 }
 
 /// A Firebase priority: a number or a string.

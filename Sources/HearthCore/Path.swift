@@ -40,6 +40,10 @@ public struct Path: Sendable, Hashable, CustomStringConvertible {
         contains(other) ? Path(keys: Array(other.keys[keys.count...])) : nil
     }
 
+    /// `a/b`, or `""` for the root: a path relative to somewhere (an update's keys, a child
+    /// ordering, the realtime protocol's paths).
+    public var relativeText: String { keys.map(\.string).joined(separator: "/") }
+
     /// `/a/b`, or `/` for the root.
     public var description: String {
         keys.isEmpty ? "/" : keys.reduce(into: "") { $0 += "/" + $1.string }

@@ -39,14 +39,20 @@ public struct RequestOptions: Sendable {
 
     /// Decodes a raw query string (`a=1&b=%22x%22`); `+` is a space, as in HTML forms.
     public init(queryString: String?) throws(DataError) {
-        guard let queryString, !queryString.isEmpty else { return }
+        for (name, value) in try RequestOptions.pairs(queryString ?? "") { try set(name, value) }
+    }
+
+    /// The decoded `name=value` pairs of a raw query string, in order; `+` is a space.
+    static func pairs(_ queryString: String) throws(DataError) -> [(name: String, value: String)] {
+        var pairs: [(name: String, value: String)] = []
         for pair in queryString.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = PercentDecoding.decode(parts[0], plusAsSpace: true),
                 let value = PercentDecoding.decode(parts.count > 1 ? parts[1] : "", plusAsSpace: true)
             else { throw DataError("Invalid query string: malformed percent-encoding.") }
-            try set(name, value)
+            pairs.append((name, value))
         }
+        return pairs
     }
 
     mutating func set(_ name: String, _ value: String) throws(DataError) {

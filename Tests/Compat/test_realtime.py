@@ -527,3 +527,8 @@ def test_a_reconnect_naming_its_last_session_ends_the_old_one(client, hearth_ser
         time.sleep(0.05)
     assert rest(hearth_server, namespace, "GET", "presence/fay").json() is None
     assert new.call("s", {"c": {}})["s"] == "ok"
+
+
+def test_an_upgrade_with_a_malformed_query_string_is_refused(hearth_server):
+    with pytest.raises(Exception, match="400"):
+        WireClient(hearth_server.port, "bad%zz")

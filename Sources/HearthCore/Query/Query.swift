@@ -17,7 +17,7 @@ public struct Query: Sendable, Equatable {
             case .key: return "$key"
             case .value: return "$value"
             case .priority: return "$priority"
-            case .child(let path): return path.keys.map(\.string).joined(separator: "/")
+            case .child(let path): return path.relativeText
             }
         }
 

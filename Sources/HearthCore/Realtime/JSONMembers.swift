@@ -76,30 +76,50 @@ public struct JSONMembers: Sendable {
         }
 
         mutating func object() throws(DataError) -> [Member] {
-            try expect(UInt8(ascii: "{"))
             var members: [Member] = []
+            try sequence(UInt8(ascii: "{"), UInt8(ascii: "}")) { scanner throws(DataError) in
+                let (key, value) = try scanner.member(depth: 1)
+                members.append(Member(key: try JSONMembers.string(scanner.bytes, range: key), range: value))
+            }
+            return members
+        }
+
+        /// Reads `open`, then elements separated by commas (each read by `element`), then
+        /// `close`.
+        mutating func sequence(
+            _ open: UInt8, _ close: UInt8, element: (inout Scanner) throws(DataError) -> Void
+        ) throws(DataError) {
+            try expect(open)
             skipWhitespace()
-            if peek() == UInt8(ascii: "}") {
+            if peek() == close {
                 position += 1
-                return members
+                return
             }
             while true {
                 skipWhitespace()
-                let key = try string()
-                skipWhitespace()
-                try expect(UInt8(ascii: ":"))
-                skipWhitespace()
-                let start = position
-                try skipValue(depth: 1)
-                members.append(Member(key: key, range: start..<position))
+                try element(&self)
                 skipWhitespace()
                 if peek() == UInt8(ascii: ",") {
                     position += 1
                     continue
                 }
-                try expect(UInt8(ascii: "}"))
-                return members
+                try expect(close)
+                return
             }
+        }
+
+        /// One `"key": value` member of an object, its value nested `depth` deep: where the
+        /// key (a string literal) and the value are.
+        mutating func member(depth: Int) throws(DataError) -> (key: Range<Int>, value: Range<Int>) {
+            let keyStart = position
+            try skipString()
+            let key = keyStart..<position
+            skipWhitespace()
+            try expect(UInt8(ascii: ":"))
+            skipWhitespace()
+            let valueStart = position
+            try skipValue(depth: depth)
+            return (key, valueStart..<position)
         }
 
         /// Skips one value, checking its grammar.
@@ -109,44 +129,12 @@ public struct JSONMembers: Sendable {
             case UInt8(ascii: "\""):
                 try skipString()
             case UInt8(ascii: "{"):
-                position += 1
-                skipWhitespace()
-                if peek() == UInt8(ascii: "}") {
-                    position += 1
-                    return
-                }
-                while true {
-                    skipWhitespace()
-                    try skipString()
-                    skipWhitespace()
-                    try expect(UInt8(ascii: ":"))
-                    skipWhitespace()
-                    try skipValue(depth: depth + 1)
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") {
-                        position += 1
-                        continue
-                    }
-                    try expect(UInt8(ascii: "}"))
-                    return
+                try sequence(UInt8(ascii: "{"), UInt8(ascii: "}")) { scanner throws(DataError) in
+                    _ = try scanner.member(depth: depth + 1)
                 }
             case UInt8(ascii: "["):
-                position += 1
-                skipWhitespace()
-                if peek() == UInt8(ascii: "]") {
-                    position += 1
-                    return
-                }
-                while true {
-                    skipWhitespace()
-                    try skipValue(depth: depth + 1)
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") {
-                        position += 1
-                        continue
-                    }
-                    try expect(UInt8(ascii: "]"))
-                    return
+                try sequence(UInt8(ascii: "["), UInt8(ascii: "]")) { scanner throws(DataError) in
+                    try scanner.skipValue(depth: depth + 1)
                 }
             case UInt8(ascii: "t"): try literal("true")
             case UInt8(ascii: "f"): try literal("false")
@@ -226,16 +214,9 @@ public struct JSONMembers: Sendable {
             isDigit(byte) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
                 || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "F"))
         }
-
-        /// A string's text: checked by ``skipString()``, then decoded by the JSON parser.
-        mutating func string() throws(DataError) -> String {
-            let start = position
-            try skipString()
-            return try JSONMembers.string(bytes, range: start..<position)
-        }
     }
 
-    /// The string value in `range` (a JSON string literal), or nil if it is another type.
+    /// The string value in `range` (a JSON string literal); throws if it is another type.
     public static func string(_ bytes: UnsafeRawBufferPointer, range: Range<Int>) throws(DataError) -> String {
         guard case .string(let text) = try JSONMembers.primitive(bytes, range: range) else {
             throw DataError("Malformed message: a string was expected.")

@@ -103,14 +103,8 @@ public enum WireEncoding {
         var writer = JSONWriter(options: WireEncoding.valueOptions, capacity: 128)
         writer.output.append("{\"t\":\"d\",\"d\":{\"a\":\"m\",\"b\":{\"p\":")
         writePath(path, to: &writer.output)
-        writer.output.append(",\"d\":{")
-        for (index, child) in children.enumerated() {
-            if index > 0 { writer.output.append(",") }
-            JSONWriter.writeString(child.key, to: &writer.output)
-            writer.output.append(":")
-            writer.writeValue(child.value)
-        }
-        writer.output.append("}")
+        writer.output.append(",\"d\":")
+        writer.write(members: children)
         writeTag(tag, to: &writer.output)
         writer.output.append("}}}")
         return writer.output.bytes
@@ -143,7 +137,7 @@ public enum WireEncoding {
 
     /// `a/b` (no leading slash; the root is `""`).
     static func writePath(_ path: Path, to output: inout OutputBuffer) {
-        JSONWriter.writeString(path.keys.map(\.string).joined(separator: "/"), to: &output)
+        JSONWriter.writeString(path.relativeText, to: &output)
     }
 
     static func writeTag(_ tag: Int64?, to output: inout OutputBuffer) {

@@ -16,38 +16,28 @@ public enum WirePush: Sendable, Equatable {
     /// nil if nothing it holds changed.
     ///
     /// - A change at or above the location: the location's new value (if it changed).
-    /// - A set below it (or an update of one path): the new value at that path.
+    /// - A set below it (or an update of only one path inside it): the new value at that path.
     /// - An update below or around it: one merge of every updated path inside the location, at
     ///   the update's location if that is inside the listened one, else at the listened one.
     public static func event(at location: Path, for change: Change, old: Node, new: Node) -> WirePush? {
-        var inside: [Path] = []
-        var above = false
-        for mutation in change.mutations {
-            let path = mutation.path
-            if path.contains(location) {
-                above = true
-            } else if location.contains(path) {
-                inside.append(path)
-            }
-        }
-        if above {
-            let after = new.at(location)
-            return old.at(location) == after ? nil : .data(location, after)
-        }
-        guard !inside.isEmpty else { return nil }
-        if change.kind == .set || Set(inside).count == 1 {
-            let path = inside[inside.count - 1]
+        // The new value at `path`, if it changed.
+        func data(at path: Path) -> WirePush? {
             let value = new.at(path)
             return old.at(path) == value ? nil : .data(path, value)
         }
-        let base = location.contains(change.path) ? change.path : location
-        var seen: Set<Path> = []
-        var children: [MergeChild] = []
-        for path in inside where seen.insert(path).inserted {
-            let relative = base.relative(path)!
-            children.append(MergeChild(key: relative.keys.map(\.string).joined(separator: "/"), value: new.at(path)))
+        switch change.reach(at: location) {
+        case nil:
+            return nil
+        case .whole:
+            return data(at: location)
+        case .replaced(let path):
+            return data(at: path)
+        case .updated(let base, let paths):
+            if paths.count == 1 { return data(at: paths[0]) }
+            return .merge(base, paths.map { path in
+                MergeChild(key: base.relative(path)!.relativeText, value: new.at(path))
+            })
         }
-        return .merge(base, children)
     }
 
     /// The message's text.

@@ -36,40 +36,28 @@ public struct StreamEvent: Sendable, Equatable {
     /// - An `update` (PATCH) below or around it: one `patch` with every updated child, at the
     ///   update's location if that is inside the listened one, else at `/`.
     public static func event(at location: Path, for change: Change, old: Node, new: Node) -> StreamEvent? {
-        var inside: [Path] = []
-        var above = false
-        for mutation in change.mutations {
-            let path = mutation.path
-            if path.contains(location) {
-                above = true
-            } else if location.contains(path) {
-                inside.append(path)
-            }
-        }
-        if above {
-            let before = old.at(location).withoutPriority, after = new.at(location).withoutPriority
-            if before == after { return nil }
-            return .put(.root, after)
-        }
-        guard !inside.isEmpty else { return nil }
-        if change.kind == .set || inside.count == 1 && change.path == inside[0] {
-            // One replaced value (a PUT, POST or DELETE below the location); nothing if it is
-            // what was there.
-            let path = inside[inside.count - 1]
+        // One replaced value; nothing if it is what was there.
+        func put(at path: Path) -> StreamEvent? {
             let value = new.at(path).withoutPriority
-            if old.at(path).withoutPriority == value { return nil }
-            return .put(location.relative(path)!, value)
+            return old.at(path).withoutPriority == value ? nil : .put(location.relative(path)!, value)
         }
-        // A PATCH: report its children relative to its own location when that is inside the
-        // listened one, else relative to the listened location.
-        let base = location.contains(change.path) ? change.path : location
-        var seen: Set<Path> = []
-        var children: [(key: String, value: Node)] = []
-        for path in inside where seen.insert(path).inserted {
-            let relative = base.relative(path)!
-            children.append((relative.keys.map(\.string).joined(separator: "/"), new.at(path).withoutPriority))
+        switch change.reach(at: location) {
+        case nil:
+            return nil
+        case .whole:
+            let before = old.at(location).withoutPriority, after = new.at(location).withoutPriority
+            return before == after ? nil : .put(.root, after)
+        case .replaced(let path):
+            // A PUT, POST or DELETE below the location.
+            return put(at: path)
+        case .updated(let base, let paths):
+            // A PATCH of just its own location is one replaced value too.
+            if paths == [base] { return put(at: base) }
+            let children = paths.map { path in
+                (key: base.relative(path)!.relativeText, value: new.at(path).withoutPriority)
+            }
+            return .patch(location.relative(base)!, children)
         }
-        return .patch(location.relative(base)!, children)
     }
 
     /// The SSE frame: `event:`, `data:` with compact `{"path":...,"data":...}`, and `id:`.
@@ -82,14 +70,7 @@ public struct StreamEvent: Sendable, Equatable {
         case .put:
             writer.writeValue(data)
         case .patch:
-            writer.output.append("{")
-            for (index, child) in children.enumerated() {
-                if index > 0 { writer.output.append(",") }
-                JSONWriter.writeString(child.key, to: &writer.output)
-                writer.output.append(":")
-                writer.writeValue(child.value)
-            }
-            writer.output.append("}")
+            writer.write(members: children)
         }
         writer.output.append("}\n")
         if let id { writer.output.append("id: \(id)\n") }

@@ -75,20 +75,20 @@ final class RealtimeConnection: Sendable {
         metrics.realtime.connectionOpened()
         session.outbox.reply(ByteBuffer(bytes: WireEncoding.hello(
             time: Database.systemMilliseconds(), host: host, session: session.wireID)))
+        // The replier is not cancelled with the others: it answers (and so releases) every
+        // request queued before the end, including a reader waiting in ``drain()``.
+        let replier = Task { await self.replyLoop() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.writeLoop(outbound) }
-            group.addTask { await self.replyLoop() }
-            group.addTask {
-                await self.readLoop(inbound)
-                self.session.outbox.end(.client)
-            }
+            group.addTask { await self.readLoop(inbound) }
             // Whichever ends first (the client went, the writer failed or the server is
-            // stopping) ends the others.
+            // stopping) ends the other.
             await group.next()
             session.outbox.end(.client)
-            pendingInput.finish()
             group.cancelAll()
         }
+        pendingInput.finish()
+        await replier.value
         await cleanUp()
     }
 
@@ -237,7 +237,10 @@ final class RealtimeConnection: Sendable {
     /// before this point is durable and visible).
     func drain() async {
         inFlight.add(1, ordering: .relaxed)
-        await withCheckedContinuation { pendingInput.yield(.barrier($0)) }
+        await withCheckedContinuation { continuation in
+            // After the end nothing is answered any more: nothing to wait for.
+            if case .terminated = pendingInput.yield(.barrier(continuation)) { continuation.resume() }
+        }
     }
 
     func handle(_ bytes: [UInt8]) async throws {
@@ -279,8 +282,7 @@ final class RealtimeConnection: Sendable {
                 switch try service.read(read, as: caller, now: now) {
                 case .value(let node): await respond(number, "ok", .value(node))
                 case .children(let entries):
-                    let sorted = ContiguousArray(entries.sorted { $0.key < $1.key })
-                    await respond(number, "ok", .value(.object(normalizing: ChildMap(sortedEntries: sorted))))
+                    await respond(number, "ok", .value(.object(unsortedEntries: entries)))
                 }
             } catch {
                 await enqueue(.reply(errorReply(number, error)))
@@ -399,9 +401,10 @@ final class RealtimeConnection: Sendable {
         }
         guard let hub else { return }
         let now = Database.systemMilliseconds()
+        let root = service.namespaces.existing(session.namespace)?.root ?? .null
         for subscription in session.allListens {
             subscription.reader.withLock { $0 = Subscription.Reader(auth: caller.auth, bypassesRules: caller.bypassesRules) }
-            if !service.mayStillRead(subscription, namespace: session.namespace, as: caller, now: now) {
+            if !service.mayRead(subscription.path, in: session.namespace, root: root, caller: caller, now: now, query: subscription.query) {
                 await hub.revoke(subscription)
             }
         }

@@ -1,5 +1,6 @@
 import HTTPTypes
 import HearthCore
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -32,8 +33,12 @@ struct RealtimeEndpoint: Sendable {
     func shouldUpgrade(_ request: HTTPRequest, channel: any Channel) -> ShouldUpgradeResult<
         WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
     > {
-        let (path, query) = RealtimeEndpoint.split(request.path ?? "")
-        guard path == RealtimeEndpoint.path else { return .dontUpgrade }
+        let uri = URI(request.path ?? "")
+        // The SDKs do not percent-encode their parameters; a query string that is not valid
+        // percent-encoding is refused (400), as REST refuses it.
+        guard uri.path == RealtimeEndpoint.path,
+            let pairs = try? RequestOptions.pairs(uri.query ?? "")
+        else { return .dontUpgrade }
         guard limiter.admit(ConnectionLimiter.connection(of: channel)) else {
             service.metrics.countRefusal(.connections)
             return .dontUpgrade
@@ -44,7 +49,7 @@ struct RealtimeEndpoint: Sendable {
             service.metrics.countRefusal(.streamsPerClient)
             return .dontUpgrade
         }
-        let parameters = RealtimeEndpoint.parameters(query)
+        let parameters = Dictionary(pairs.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
         let namespace = parameters["ns"] ?? request.authority.flatMap(HearthResponder.namespace(fromHost:))
             ?? configuration.defaultNamespace
         let host = request.authority ?? "\(configuration.host):\(configuration.port)"
@@ -60,7 +65,7 @@ struct RealtimeEndpoint: Sendable {
                 return
             }
             let session = RealtimeSession(
-                id: SessionID(open.nextNumber() | (RealtimeEndpoint.bootTag << 32)),
+                id: SessionID(open.nextNumber()),
                 namespace: namespace, outboxBytes: configuration.streams.outboxBytes)
             let connection = RealtimeConnection(
                 service: service, callers: callers, session: session, limits: configuration.limits, lease: lease,
@@ -70,27 +75,6 @@ struct RealtimeEndpoint: Sendable {
             await connection.run(inbound: inbound, outbound: outbound, host: host)
             open.remove(session.wireID, ifItIs: connection)
         }
-    }
-
-    /// Session numbers differ from one server run to the next (the high bits are random).
-    static let bootTag = Int.random(in: 1..<(1 << 30))
-
-    /// The path and the query string of a request target.
-    static func split(_ target: String) -> (path: Substring, query: Substring) {
-        guard let mark = target.firstIndex(of: "?") else { return (target[...], "") }
-        return (target[..<mark], target[target.index(after: mark)...])
-    }
-
-    /// `k=v&k=v` (the SDKs do not percent-encode them; decoded anyway for other clients).
-    static func parameters(_ query: Substring) -> [String: String] {
-        var parameters: [String: String] = [:]
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0])
-            let value = parts.count > 1 ? String(parts[1]) : ""
-            parameters[name] = PercentDecoding.decode(value, plusAsSpace: false) ?? value
-        }
-        return parameters
     }
 }
 

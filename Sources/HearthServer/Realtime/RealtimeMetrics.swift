@@ -15,19 +15,21 @@ final class RealtimeMetrics: Sendable {
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
-        messagesIn = registry.makeCounter(
-            name: "hearth_realtime_messages_total", labels: [("direction", "in")],
+        // A counter family with one label: the counter for each value.
+        func family(_ name: String, label: String, help: String) -> (String) -> Counter {
+            { value in registry.makeCounter(name: name, labels: [(label, value)], help: help) }
+        }
+        let message = family(
+            "hearth_realtime_messages_total", label: "direction",
             help: "Realtime protocol messages received (in) and sent (out), frames joined.")
-        messagesOut = registry.makeCounter(
-            name: "hearth_realtime_messages_total", labels: [("direction", "out")],
-            help: "Realtime protocol messages received (in) and sent (out), frames joined.")
+        messagesIn = message("in")
+        messagesOut = message("out")
         listensOpened = registry.makeCounter(name: "hearth_realtime_listens_total", help: "Realtime listens started.")
-        transactionsCommitted = registry.makeCounter(
-            name: "hearth_realtime_transactions_total", labels: [("outcome", "committed")],
+        let transaction = family(
+            "hearth_realtime_transactions_total", label: "outcome",
             help: "Transactions (puts with a hash): committed, or stale (the SDK retries).")
-        transactionsStale = registry.makeCounter(
-            name: "hearth_realtime_transactions_total", labels: [("outcome", "stale")],
-            help: "Transactions (puts with a hash): committed, or stale (the SDK retries).")
+        transactionsCommitted = transaction("committed")
+        transactionsStale = transaction("stale")
         onDisconnectRuns = registry.makeCounter(
             name: "hearth_on_disconnect_runs_total", help: "Sessions that ended with on-disconnect writes to make.")
         setOpen(0)

@@ -156,11 +156,7 @@ struct RealtimeOutboxStateMachine {
             queue.removeFirst(taken)
             return .write(messages)
         }
-        if let endReason {
-            _ = endReason
-            return .end(finalMessage)
-        }
-        return .wait
+        return endReason == nil ? .wait : .end(finalMessage)
     }
 
     enum ParkAction: Equatable {

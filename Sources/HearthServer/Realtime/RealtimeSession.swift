@@ -17,7 +17,7 @@ final class RealtimeSession: Sendable {
     }
 
     /// The hub revoked `subscription`: the connection no longer has it.
-    func forget(_ subscription: Subscription, tag: Int64?) {
+    func forget(_ subscription: Subscription) {
         listens.withLock { listens in
             guard let entry = listens.first(where: { $0.value === subscription }) else { return }
             listens[entry.key] = nil

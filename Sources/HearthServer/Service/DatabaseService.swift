@@ -260,8 +260,11 @@ public struct DatabaseService: Sendable {
         return .conditionFailed(current: current)
     }
 
-    func mayRead(_ path: Path, in namespace: String, root: Node, caller: Caller, now: Int64) -> Bool {
-        caller.bypassesRules || rules.rules(for: namespace).canRead(path, auth: caller.auth, root: root, now: now).allowed
+    func mayRead(_ path: Path, in namespace: String, root: Node, caller: Caller, now: Int64, query: Query? = nil) -> Bool {
+        caller.bypassesRules
+            || rules.rules(for: namespace).canRead(
+                path, auth: caller.auth, root: root, now: now, query: query?.ruleQuery ?? RuleQuery()
+            ).allowed
     }
 
     // MARK: Listening
@@ -285,12 +288,7 @@ public struct DatabaseService: Sendable {
         namespace: String, path: Path, query: Query?, as caller: Caller, client clientKey: String, from lastSequence: UInt64?,
         now: Int64
     ) async throws -> Listener {
-        try checkNamespaceExists(namespace, caller: caller)
-        try authorizeRead(
-            rules.rules(for: namespace), path, query, caller: caller, root: namespaces.existing(namespace)?.root ?? .null,
-            now: now)
-        // A listener needs the namespace's change feed, so it opens (or creates) the namespace.
-        let database = try namespaces.database(namespace)
+        let database = try openForListening(namespace, path: path, query: query, as: caller, now: now, requireIndex: true)
         let limit = configuration.limits.maxStreamsPerClient
         guard let lease = streams.leaseStream(for: clientKey, limit: limit) else {
             metrics.countRefusal(.streamsPerClient)
@@ -298,13 +296,37 @@ public struct DatabaseService: Sendable {
                 .tooManyRequests(retryAfterSeconds: nil),
                 "Too many streams: this client already has \(limit) open, the server's limit per client.")
         }
-        let hub = streams.hub(for: database)
         let outbox = Outbox(capacityBytes: streams.options.outboxBytes)
+        let (subscription, hub) = await subscribe(
+            database, path: path, query: query, as: caller, delivery: .events(outbox), from: lastSequence)
+        return Listener(subscription: subscription, outbox: outbox, hub: hub, lease: lease)
+    }
+
+    /// What every listen checks first, whatever its transport: the namespace policy and the
+    /// read's rules (and the query's index, if `requireIndex`). A listener needs the
+    /// namespace's change feed, so the namespace is then opened (or created).
+    func openForListening(
+        _ namespace: String, path: Path, query: Query?, as caller: Caller, now: Int64, requireIndex: Bool
+    ) throws -> Database {
+        try checkNamespaceExists(namespace, caller: caller)
+        try authorizeRead(
+            rules.rules(for: namespace), path, query, caller: caller, root: namespaces.existing(namespace)?.root ?? .null,
+            now: now, requireIndex: requireIndex)
+        return try namespaces.database(namespace)
+    }
+
+    /// Subscribes a listener to `database`'s hub; its first events (the current value, or the
+    /// changes after `lastSequence`) are queued before this returns.
+    func subscribe(
+        _ database: Database, path: Path, query: Query?, as caller: Caller, delivery: Subscription.Delivery,
+        from lastSequence: UInt64? = nil
+    ) async -> (Subscription, NamespaceStreams) {
+        let hub = streams.hub(for: database)
         let subscription = Subscription(
             id: streams.makeID(), path: path, auth: caller.auth, bypassesRules: caller.bypassesRules, query: query,
-            delivery: .events(outbox))
+            delivery: delivery)
         await hub.subscribe(subscription, lastEventID: lastSequence)
-        return Listener(subscription: subscription, outbox: outbox, hub: hub, lease: lease)
+        return (subscription, hub)
     }
 
     // MARK: Rules

@@ -155,12 +155,7 @@ actor NamespaceStreams {
         guard let query = subscription.query else {
             return ByteBuffer(bytes: StreamEvent.put(.root, node.withoutPriority).frame(id: latestSequence))
         }
-        let entries = answer(query, at: subscription.path)
-        subscription.shown.withLock { shown in
-            shown = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
-        }
-        let answer = Node.object(normalizing: ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key })))
-        return ByteBuffer(bytes: StreamEvent.put(.root, answer).frame(id: latestSequence))
+        return ByteBuffer(bytes: StreamEvent.put(.root, show(query, to: subscription)).frame(id: latestSequence))
     }
 
     /// A realtime listen's first push (and its resync): `d` of the location's value (with
@@ -172,12 +167,33 @@ actor NamespaceStreams {
         guard let query = subscription.query else {
             return ByteBuffer(bytes: WireEncoding.dataPush(path: subscription.path, value: node, tag: tag))
         }
+        return ByteBuffer(bytes: WireEncoding.dataPush(path: subscription.path, value: show(query, to: subscription), tag: tag))
+    }
+
+    /// A live query's answer now, as the object a client is first sent; the subscription
+    /// remembers it as what the client holds.
+    func show(_ query: Query, to subscription: Subscription) -> Node {
         let entries = answer(query, at: subscription.path)
         subscription.shown.withLock { shown in
             shown = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         }
-        let answer = Node.object(normalizing: ChildMap(sortedEntries: ContiguousArray(entries.sorted { $0.key < $1.key })))
-        return ByteBuffer(bytes: WireEncoding.dataPush(path: subscription.path, value: answer, tag: tag))
+        return .object(unsortedEntries: entries)
+    }
+
+    /// How a live query's answer changed since the client was last shown it: the children
+    /// that entered or changed (values with their priorities) and those that left (null), in
+    /// key order. The subscription remembers the new answer.
+    func changesShown(_ query: Query, to subscription: Subscription) -> [(key: ChildKey, value: Node)] {
+        let entries = answer(query, at: subscription.path)
+        let answer = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        let changes = subscription.shown.withLock { shown -> [(key: ChildKey, value: Node)] in
+            var changes: [(key: ChildKey, value: Node)] = []
+            for (key, value) in answer where shown[key].map({ $0 != value }) ?? true { changes.append((key, value)) }
+            for key in shown.keys where answer[key] == nil { changes.append((key, .null)) }
+            shown = answer
+            return changes
+        }
+        return changes.sorted { $0.key < $1.key }
     }
 
     /// After its outbox overflowed: one fresh `put`, then live events again.
@@ -309,11 +325,12 @@ actor NamespaceStreams {
                         outbox.push(plainFrame)
                         metrics.streamEvents.increment()
                     }
-                case .realtime(let session, let tag, _):
+                case .realtime(let session, _, _):
+                    // A listen without a query has no tag: the bytes are the same for all.
                     if !wireComputed {
                         wireComputed = true
                         wirePush = WirePush.event(at: location, for: published.change, old: old, new: published.root)
-                            .map { ByteBuffer(bytes: $0.encoded(tag: tag)) }
+                            .map { ByteBuffer(bytes: $0.encoded()) }
                     }
                     if let wirePush {
                         session.outbox.push(wirePush)
@@ -337,37 +354,20 @@ actor NamespaceStreams {
     /// A live query: the children that entered, changed or left its answer, as one `patch`
     /// (null for those that left); nil if the answer did not change.
     func queryFrame(_ subscription: Subscription, query: Query, sequence: UInt64) -> ByteBuffer? {
-        let entries = answer(query, at: subscription.path)
-        let answer = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
-        let changes = subscription.shown.withLock { shown -> [(key: String, value: Node)] in
-            var changes: [(key: String, value: Node)] = []
-            for (key, value) in answer where shown[key].map({ $0 != value }) ?? true {
-                changes.append((key.string, value.withoutPriority))
-            }
-            for key in shown.keys where answer[key] == nil { changes.append((key.string, .null)) }
-            shown = answer
-            return changes
-        }
+        let changes = changesShown(query, to: subscription)
         guard !changes.isEmpty else { return nil }
-        return ByteBuffer(bytes: StreamEvent.patch(.root, changes.sorted { ChildKey($0.key) < ChildKey($1.key) }).frame(id: sequence))
+        let children = changes.map { (key: $0.key.string, value: $0.value.withoutPriority) }
+        return ByteBuffer(bytes: StreamEvent.patch(.root, children).frame(id: sequence))
     }
 
     /// A filtered realtime listen: the children that entered, changed (priority included) or
     /// left its answer, as one tagged merge at its location (null for those that left); nil if
     /// the answer did not change. Children entering a limit window are part of it.
     func queryPush(_ subscription: Subscription, query: Query, tag: Int64?) -> ByteBuffer? {
-        let entries = answer(query, at: subscription.path)
-        let answer = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
-        let changes = subscription.shown.withLock { shown -> [(key: ChildKey, value: Node)] in
-            var changes: [(key: ChildKey, value: Node)] = []
-            for (key, value) in answer where shown[key].map({ $0 != value }) ?? true { changes.append((key, value)) }
-            for key in shown.keys where answer[key] == nil { changes.append((key, .null)) }
-            shown = answer
-            return changes
-        }
+        let changes = changesShown(query, to: subscription)
         guard !changes.isEmpty else { return nil }
-        let sorted = changes.sorted { $0.key < $1.key }.map { (key: $0.key.string, value: $0.value) }
-        return ByteBuffer(bytes: WireEncoding.mergePush(path: subscription.path, children: sorted, tag: tag))
+        let children = changes.map { (key: $0.key.string, value: $0.value) }
+        return ByteBuffer(bytes: WireEncoding.mergePush(path: subscription.path, children: children, tag: tag))
     }
 
     // MARK: Rules, keep-alives, shutdown
@@ -390,9 +390,9 @@ actor NamespaceStreams {
         switch subscription.delivery {
         case .events(let outbox):
             outbox.end(.cancelled, with: ByteBuffer(bytes: StreamEvent.frame(event: "cancel", data: "\"Permission denied\"")))
-        case .realtime(let session, let tag, let queryText):
+        case .realtime(let session, _, let queryText):
             unsubscribe(subscription)
-            session.forget(subscription, tag: tag)
+            session.forget(subscription)
             // Sent as a reply would be: never dropped, even by an overflowing outbox (whose
             // resync no longer covers this listen).
             session.outbox.reply(ByteBuffer(bytes: WireEncoding.listenRevoked(path: subscription.path, queryText: queryText)))

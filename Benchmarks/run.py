@@ -8,7 +8,7 @@ Benchmarks/results/latest.json.
     .venv/bin/python Benchmarks/run.py --release-dir .build/release [--quick] [--only json,http]
 
 Sections: json (parse/serialise), http (wrk), durable (fsync'ed POSTs vs Redis with
-appendfsync always), recovery (cold open of a 1M-record log), snapshot (snapshot write).
+appendfsync always), realtime (durable SDK sets over WebSocket vs REST POST), recovery (cold open of a 1M-record log), snapshot (snapshot write).
 
 Benchmarks never fail on time: the exit status is 0 even when a target is missed. It is
 non-zero only when something broke (a binary, wrk or Redis is missing, a server crashed, a
@@ -1022,6 +1022,56 @@ def bench_durable(ctx: Context) -> dict[str, Any]:
     return figures
 
 
+REALTIME_WINDOW = 16
+
+
+@section("realtime", "Durable sets over the realtime protocol (WebSocket) vs REST POST, same server, same run")
+def bench_realtime(ctx: Context) -> dict[str, Any]:
+    """One Hearth with --fsync always: wrk POSTs the ~200-byte record with 32 connections,
+    then HearthBench realtime-writes makes the same writes as SDK `set`s over 32 WebSocket
+    connections, each keeping REALTIME_WINDOW writes outstanding (the SDKs pipeline writes on
+    their one connection; a REST client waits for each answer). Target: >= 2x REST."""
+    hearth, bench = ctx.binary("hearth"), ctx.binary("HearthBench")
+    if shutil.which("wrk") is None:
+        raise BenchmarkError("wrk not found: run `make deps` (or apt-get install -y wrk)")
+    record = orjson.dumps(SMALL_RECORD)
+    script = write_post_script(ctx.workdir / "realtime-post.lua", record)
+    workdir = ctx.workdir / "realtime"
+    figures: dict[str, Any] = {"connections": WRK_CONNECTIONS, "window": REALTIME_WINDOW, "seconds": ctx.http_seconds}
+    try:
+        with HearthServer(hearth, workdir, ["--fsync", "always"]) as server:
+            print(f"hearth --fsync always serving on {HOST}:{server.port}", flush=True)
+            run_wrk(server.port, "/warmup.json", 1 if ctx.quick else 2, script)  # not recorded
+            print(f"wrk POST /blessing.json for {ctx.http_seconds}s ...", flush=True)
+            rest = run_wrk(server.port, "/blessing.json", ctx.http_seconds, script)
+            check_wrk_errors(ctx, "POST (realtime section)", rest)
+            print(f"HearthBench realtime-writes, {WRK_CONNECTIONS} sockets x {REALTIME_WINDOW} outstanding "
+                  f"for {ctx.http_seconds}s ...", flush=True)
+            output = run_command([str(bench), "realtime-writes", str(server.port), str(WRK_CONNECTIONS),
+                                  str(REALTIME_WINDOW), str(ctx.http_seconds), record.decode()],
+                                 timeout=ctx.http_seconds * 4 + 60)
+            socket_run = last_json_line(output, "HearthBench realtime-writes")
+            server.ensure_alive("after the realtime writes")
+            status, body = server.request("GET", "/bench.json?shallow=true")
+            stored = len(orjson.loads(body) or {}) if status == 200 else -1
+            if socket_run["failed"] or stored < socket_run["writes"]:
+                ctx.fail(f"realtime writes: {socket_run['failed']} failed, {stored} stored of "
+                         f"{socket_run['writes']} acknowledged")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    figures.update({"rest": rest, "socket": socket_run})
+    rest_rate, socket_rate = rest["requests_per_s"], socket_run["writes_per_s"]
+    print_table(["Client", "Writes/s", "p50 ms", "p99 ms"],
+                [["REST POST (wrk, 32 connections)", f"{rest_rate:,.0f}", f"{rest.get('p50_ms', 0):.2f}",
+                  f"{rest.get('p99_ms', 0):.2f}"],
+                 [f"Realtime set (32 sockets x {REALTIME_WINDOW})", f"{socket_rate:,.0f}",
+                  f"{socket_run['p50_ms']:.2f}", f"{socket_run['p99_ms']:.2f}"]],
+                right={1, 2, 3})
+    ctx.row("Durable realtime sets / REST POST", f"{socket_rate:,.0f} vs {rest_rate:,.0f} writes/s",
+            ratio=ratio(socket_rate, rest_rate), target=2.0)
+    return figures
+
+
 # --------------------------------------------------------------------------------------
 # Section: recovery time
 # --------------------------------------------------------------------------------------
@@ -1170,10 +1220,11 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _fan_out(bench: Path, port: int, streams: int, seconds: int, pid: int) -> dict[str, Any]:
+def _fan_out(bench: Path, port: int, streams: int, seconds: int, pid: int, mode: str = "fanout") -> dict[str, Any]:
     """Runs `HearthBench fanout` (an epoll-free poll-loop client in Swift: `streams` SSE
-    connections, writes from its own thread) and samples the server's RSS meanwhile."""
-    command = [str(bench), "fanout", str(port), str(streams), str(seconds), str(STREAM_WRITES_PER_SECOND)]
+    connections, writes from its own thread; `fanout-realtime`: realtime protocol listens on
+    WebSockets instead) and samples the server's RSS meanwhile."""
+    command = [str(bench), mode, str(port), str(streams), str(seconds), str(STREAM_WRITES_PER_SECOND)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0.0
     while process.poll() is None:
@@ -1187,7 +1238,7 @@ def _fan_out(bench: Path, port: int, streams: int, seconds: int, pid: int) -> di
     return result
 
 
-@section("streams", "SSE fan-out: N streams on one path, 100 writes/s; delivery latency and server RSS")
+@section("streams", "Fan-out: N SSE streams, then N realtime listens, on one path, 100 writes/s; latency and RSS")
 def bench_streams(ctx: Context) -> dict[str, Any]:
     """HearthBench fanout opens N concurrent streams on /feed (N = 1,000 and 10,000) from one
     poll loop, writes /feed/value 100 times a second from its own thread, and measures
@@ -1200,25 +1251,36 @@ def bench_streams(ctx: Context) -> dict[str, Any]:
     if os.environ.get("HEARTH_STREAM_COUNTS"):
         counts = tuple(int(count) for count in os.environ["HEARTH_STREAM_COUNTS"].split(","))
     seconds = 3 if ctx.quick else 10
-    runs = []
+    runs, realtime_runs = [], []
     for streams in counts:
-        rules = '{"rules": {".read": true, ".write": true}}'
-        server = HearthServer(hearth, ctx.workdir / f"streams-{streams}", [
-            "--fsync", "none", "--max-streams-per-client", str(2 * streams), "--max-connections", str(2 * streams)],
-            rules=rules)
-        server.new_session = False
-        with server:
-            print(f"{streams:,} streams, {STREAM_WRITES_PER_SECOND} writes/s for {seconds}s ...", flush=True)
-            runs.append(_fan_out(bench, server.port, streams, seconds, server.process.pid))
-            server.ensure_alive(f"after {streams} streams")
-    print_table(["Streams", "Connect s", "Writes", "Probe events", "p50 ms", "p99 ms", "max ms", "RSS peak MB"],
-                [[f"{run['streams']:,}", f"{run['connect_seconds']:.1f}", str(run["writes"]),
+        for mode, kind, into in (("fanout", "SSE streams", runs), ("fanout-realtime", "realtime listens", realtime_runs)):
+            rules = '{"rules": {".read": true, ".write": true}}'
+            server = HearthServer(hearth, ctx.workdir / f"{mode}-{streams}", [
+                "--fsync", "none", "--max-streams-per-client", str(2 * streams), "--max-connections", str(2 * streams)],
+                rules=rules)
+            server.new_session = False
+            with server:
+                print(f"{streams:,} {kind}, {STREAM_WRITES_PER_SECOND} writes/s for {seconds}s ...", flush=True)
+                run = _fan_out(bench, server.port, streams, seconds, server.process.pid, mode)
+                run["kind"] = kind
+                into.append(run)
+                server.ensure_alive(f"after {streams} {kind}")
+    print_table(["Kind", "Count", "Connect s", "Writes", "Probe events", "p50 ms", "p99 ms", "max ms", "RSS peak MB"],
+                [[run["kind"], f"{run['streams']:,}", f"{run['connect_seconds']:.1f}", str(run["writes"]),
                   f"{run['probe_events']}/{run['probe_events_expected']}", f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}",
-                  f"{run['max_ms']:.1f}", f"{run['rss_peak_mb']:.0f}"] for run in runs],
-                right={0, 1, 2, 3, 4, 5, 6, 7})
-    for run in runs:
+                  f"{run['max_ms']:.1f}", f"{run['rss_peak_mb']:.0f}"] for run in runs + realtime_runs],
+                right={1, 2, 3, 4, 5, 6, 7, 8})
+    for run in runs + realtime_runs:
         if run["probe_events"] < run["probe_events_expected"]:
-            ctx.fail(f"{run['streams']} streams: probes got {run['probe_events']} of {run['probe_events_expected']} events")
+            ctx.fail(f"{run['streams']} {run['kind']}: probes got {run['probe_events']} of {run['probe_events_expected']} events")
+    small_rt, large_rt = realtime_runs[0], realtime_runs[-1]
+    ctx.row(f"Realtime listens p99, {small_rt['streams']:,} sockets, {small_rt['writes'] / seconds:.0f} writes/s "
+            f"(ratio = 50 ms / p99)",
+            f"p50 {small_rt['p50_ms']:.1f} ms, p99 {small_rt['p99_ms']:.1f} ms, max {small_rt['max_ms']:.1f} ms",
+            ratio=ratio(STREAM_P99_TARGET_MS, small_rt["p99_ms"]), target=1.0)
+    ctx.row(f"Server RSS, {large_rt['streams']:,} SSE streams / {large_rt['streams']:,} realtime listens",
+            f"{runs[-1]['rss_peak_mb']:.0f} MB vs {large_rt['rss_peak_mb']:.0f} MB",
+            ratio=ratio(runs[-1]["rss_peak_mb"], large_rt["rss_peak_mb"]), target=1.0)
     small, large = runs[0], runs[-1]
     ctx.row(f"Fan-out p99, {small['streams']:,} streams, {small['writes'] / seconds:.0f} writes/s (ratio = 50 ms / p99)",
             f"p50 {small['p50_ms']:.1f} ms, p99 {small['p99_ms']:.1f} ms, max {small['max_ms']:.1f} ms",
@@ -1226,7 +1288,7 @@ def bench_streams(ctx: Context) -> dict[str, Any]:
     ctx.row(f"Server RSS with {large['streams']:,} streams (ratio = 500 MB / RSS)",
             f"{large['rss_peak_mb']:.0f} MB; p99 {large['p99_ms']:.1f} ms at {large['writes'] / seconds:.0f} writes/s",
             ratio=ratio(STREAM_RSS_TARGET_MB, large["rss_peak_mb"]), target=1.0)
-    return {"runs": runs}
+    return {"runs": runs, "realtime_runs": realtime_runs}
 
 
 # --------------------------------------------------------------------------------------

@@ -3,12 +3,17 @@ import Glibc
 import Foundation
 
 /// A load client for streaming: opens `streams` SSE connections to `/feed.json` on
-/// 127.0.0.1:`port`, writes `/feed/value` `rate` times a second for `seconds` from another
+/// 127.0.0.1:`port` (or, with `realtime`, WebSockets that each listen to `/feed` over the
+/// realtime protocol), writes `/feed/value` `rate` times a second for `seconds` from another
 /// thread (the data carries the send time), and measures delivery latency on the first
 /// `probes` streams (the others are only drained). One poll loop, so that the client costs
 /// far less than the server it measures. Prints one JSON line.
-func fanOutBenchmark(port: UInt16, streams: Int, seconds: Double, rate: Int, probes: Int = 50) throws {
-    let request = "GET /feed.json HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+func fanOutBenchmark(port: UInt16, streams: Int, seconds: Double, rate: Int, probes: Int = 50, realtime: Bool = false) throws {
+    let request = realtime
+        ? webSocketUpgrade(port: port)
+        : "GET /feed.json HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+    /// Realtime sockets whose upgrade answer has been read (the listen is sent then).
+    var upgraded: Set<Int32> = []
     var sockets: [Int32] = []
     var buffers: [Int32: [UInt8]] = [:]
     var opened: Set<Int32> = []
@@ -37,15 +42,33 @@ func fanOutBenchmark(port: UInt16, streams: Int, seconds: Double, rate: Int, pro
                     let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                     guard count > 0 else { break }
                     received += count
-                    if !opened.contains(fd) { opened.insert(fd) }
+                    if !opened.contains(fd) {
+                        opened.insert(fd)
+                        if realtime {
+                            // The upgrade is answered: listen (the hello follows the 101).
+                            sendWebSocketText(fd, #"{"t":"d","d":{"r":1,"a":"q","b":{"p":"/feed","h":""}}}"#)
+                        }
+                    }
                     guard buffers[fd] != nil else { continue }
                     buffers[fd]!.append(contentsOf: chunk[0..<count])
-                    // Complete frames end with a blank line; each data frame carries "sent":<ns>.
                     var buffer = buffers[fd]!
-                    while let end = frameEnd(buffer) {
-                        let frame = buffer[..<end]
-                        if let sent = sentTime(in: Array(frame)) { latencies.append(Double(now - sent) / 1e6) }
-                        buffer.removeFirst(end + 2)
+                    if realtime {
+                        if !upgraded.contains(fd) {
+                            guard let end = frameEnd(buffer, separator: [13, 10, 13, 10]) else { continue }
+                            buffer.removeFirst(end + 4)
+                            upgraded.insert(fd)
+                        }
+                        // Each push of the value carries "sent":<ns>.
+                        for payload in takeWebSocketFrames(from: &buffer) {
+                            if let sent = sentTime(in: Array(payload)) { latencies.append(Double(now - sent) / 1e6) }
+                        }
+                    } else {
+                        // Complete frames end with a blank line; each data frame carries "sent":<ns>.
+                        while let end = frameEnd(buffer) {
+                            let frame = buffer[..<end]
+                            if let sent = sentTime(in: Array(frame)) { latencies.append(Double(now - sent) / 1e6) }
+                            buffer.removeFirst(end + 2)
+                        }
                     }
                     buffers[fd] = buffer
                 }
@@ -113,6 +136,59 @@ func fanOutConnect(port: UInt16) -> Int32 {
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     return fd
 }
+/// The HTTP request that opens a realtime protocol WebSocket on the default namespace.
+func webSocketUpgrade(port: UInt16) -> String {
+    "GET /.ws?v=5&ns=default HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + "Sec-WebSocket-Key: aGVhcnRoLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+}
+
+/// Sends `text` as one client text frame (masked with a zero key, so the payload goes as it
+/// is); waits out a full socket buffer.
+func sendWebSocketText(_ fd: Int32, _ text: String) {
+    let message = Array(text.utf8)
+    var frame: [UInt8] = [0x81]
+    if message.count < 126 {
+        frame.append(0x80 | UInt8(message.count))
+    } else {
+        frame.append(0x80 | 126)
+        frame.append(UInt8(message.count >> 8))
+        frame.append(UInt8(message.count & 0xFF))
+    }
+    frame.append(contentsOf: [0, 0, 0, 0])
+    frame.append(contentsOf: message)
+    var sent = 0
+    while sent < frame.count {
+        let count = frame[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if count > 0 { sent += count } else { precondition(errno == EAGAIN, "write failed: \(errno)"); usleep(50) }
+    }
+}
+
+/// Removes the complete server frames at the start of `buffer` (unmasked: opcode byte,
+/// length in 7, 16 or 64 bits, payload); returns the payloads of the text frames.
+func takeWebSocketFrames(from buffer: inout [UInt8]) -> [ArraySlice<UInt8>] {
+    var payloads: [ArraySlice<UInt8>] = []
+    var offset = 0
+    while buffer.count - offset >= 2 {
+        var length = Int(buffer[offset + 1] & 0x7F)
+        var header = 2
+        if length == 126 {
+            guard buffer.count - offset >= 4 else { break }
+            length = Int(buffer[offset + 2]) << 8 | Int(buffer[offset + 3])
+            header = 4
+        } else if length == 127 {
+            guard buffer.count - offset >= 10 else { break }
+            length = (0..<8).reduce(0) { $0 << 8 | Int(buffer[offset + 2 + $1]) }
+            header = 10
+        }
+        guard buffer.count - offset >= header + length else { break }
+        if buffer[offset] & 0x0F == 1 { payloads.append(buffer[(offset + header)..<(offset + header + length)]) }
+        offset += header + length
+    }
+    let taken = Array(payloads.map { Array($0) })
+    buffer.removeFirst(offset)
+    return taken.map { $0[...] }
+}
+
 func fanOutSend(_ fd: Int32, _ text: String) {
     let bytes = Array(text.utf8)
     var sent = 0

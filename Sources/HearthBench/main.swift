@@ -140,9 +140,15 @@ case "snapshot":
     emit(["json_bytes": bytes.count, "snapshot_bytes": file.count, "seconds": seconds, "mb_per_second": Double(bytes.count) / 1e6 / seconds])
 case "query":
     try await queryBenchmark(children: Int(arguments[2]) ?? 1_000_000, seconds: arguments.count > 3 ? Double(arguments[3]) ?? 1 : 1)
-case "fanout":
+case "fanout", "fanout-realtime":
+    // fanout[-realtime] <port> <streams> <seconds> <writes per second>: SSE streams or realtime listens.
     try fanOutBenchmark(port: UInt16(arguments[2])!, streams: Int(arguments[3])!, seconds: Double(arguments[4])!,
-        rate: Int(arguments[5])!)
+        rate: Int(arguments[5])!, realtime: arguments[1] == "fanout-realtime")
+case "realtime-writes":
+    // realtime-writes <port> <connections> <window> <seconds> <record JSON>
+    try realtimeWritesBenchmark(
+        port: UInt16(arguments[2])!, connections: Int(arguments[3])!, window: Int(arguments[4])!,
+        seconds: Double(arguments[5])!, record: arguments[6])
 case "rules":
     try await rulesBenchmark(seconds: arguments.count > 3 ? Double(arguments[3]) ?? 1 : 1)
 default:

@@ -544,6 +544,11 @@ public struct ParsedNode: Sendable {
 public struct PendingIncrement: Sendable {
     public var relativePath: Path
     public var delta: Node
+
+    public init(relativePath: Path, delta: Node) {
+        self.relativePath = relativePath
+        self.delta = delta
+    }
 }
 
 /// One path of a multi-path update.

@@ -17,6 +17,12 @@ public struct OnDisconnectWrites: Sendable {
 
     public init() {}
 
+    /// Pending writes as ``overwrites`` listed them (no path below another), read back from
+    /// where they were kept.
+    public init(overwrites: [Path: ParsedNode]) {
+        self.overwrites = overwrites
+    }
+
     public var isEmpty: Bool { overwrites.isEmpty }
 
     /// `onDisconnect().set(value)` (or `.remove()`, with null) at `path`.

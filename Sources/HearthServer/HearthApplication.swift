@@ -106,8 +106,16 @@ public enum HearthApplication {
         }
         let metrics = streams.metrics
         storage.observer.observeSyncs { metrics.fsyncDuration.record($0) }
-        return HearthResponder(
+        let (journal, left) = try SessionJournal.open(directory: storage.directory, logger: logger)
+        let responder = HearthResponder(
             configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, storage: storage,
-            logger: logger)
+            sessionJournal: journal, logger: logger)
+        if !left.isEmpty {
+            // Sessions the last run ended without seeing it (a crash, a restart): their
+            // on-disconnect writes are made now.
+            logger.notice("making the on-disconnect writes of sessions of the previous run", metadata: ["count": "\(left.count)"])
+            Task { await responder.service.sessionsEndedBeforeStart(left, now: Database.systemMilliseconds()) }
+        }
+        return responder
     }
 }

@@ -23,7 +23,7 @@ public struct HearthResponder: HTTPResponder {
 
     public init(
         configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, streams: StreamRegistry,
-        storage: StorageEngine? = nil, logger: Logger
+        storage: StorageEngine? = nil, sessionJournal: SessionJournal = .memoryOnly(), logger: Logger
     ) {
         self.configuration = configuration
         self.namespaces = namespaces
@@ -34,7 +34,8 @@ public struct HearthResponder: HTTPResponder {
         callers = CallerResolver(
             adminToken: configuration.adminToken, emulator: configuration.emulator, verifier: configuration.tokenVerifier)
         service = DatabaseService(
-            configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, logger: logger)
+            configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, sessionJournal: sessionJournal,
+            logger: logger)
         metricsEndpoint = MetricsEndpoint(metrics: metrics, streams: streams, namespaces: namespaces, storage: storage)
     }
 

@@ -16,6 +16,9 @@ public enum StorageFormat {
     static let rulesFileName = "rules.json"
     /// In the data directory: the file a server holds an exclusive lock on.
     static let lockFileName = "LOCK"
+    /// In the data directory: the on-disconnect writes of open realtime sessions
+    /// (``SessionJournal``).
+    static let sessionJournalFileName = "sessions.journal"
     /// The file that names the live snapshot and the first live segment.
     static let manifestFileName = "MANIFEST"
     /// Log segments are `log-<first sequence, 20 digits>.hlog`.

@@ -1,4 +1,5 @@
 import HearthCore
+import HearthStorage
 import Synchronization
 
 /// A realtime session (one client connection), whose on-disconnect writes are made when it
@@ -19,7 +20,9 @@ public enum OnDisconnectOperation: Sendable {
     case cancel
 }
 
-/// Every session's pending on-disconnect writes, per namespace, with the caller who asked.
+/// Every session's pending on-disconnect writes, per namespace, with the caller who asked;
+/// each change is in the ``SessionJournal`` before it is acknowledged, so the writes of
+/// sessions a crash or restart ended are made when the server starts again.
 final class OnDisconnectRegistry: Sendable {
     struct Pending: Sendable {
         var writes = OnDisconnectWrites()
@@ -27,22 +30,54 @@ final class OnDisconnectRegistry: Sendable {
     }
 
     let sessions = Mutex<[SessionID: [String: Pending]]>([:])
+    let journal: SessionJournal
+    /// Session numbers start again at every run: the journal's keys carry the run too.
+    let run = UInt64.random(in: 1...UInt64.max)
 
-    /// Changes the session's pending writes in `namespace`; `caller`, if given, is who they
-    /// will be made as (the latest registration's caller; a cancel does not change it).
-    func change(_ session: SessionID, namespace: String, caller: Caller?, _ body: (inout OnDisconnectWrites) throws(DataError) -> Void) throws(DataError) {
-        try sessions.withLock { sessions throws(DataError) in
+    init(journal: SessionJournal) {
+        self.journal = journal
+    }
+
+    /// The journal's key of `session`'s writes in `namespace`.
+    func key(_ session: SessionID, _ namespace: String) -> String {
+        "\(String(run, radix: 16))-\(session.value)/\(namespace)"
+    }
+
+    /// Changes the session's pending writes in `namespace` (made durable before this
+    /// returns); `caller`, if given, is who they will be made as (the latest registration's
+    /// caller; a cancel does not change it).
+    func change(_ session: SessionID, namespace: String, caller: Caller?, _ body: (inout OnDisconnectWrites) throws(DataError) -> Void) throws {
+        try sessions.withLock { sessions in
             var pending = sessions[session, default: [:]][namespace] ?? Pending(caller: caller ?? .anonymous)
             if let caller { pending.caller = caller }
             try body(&pending.writes)
+            let key = key(session, namespace)
+            do {
+                if pending.writes.isEmpty {
+                    try journal.remove(key)
+                } else {
+                    try journal.put(key, OnDisconnectRecord(namespace: namespace, pending: pending).encoded())
+                }
+            } catch {
+                throw StorageUnavailable(
+                    reason: "the on-disconnect write could not be kept (\(error)); nothing was registered.",
+                    outOfSpace: StorageIOError.isOutOfSpace(error))
+            }
             sessions[session, default: [:]][namespace] = pending.writes.isEmpty ? nil : pending
             if sessions[session]?.isEmpty == true { sessions[session] = nil }
         }
     }
 
-    /// Takes every pending write of the session away (it fires once).
+    /// Takes every pending write of the session away (it fires once); ``made(_:)`` then
+    /// forgets each in the journal.
     func take(_ session: SessionID) -> [String: Pending] {
         sessions.withLock { $0.removeValue(forKey: session) ?? [:] }
+    }
+
+    /// The writes under `key` were made (or given up): the journal forgets them. If it cannot,
+    /// they are made again after the next start (at least once, never lost).
+    func made(_ key: String) {
+        try? journal.remove(key)
     }
 }
 
@@ -82,15 +117,40 @@ extension DatabaseService {
     /// update, with the rules judged again. A write that fails now is logged, not retried.
     public func sessionEnded(_ session: SessionID, now: Int64) async {
         for (namespace, pending) in onDisconnectWrites.take(session).sorted(by: { $0.key < $1.key }) {
-            guard let request = pending.writes.request(firingAt: now, access: nil) else { continue }
-            metrics.realtime.onDisconnectRuns.increment()
-            do {
-                _ = try await write(request, in: namespace, as: pending.caller, now: now)
-            } catch {
-                logger.notice(
-                    "on-disconnect writes not made",
-                    metadata: ["namespace": "\(namespace)", "session": "\(session.value)", "error": "\(error)"])
+            if await make(pending, in: namespace, now: now, session: "\(session.value)") {
+                onDisconnectWrites.made(onDisconnectWrites.key(session, namespace))
             }
+        }
+    }
+
+    /// Makes the on-disconnect writes the journal still held when the server started: their
+    /// sessions ended with the previous run (a crash, a restart) without the server seeing it.
+    /// A record that cannot be read is logged and dropped.
+    public func sessionsEndedBeforeStart(_ left: [String: [UInt8]], now: Int64) async {
+        for (key, bytes) in left.sorted(by: { $0.key < $1.key }) {
+            do {
+                let record = try OnDisconnectRecord(decoding: bytes)
+                guard await make(record.pending, in: record.namespace, now: now, session: key) else { continue }
+            } catch {
+                logger.error("an on-disconnect record could not be read; it is dropped", metadata: ["key": "\(key)", "error": "\(error)"])
+            }
+            onDisconnectWrites.made(key)
+        }
+    }
+
+    /// One session's writes in one namespace, as one update at the root, with the rules
+    /// judged again. A write refused now (the rules, bad data) is logged, not retried; false
+    /// if storage could not make it, so the journal keeps it for the next start.
+    func make(_ pending: OnDisconnectRegistry.Pending, in namespace: String, now: Int64, session: String) async -> Bool {
+        guard let request = pending.writes.request(firingAt: now, access: nil) else { return true }
+        metrics.realtime.onDisconnectRuns.increment()
+        do {
+            _ = try await write(request, in: namespace, as: pending.caller, now: now)
+            return true
+        } catch {
+            logger.notice(
+                "on-disconnect writes not made", metadata: ["namespace": "\(namespace)", "session": "\(session)", "error": "\(error)"])
+            return !(error is StorageUnavailable)
         }
     }
 }

@@ -19,12 +19,12 @@ public struct DatabaseService: Sendable {
     /// Writes per client; nil when unlimited.
     let writeLimiter: WriteRateLimiter?
     /// What each realtime session asked to be written when it ends.
-    let onDisconnectWrites = OnDisconnectRegistry()
+    let onDisconnectWrites: OnDisconnectRegistry
     let logger: Logger
 
     public init(
         configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, streams: StreamRegistry,
-        logger: Logger
+        sessionJournal: SessionJournal = .memoryOnly(), logger: Logger
     ) {
         self.configuration = configuration
         self.namespaces = namespaces
@@ -32,6 +32,7 @@ public struct DatabaseService: Sendable {
         self.streams = streams
         self.logger = logger
         writeLimiter = configuration.writeRateLimit.map(WriteRateLimiter.init)
+        onDisconnectWrites = OnDisconnectRegistry(journal: sessionJournal)
     }
 
     var metrics: ServerMetrics { streams.metrics }

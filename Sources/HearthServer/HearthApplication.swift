@@ -24,7 +24,8 @@ public enum HearthApplication {
             ],
             httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes))
         let realtime = RealtimeEndpoint(
-            service: hearth.service, callers: hearth.callers, configuration: configuration, limiter: limiter, logger: hearth.logger)
+            service: hearth.service, callers: hearth.callers, configuration: configuration, limiter: limiter,
+            open: hearth.realtimeConnections, logger: hearth.logger)
         let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(http1: http1, ws: realtime.webSocketConfiguration)
         let upgrade = { @Sendable (request: HTTPRequest, channel: any Channel, _: Logger) in
             realtime.shouldUpgrade(request, channel: channel)

@@ -19,6 +19,9 @@ public struct HearthResponder: HTTPResponder {
     /// Everything about data: REST and streams call it, as every transport does.
     let service: DatabaseService
     let metricsEndpoint: MetricsEndpoint
+    /// Realtime connections by session id, whichever transport they use.
+    let realtimeConnections = OpenRealtimeConnections()
+    let longPoll: LongPollEndpoint
     let logger: Logger
 
     public init(
@@ -37,6 +40,8 @@ public struct HearthResponder: HTTPResponder {
             configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, sessionJournal: sessionJournal,
             logger: logger)
         metricsEndpoint = MetricsEndpoint(metrics: metrics, streams: streams, namespaces: namespaces, storage: storage)
+        longPoll = LongPollEndpoint(
+            service: service, callers: callers, configuration: configuration, connections: realtimeConnections, logger: logger)
     }
 
     /// Routes the request and answers it. Errors are thrown to ``ErrorMiddleware``, which
@@ -67,6 +72,7 @@ public struct HearthResponder: HTTPResponder {
             throw error
         }
         if method == "OPTIONS" { return preflight() }
+        if case .longPoll = target { return try await longPoll.respond(to: request, context: context) }
         let options = try RequestOptions(queryString: request.uri.query)
         if case .console = target {
             // The page is public; everything it shows comes from the API, with the token the
@@ -86,7 +92,7 @@ public struct HearthResponder: HTTPResponder {
         }
         let caller = try await callers.resolve(request, options: options)
         switch target {
-        case .health, .ready, .console, .consoleRedirect:
+        case .health, .ready, .console, .consoleRedirect, .longPoll:
             preconditionFailure("answered above")
         case .metrics:
             guard method == "GET" else { throw ServiceError.methodNotAllowed(method) }

@@ -13,6 +13,8 @@ enum RESTTarget: Equatable {
     case console
     /// `/` from a browser: sent to the console.
     case consoleRedirect
+    /// `/.lp`: the realtime protocol by long polling (the browser SDK's fallback).
+    case longPoll
     case settings(name: String)
     /// Data at `path`; `priority` when the URL ended in `/.priority.json`; `csv` for `.csv`.
     case data(path: Path, priority: Bool, csv: Bool)
@@ -26,6 +28,7 @@ enum RESTTarget: Equatable {
         case "/.inspect/databases.json": return .inspectDatabases
         case "/.inspect/streams.json": return .inspectStreams
         case "/.console", "/.console/", "/.console/index.html": return .console
+        case LongPollEndpoint.path: return .longPoll
         default: break
         }
         if rawPath.hasPrefix("/.settings/") {

@@ -85,4 +85,31 @@ struct RealtimeOutboxStateMachineTests {
         #expect(machine.next() == .write([message("r1")]))
         #expect(machine.next() == .end(message("bye")), "a closing client gets no fresh data")
     }
+
+    @Test func theHandOverMarkSplitsWhatGoesOutBeforeAndAfterAMove() {
+        var machine = Machine(capacityBytes: 100)
+        #expect(machine.enqueuePush(message("p1")) == .none)
+        #expect(machine.enqueueReply(message("r1")) == .none)
+        #expect(machine.enqueueHandOver() == .none)
+        #expect(machine.enqueuePush(message("p2")) == .none)
+        #expect(machine.next() == .write([message("p1"), message("r1")]), "the old transport's part stops at the mark")
+        #expect(machine.next() == .handOver)
+        #expect(machine.next() == .write([message("p2")]))
+    }
+
+    @Test func theHandOverMarkSurvivesAnOverflowAndIsSkippedAtTheEnd() {
+        var machine = Machine(capacityBytes: 4)
+        #expect(machine.enqueuePush(message("abc")) == .none)
+        #expect(machine.enqueueHandOver() == .none)
+        #expect(machine.enqueuePush(message("de")) == .overflowed)
+        #expect(machine.next() == .resync)
+        #expect(machine.next() == .handOver, "replies and the mark are never dropped")
+        var ending = Machine(capacityBytes: 100)
+        #expect(ending.enqueueReply(message("r1")) == .none)
+        #expect(ending.enqueueHandOver() == .none)
+        #expect(ending.end(.client) == .none)
+        #expect(ending.enqueueHandOver() == .dropped)
+        #expect(ending.next() == .write([message("r1")]))
+        #expect(ending.next() == .end(nil), "an ending connection moves nowhere")
+    }
 }

@@ -42,12 +42,25 @@ public enum WireEncoding {
         return output.bytes
     }
 
+    /// `r`: reset. On an upgrading WebSocket the client gives up the upgrade and goes on with
+    /// long polling; otherwise it reconnects, to `host`.
+    public static func reset(host: String) -> [UInt8] {
+        control("r", text: host)
+    }
+
     /// `s`: the server shuts this client out for good (the SDKs stop reconnecting), for fatal
     /// errors only.
     public static func shutdown(reason: String) -> [UInt8] {
-        var output = OutputBuffer(capacity: 64 + reason.utf8.count)
-        output.append("{\"t\":\"c\",\"d\":{\"t\":\"s\",\"d\":")
-        JSONWriter.writeString(reason, to: &output)
+        control("s", text: reason)
+    }
+
+    /// A control message carrying a string.
+    static func control(_ command: StaticString, text: String) -> [UInt8] {
+        var output = OutputBuffer(capacity: 64 + text.utf8.count)
+        output.append("{\"t\":\"c\",\"d\":{\"t\":\"")
+        output.append(command)
+        output.append("\",\"d\":")
+        JSONWriter.writeString(text, to: &output)
         output.append("}}")
         return output.bytes
     }

@@ -6,14 +6,15 @@ import NIOWebSocket
 import Synchronization
 import WSCore
 
-/// One client of Firebase's realtime protocol on a WebSocket: the SDKs' connection.
+/// One client of Firebase's realtime protocol: the SDKs' connection, on a WebSocket or by
+/// long polling (which may move to a WebSocket: see `RealtimeConnection+LongPoll.swift`).
 ///
 /// Three tasks serve it. The **reader** joins frames into messages and handles each request
 /// in arrival order; writes are started at once (so they apply in the client's order) and
 /// the reader goes on to the next request without waiting for them to be durable. The
 /// **replier** answers the requests in the same order: a write's `ok` once it is durable and
-/// the pushes it caused are queued ahead of it. The **writer** sends the outbox to the socket,
-/// splitting long messages into numbered frames. Requests that read (listen, get,
+/// the pushes it caused are queued ahead of it. The **writer** sends the outbox to the client
+/// (``RealtimeTransportWriter``). Requests that read (listen, get,
 /// on-disconnect registrations) first wait for the writes before them.
 ///
 /// When the connection ends, for any reason, its listens stop and its on-disconnect writes are
@@ -29,11 +30,15 @@ final class RealtimeConnection: Sendable {
     let lease: ClientStreamLease
     /// The client's address, for the write rate limit.
     let clientKey: String
+    /// How the connection began, when it began by long polling.
+    let longPoll: LongPollTransport?
 
     struct State {
         var caller = Caller.anonymous
         var hub: NamespaceStreams?
         var expiry: Task<Void, Never>?
+        /// A long-polling connection's move to a WebSocket, once one has been opened for it.
+        var upgrade: RealtimeUpgrade?
     }
     let state = Mutex(State())
 
@@ -53,7 +58,7 @@ final class RealtimeConnection: Sendable {
 
     init(
         service: DatabaseService, callers: CallerResolver, session: RealtimeSession, limits: ServerLimits, lease: ClientStreamLease,
-        clientKey: String, logger: Logger
+        clientKey: String, longPoll: LongPollTransport? = nil, logger: Logger
     ) {
         self.service = service
         self.callers = callers
@@ -62,6 +67,7 @@ final class RealtimeConnection: Sendable {
         self.metrics = service.metrics
         self.lease = lease
         self.clientKey = clientKey
+        self.longPoll = longPoll
         self.logger = logger
         (pending, pendingInput) = AsyncStream<Pending>.makeStream()
     }
@@ -70,16 +76,13 @@ final class RealtimeConnection: Sendable {
 
     // MARK: Running
 
-    /// Serves the connection until either side ends it, then cleans up.
+    /// Serves the connection on a WebSocket until either side ends it, then cleans up.
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, host: String) async {
-        metrics.realtime.connectionOpened()
         session.outbox.reply(ByteBuffer(bytes: WireEncoding.hello(
             time: Database.systemMilliseconds(), host: host, session: session.wireID)))
-        // The replier is not cancelled with the others: it answers (and so releases) every
-        // request queued before the end, including a reader waiting in ``drain()``.
-        let replier = Task { await self.replyLoop() }
+        let replier = begin()
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.writeLoop(outbound) }
+            group.addTask { _ = await self.writeLoop(WebSocketTransportWriter(outbound: outbound)) }
             group.addTask { await self.readLoop(inbound) }
             // Whichever ends first (the client went, the writer failed or the server is
             // stopping) ends the other.
@@ -87,6 +90,19 @@ final class RealtimeConnection: Sendable {
             session.outbox.end(.client)
             group.cancelAll()
         }
+        await end(replier)
+    }
+
+    /// Starts answering requests. The replier is not cancelled with the reader and writer: it
+    /// answers (and so releases) every request queued before the end, including a reader
+    /// waiting in ``drain()``.
+    func begin() -> Task<Void, Never> {
+        metrics.realtime.connectionOpened()
+        return Task { await self.replyLoop() }
+    }
+
+    /// Answers what is queued, then stops listening and makes the on-disconnect writes.
+    func end(_ replier: Task<Void, Never>) async {
         pendingInput.finish()
         await replier.value
         await cleanUp()
@@ -117,58 +133,66 @@ final class RealtimeConnection: Sendable {
         var assembler = WireFrameAssembler(maxMessageBytes: limits.maxRealtimeMessageBytes)
         do {
             for try await message in inbound.messages(maxSize: limits.maxRealtimeMessageBytes) {
-                guard case .text(let text) = message else {
-                    throw DataError("Binary messages are not part of the realtime protocol.")
-                }
-                guard case .message(let bytes) = try assembler.receive(Array(text.utf8)) else { continue }
+                guard case .message(let bytes) = try assembler.receive(try RealtimeConnection.text(of: message)) else { continue }
                 metrics.realtime.messagesIn.increment()
                 try await handle(bytes)
             }
         } catch let error as DataError {
-            if error.message.hasPrefix("Message too large") { metrics.countRefusal(.messageSize) }
-            logger.debug("realtime connection closed: \(error.message)", metadata: ["session": "\(session.id.value)"])
-            session.outbox.end(.protocolError)
+            protocolError(error)
         } catch {
             // The socket closed or the task was cancelled.
         }
     }
 
-    func writeLoop(_ outbound: WebSocketOutboundWriter) async {
+    static func text(of message: WebSocketMessage) throws(DataError) -> [UInt8] {
+        guard case .text(let text) = message else {
+            throw DataError("Binary messages are not part of the realtime protocol.")
+        }
+        return Array(text.utf8)
+    }
+
+    /// The client sent what the protocol does not allow: the connection ends.
+    func protocolError(_ error: DataError) {
+        if error.message.hasPrefix("Message too large") { metrics.countRefusal(.messageSize) }
+        logger.debug("realtime connection closed: \(error.message)", metadata: ["session": "\(session.id.value)"])
+        session.outbox.end(.protocolError)
+    }
+
+    /// How the writer stopped.
+    enum WriterEnd {
+        case ended
+        /// The outbox reached the long-polling connection's move to its WebSocket.
+        case handOver
+    }
+
+    /// Sends the outbox through `writer` until the connection ends (or, on long polling, it
+    /// moves to a WebSocket).
+    func writeLoop(_ writer: some RealtimeTransportWriter) async -> WriterEnd {
         do {
             while true {
                 switch await session.outbox.next() {
                 case .write(let messages):
-                    for message in messages { try await send(message, to: outbound) }
+                    metrics.realtime.messagesOut.increment(by: Int64(messages.count))
+                    try await writer.write(messages)
                 case .resync:
                     if let hub = state.withLock({ $0.hub }) {
                         await hub.resync(session, listens: session.allListens)
                     } else {
                         session.outbox.resynchronised(with: [])
                     }
+                case .handOver:
+                    return .handOver
                 case .end(let finalMessage):
-                    if let finalMessage { try await send(finalMessage, to: outbound) }
-                    if session.outbox.endReason == .protocolError {
-                        try? await outbound.close(.protocolError, reason: "malformed message")
-                    }
-                    return
+                    if finalMessage != nil { metrics.realtime.messagesOut.increment() }
+                    await writer.end(with: finalMessage, reason: session.outbox.endReason)
+                    return .ended
                 case .wait:
                     continue
                 }
             }
         } catch {
-            // The socket is gone.
-        }
-    }
-
-    /// Sends one message: as it is, or split into a count frame and slices.
-    func send(_ message: ByteBuffer, to outbound: WebSocketOutboundWriter) async throws {
-        metrics.realtime.messagesOut.increment()
-        guard message.readableBytes > WireFrames.sliceSize else {
-            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message)))
-            return
-        }
-        for slice in WireFrames.split(Array(message.readableBytesView)) {
-            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: slice))))
+            // The transport is gone.
+            return .ended
         }
     }
 
@@ -250,8 +274,13 @@ final class RealtimeConnection: Sendable {
         case .control("p"):
             // A ping: answered at once (the SDK counts pongs towards a healthy connection).
             session.outbox.reply(ByteBuffer(bytes: WireEncoding.control("o")))
+        case .control("n"):
+            // A long-polling client has finished sending by long poll: it sends on its
+            // WebSocket from now on.
+            moveInput()
         case .control:
-            // `n` and `a` belong to the long-polling upgrade; others are ignored, as the SDKs do.
+            // `a` belongs to the upgrade too (the switch-ack on the WebSocket, which needs no
+            // answer); unknown commands are ignored, as the SDKs do.
             break
         case .request(let number, .failure(let error)):
             await enqueue(.reply(errorReply(number, error)))

@@ -14,10 +14,11 @@ struct RealtimeEndpoint: Sendable {
     let callers: CallerResolver
     let configuration: ServerConfiguration
     let limiter: ConnectionLimiter
-    let logger: Logger
     /// Open connections by their session's wire id, so a reconnecting client (`ls=`) ends its
-    /// previous connection if the server still holds it (a half-open TCP connection).
-    let open = OpenRealtimeConnections()
+    /// previous connection if the server still holds it (a half-open TCP connection), and a
+    /// long-polling client (`s=`) moves its connection to this WebSocket.
+    let open: OpenRealtimeConnections
+    let logger: Logger
 
     static let path = "/.ws"
 
@@ -43,16 +44,29 @@ struct RealtimeEndpoint: Sendable {
             service.metrics.countRefusal(.connections)
             return .dontUpgrade
         }
+        let parameters = Dictionary(pairs.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+        let host = request.authority ?? "\(configuration.host):\(configuration.port)"
+        if let sessionID = parameters["s"] {
+            // A long-polling client moving to a WebSocket: the connection exists (and holds
+            // the client's stream slot) already.
+            let connection = open.connection(sessionID)
+            SetupDeadlineHandler.lift(on: ConnectionLimiter.connection(of: channel))
+            return .upgrade([:]) { inbound, outbound, _ in
+                guard let connection else {
+                    // The client gives the upgrade up and goes on polling.
+                    try? await outbound.write(.text(String(decoding: WireEncoding.reset(host: host), as: UTF8.self)))
+                    return
+                }
+                await connection.runUpgrade(inbound: inbound, outbound: outbound, host: host)
+            }
+        }
         let client = configuration.clientAddresses.client(peer: channel.remoteAddress?.ipAddress, headers: request.headerFields)
         let limit = configuration.limits.maxStreamsPerClient
         guard let lease = service.streams.leaseStream(for: client.limitKey, limit: limit) else {
             service.metrics.countRefusal(.streamsPerClient)
             return .dontUpgrade
         }
-        let parameters = Dictionary(pairs.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
-        let namespace = parameters["ns"] ?? request.authority.flatMap(HearthResponder.namespace(fromHost:))
-            ?? configuration.defaultNamespace
-        let host = request.authority ?? "\(configuration.host):\(configuration.port)"
+        let namespace = RealtimeEndpoint.namespace(parameters, authority: request.authority, configuration: configuration)
         let previous = parameters["ls"]
         // The connection now speaks WebSocket: its setup deadline is met (the WebSocket's
         // pings watch it from here).
@@ -60,8 +74,7 @@ struct RealtimeEndpoint: Sendable {
         return .upgrade([:]) { inbound, outbound, _ in
             guard NamespaceRegistry.isValidName(namespace) else {
                 // Fatal for the SDKs (they stop reconnecting), as for Firebase's unknown databases.
-                try? await outbound.write(.text(String(decoding: WireEncoding.shutdown(
-                    reason: "Database not found: \"\(namespace)\" is not a valid namespace name."), as: UTF8.self)))
+                try? await outbound.write(.text(String(decoding: RealtimeEndpoint.invalidNamespace(namespace), as: UTF8.self)))
                 return
             }
             let session = RealtimeSession(
@@ -78,6 +91,19 @@ struct RealtimeEndpoint: Sendable {
     }
 }
 
+extension RealtimeEndpoint {
+    /// A connection's namespace: `ns=`, else the host's first label, else the default.
+    static func namespace(_ parameters: [String: String], authority: String?, configuration: ServerConfiguration) -> String {
+        parameters["ns"] ?? authority.flatMap(HearthResponder.namespace(fromHost:)) ?? configuration.defaultNamespace
+    }
+
+    /// `s` for a namespace name that cannot exist: fatal for the SDKs (they stop reconnecting),
+    /// as for Firebase's unknown databases.
+    static func invalidNamespace(_ namespace: String) -> [UInt8] {
+        WireEncoding.shutdown(reason: "Database not found: \"\(namespace)\" is not a valid namespace name.")
+    }
+}
+
 /// The realtime connections open now, by session id.
 final class OpenRealtimeConnections: Sendable {
     let connections = Mutex<[String: RealtimeConnection]>([:])
@@ -88,6 +114,10 @@ final class OpenRealtimeConnections: Sendable {
 
     func add(_ connection: RealtimeConnection, as id: String) {
         connections.withLock { $0[id] = connection }
+    }
+
+    func connection(_ id: String) -> RealtimeConnection? {
+        connections.withLock { $0[id] }
     }
 
     func remove(_ id: String) -> RealtimeConnection? {

@@ -12,6 +12,7 @@ final class RealtimeMetrics: Sendable {
     let transactionsCommitted: Counter
     let transactionsStale: Counter
     let onDisconnectRuns: Counter
+    let polls: Counter
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -32,6 +33,8 @@ final class RealtimeMetrics: Sendable {
         transactionsStale = transaction("stale")
         onDisconnectRuns = registry.makeCounter(
             name: "hearth_on_disconnect_runs_total", help: "Sessions that ended with on-disconnect writes to make.")
+        polls = registry.makeCounter(
+            name: "hearth_realtime_long_polls_total", help: "Long polls answered (/.lp, the browser SDK's fallback transport).")
         setOpen(0)
     }
 

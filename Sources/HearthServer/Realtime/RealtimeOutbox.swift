@@ -49,6 +49,15 @@ final class RealtimeOutbox: Sendable {
         writer?.resume()
     }
 
+    /// Marks where a long-polling connection moves to its WebSocket.
+    func handOver() {
+        let writer = locked.withLock { state in
+            _ = state.machine.enqueueHandOver()
+            return state.writerToWake()
+        }
+        writer?.resume()
+    }
+
     /// Ends the connection after what is queued, with `finalMessage` last.
     func end(_ reason: EndReason, with finalMessage: ByteBuffer? = nil) {
         let writer = locked.withLock { state in

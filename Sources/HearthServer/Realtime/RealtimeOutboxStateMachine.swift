@@ -24,6 +24,9 @@ struct RealtimeOutboxStateMachine {
         case message(ByteBuffer, isPush: Bool)
         /// Where the dropped pushes were: send every listen's current data here.
         case resync
+        /// Where a long-polling connection moves to its WebSocket: what is before goes out by
+        /// long poll, what is after on the WebSocket.
+        case handOver
     }
 
     enum Phase: Equatable {
@@ -89,6 +92,13 @@ struct RealtimeOutboxStateMachine {
         return wake(or: .none)
     }
 
+    /// Marks where the connection changes transports (see ``Entry/handOver``); never dropped.
+    mutating func enqueueHandOver() -> EnqueueAction {
+        guard endReason == nil else { return .dropped }
+        queue.append(.handOver)
+        return wake(or: .none)
+    }
+
     private mutating func append(_ message: ByteBuffer, isPush: Bool) {
         queue.append(.message(message, isPush: isPush))
         bytes += message.readableBytes
@@ -129,6 +139,8 @@ struct RealtimeOutboxStateMachine {
         case write([ByteBuffer])
         /// Fetch every listen's current data and hand it to ``resynchronised(with:)``.
         case resync
+        /// Send what came before on the old transport; the rest goes on the new one.
+        case handOver
         /// Send the final message (if any) and close.
         case end(ByteBuffer?)
         /// Nothing to do: park.
@@ -142,6 +154,12 @@ struct RealtimeOutboxStateMachine {
             guard endReason == nil else { return next() }
             phase = .resyncing
             return .resync
+        }
+        if let first = queue.first, case .handOver = first {
+            queue.removeFirst()
+            // At the end, the connection is not moving anywhere.
+            guard endReason == nil else { return next() }
+            return .handOver
         }
         if !queue.isEmpty {
             var messages: [ByteBuffer] = []

@@ -76,7 +76,10 @@ public enum HearthApplication {
                 responder: withMiddleware(responder),
                 server: try serverBuilder(configuration, hearth: responder),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
-                logger: logger)
+                logger: logger),
+            // After the application, so that it is stopped first: it ends the long-polling
+            // sessions, which no request holds, while storage is still open.
+            responder.longPoll.sessions,
         ]
         if let address = configuration.metricsAddress {
             services.append(

@@ -19,7 +19,6 @@ import json
 import queue
 import random
 import re
-import socket
 import threading
 from typing import Any
 
@@ -70,7 +69,7 @@ class LongPollClient(WireClient):
         self.sending_on_ws = False
         self.receiving_on_ws = False
         self.ws_held: list[dict] = []
-        self.frame_socket: socket.socket | None = None
+        self.frame_page: str | None = None
 
         status, script = self.get(f"start=t&ser={self.serial}&cb={callback}&v=5&ns={namespace}{params}")
         assert status == 200, (status, script)
@@ -107,11 +106,15 @@ class LongPollClient(WireClient):
             connection.close()
 
     def open_disconnect_frame(self) -> None:
-        """The SDK's hidden iframe: a request held open while the page lives."""
-        sock = socket.create_connection((self.host, self.port), timeout=DEFAULT_TIMEOUT)
-        sock.sendall(f"GET /.lp?dframe=t&id={self.poll_id}&pw={self.password}&ns={self.namespace} HTTP/1.1\r\n"
-                     f"Host: {self.host}:{self.port}\r\n\r\n".encode())
-        self.frame_socket = sock
+        """The SDK's hidden iframe: its page tells the server when it goes away."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=DEFAULT_TIMEOUT)
+        try:
+            connection.request("GET", self.url(f"dframe=t&id={self.poll_id}&pw={self.password}&ns={self.namespace}"))
+            response = connection.getresponse()
+            assert response.status == 200 and response.getheader("Content-Type", "").startswith("text/html")
+            self.frame_page = response.read().decode("utf-8")
+        finally:
+            connection.close()
 
     # -- the script ----------------------------------------------------------------------
 
@@ -239,22 +242,19 @@ class LongPollClient(WireClient):
             return self.lock.wait_for(lambda: self.closed, timeout)
 
     def close(self) -> None:
-        """Leaves as a page does: polling stops and the disconnect frame closes."""
+        """Leaves as a page does: polling stops and the disconnect frame's page, going away,
+        tells the server (with the request it makes when it cannot send a beacon)."""
         with self.lock:
-            self.closed = True
-        if self.frame_socket is not None:
-            self.frame_socket.close()
-            self.frame_socket = None
+            was_closed, self.closed = self.closed, True
+        if self.frame_page is not None and not was_closed:
+            self.get(f"disconn=t&id={self.poll_id}&pw={self.password}", timeout=DEFAULT_TIMEOUT)
         if self.ws is not None:
             self.ws.close()
 
     def drop(self) -> None:
-        """Stops polling without closing anything (a browser that vanished)."""
+        """Stops polling and says nothing (a browser that vanished)."""
         with self.lock:
             self.closed = True
-        if self.frame_socket is not None:
-            # Kept open and silent: the server must notice the missing polls.
-            pass
 
     # -- the upgrade ---------------------------------------------------------------------
 

@@ -236,15 +236,31 @@ def test_a_client_that_stops_polling_is_resynchronised_and_never_stalls_writers(
 
 def test_on_disconnect_runs_when_the_page_closes(poller, hearth_server, namespace):
     client = poller()
+    assert "?disconn=t&id=" + client.poll_id + "&pw=" + client.password in client.frame_page
+    assert "sendBeacon" in client.frame_page and "pagehide" in client.frame_page
     assert client.put("/presence/jo", True)["s"] == "ok"
     assert client.call("o", {"p": "/presence/jo", "d": None})["s"] == "ok"
     client.close()
     assert wait_for(lambda: rest(hearth_server, namespace, "GET", "presence/jo").json() is None, 5)
 
 
+def test_the_leaving_pages_beacon_ends_the_session(poller, hearth_server, namespace):
+    client = poller()
+    assert client.put("/presence/ox", True)["s"] == "ok"
+    assert client.call("o", {"p": "/presence/ox", "d": None})["s"] == "ok"
+    # navigator.sendBeacon is a POST; a wrong password changes nothing.
+    assert requests.post(f"{hearth_server.base_url}/.lp?disconn=t&id={client.poll_id}&pw=x", timeout=10).status_code == 200
+    assert client.call("s", {"c": {}})["s"] == "ok"
+    beacon = requests.post(f"{hearth_server.base_url}/.lp?disconn=t&id={client.poll_id}&pw={client.password}",
+                           data="", timeout=10)
+    assert beacon.status_code == 200
+    assert wait_for(lambda: rest(hearth_server, namespace, "GET", "presence/ox").json() is None, 5)
+    assert client.wait_closed()
+
+
 def test_on_disconnect_runs_when_the_polls_stop(hearth_launcher, tmp_path):
-    """A browser that vanished (no poll, the disconnect frame silent) is taken to have gone
-    after three hold times (here the keep-alive: 0.5 s)."""
+    """A browser that vanished (no poll, no word from the disconnect frame) is taken to have
+    gone after three hold times (the keep-alive here: 0.5 s), and at least 10 s."""
     server = hearth_launcher(tmp_path / "data", tmp_path, extra_args=["--keep-alive-seconds", "0.5"])
     client = LongPollClient(server.port, "idle")
     assert client.put("/presence/kim", True)["s"] == "ok"
@@ -254,7 +270,29 @@ def test_on_disconnect_runs_when_the_polls_stop(hearth_launcher, tmp_path):
     assert rest(server, "idle", "GET", "presence/kim").json() is True
     assert client.call("s", {"c": {}})["s"] == "ok"
     client.drop()
-    assert wait_for(lambda: rest(server, "idle", "GET", "presence/kim").json() is None, 10)
+    dropped = time.monotonic()
+    assert wait_for(lambda: rest(server, "idle", "GET", "presence/kim").json() is None, 20)
+    assert time.monotonic() - dropped > 8, "not before the idle timeout's floor"
+
+
+def test_a_stopping_server_ends_long_poll_sessions_and_makes_their_on_disconnect_writes(hearth_launcher, tmp_path):
+    server = hearth_launcher(tmp_path / "data", tmp_path)
+    client = LongPollClient(server.port, "stopping")
+    moved = LongPollClient(server.port, "stopping")
+    assert client.put("/presence/pat", True)["s"] == "ok"
+    assert client.call("o", {"p": "/presence/pat", "d": None})["s"] == "ok"
+    moved.upgrade()
+    assert moved.call("o", {"p": "/presence/sam", "d": "gone"})["s"] == "ok"
+    started = time.monotonic()
+    server.process.terminate()
+    server.process.wait(timeout=15)
+    assert time.monotonic() - started < 5, "held polls do not hold up the shutdown"
+    assert client.wait_closed(), "the held poll was told to close"
+    restarted = hearth_launcher(tmp_path / "data", tmp_path, log_name="restarted")
+    assert rest(restarted, "stopping", "GET", "presence").json() == {"sam": "gone"}
+    time.sleep(0.5)
+    assert "of sessions of the previous run" not in restarted.stderr_tail(), \
+        "the stopping server made them itself; none were left for the next start"
 
 
 def test_the_long_poll_session_counts_as_a_stream_of_its_client(hearth_launcher, tmp_path):
@@ -369,12 +407,19 @@ def test_the_answers_run_as_javascript_in_a_browser(hearth_server, namespace, ha
         rest(hearth_server, namespace, "PUT", "room/text", json=tricky)
         messages = wait_until(driver, received(4), "the push", 20, diagnostics)
         assert messages[3] == {"t": "d", "d": {"a": "d", "b": {"p": "room/text", "d": tricky}}}
+        rest(hearth_server, namespace, "PUT", "room/here", json=True)
+        wait_until(driver, received(5), "the push", 20, diagnostics)
         long_value = {"text": "é€𝄞" * 2000}
         driver.execute_script("send(arguments[0])", {"t": "d", "d": {"r": 2, "a": "p", "b": {"p": "/room/long", "d": long_value}}})
-        messages = wait_until(driver, received(6), "the write's push and ok", 20, diagnostics)
-        assert messages[5] == {"t": "d", "d": {"r": 2, "b": {"s": "ok", "d": ""}}}
+        messages = wait_until(driver, received(7), "the write's push and ok", 20, diagnostics)
+        assert messages[6] == {"t": "d", "d": {"r": 2, "b": {"s": "ok", "d": ""}}}
         assert rest(hearth_server, namespace, "GET", "room/long").json() == long_value
         assert driver.execute_script("return window.harness.errors") == []
         assert browser_errors(driver) == []
+        # Leaving the page: the disconnect frame's page sends its beacon, the session ends.
+        driver.execute_script("send(arguments[0])", {"t": "d", "d": {"r": 3, "a": "o", "b": {"p": "/room/here", "d": None}}})
+        wait_until(driver, received(8), "the on-disconnect registration's ok", 20, diagnostics)
+        driver.get("about:blank")
+        assert wait_for(lambda: rest(hearth_server, namespace, "GET", "room/here").json() is None, 10)
     finally:
         driver.quit()

@@ -14,8 +14,8 @@ import Synchronization
 ///   gives the poll id and password, and carries the hello.
 /// - `id=…&pw=…&ser=…[&seg<i>=…&ts<i>=…&d<i>=…]` is a poll, carrying the client's messages in
 ///   segments (``LongPollSegments``) and answered with the server's (``LongPollTransport``).
-/// - `dframe=t&id=…&pw=…` is held open by a hidden iframe while the page lives: when it
-///   closes, the client has gone.
+/// - `dframe=t&id=…&pw=…` is the page of the hidden iframe the SDK adds: when the page goes
+///   away, it sends `disconn=t&id=…&pw=…` (a beacon, else a request), and the session ends.
 ///
 /// The same connection may then move to a WebSocket (`/.ws?s=<session>`, see
 /// ``RealtimeUpgrade``).
@@ -34,14 +34,17 @@ struct LongPollEndpoint: Sendable {
     /// space as often.
     var holdDuration: Duration { .milliseconds(Int(min(configuration.streams.keepAliveSeconds, 20) * 1000)) }
     /// How long a client may go without a poll before it is taken to have gone: three hold
-    /// times (a browser slows the timers of a hidden tab, and so its polls, to one a second
-    /// or less).
-    var idleTimeout: Duration { holdDuration * 3 }
+    /// times, and at least 10 s (a browser slows the timers of a hidden tab, and so its polls,
+    /// to one a second or less).
+    var idleTimeout: Duration { max(holdDuration * 3, .seconds(10)) }
 
     func respond(to request: Request, context: HearthRequestContext) async throws -> Response {
-        guard request.method == .get else { throw ServiceError.methodNotAllowed(request.method.rawValue) }
         let pairs = try RequestOptions.pairs(request.uri.query ?? "")
         let parameters = Dictionary(pairs.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+        // The leaving page's beacon is a POST; everything else is a script or a page load.
+        guard request.method == .get || (request.method == .post && parameters["disconn"] == "t") else {
+            throw ServiceError.methodNotAllowed(request.method.rawValue)
+        }
         if parameters["start"] == "t" { return try start(request, parameters: parameters, context: context) }
         guard let id = parameters["id"], let password = parameters["pw"], let transport = sessions.transport(id),
             transport.accepts(password: password)
@@ -50,13 +53,18 @@ struct LongPollEndpoint: Sendable {
             // client closes the transport and connects again.
             return LongPollEndpoint.script(LongPollScript.close(after: nil))
         }
-        if parameters["dframe"] == "t" { return disconnectFrame(request, transport) }
+        if parameters["dframe"] == "t" { return LongPollEndpoint.disconnectFrame(transport) }
+        if parameters["disconn"] == "t" {
+            transport.finish()
+            return LongPollEndpoint.script([])
+        }
         do {
             try transport.receive(try LongPollSegments.segments(in: parameters))
         } catch {
             transport.finish()
             throw error
         }
+        await transport.waitForRoom()
         service.metrics.realtime.polls.increment()
         let answer = await withGracefulShutdownHandler {
             await transport.poll()
@@ -97,12 +105,10 @@ struct LongPollEndpoint: Sendable {
             clientKey: client.limitKey, longPoll: transport, logger: logger)
         if let previous = parameters["ls"] { connections.remove(previous)?.close() }
         connections.add(connection, as: session.wireID)
-        sessions.add(transport)
-        let sessions = self.sessions, connections = self.connections
-        Task {
+        let connections = self.connections
+        sessions.start(transport, connection) {
             await connection.run(longPoll: transport)
             connections.remove(session.wireID, ifItIs: connection)
-            sessions.remove(transport)
         }
         let host = request.head.authority ?? "\(configuration.host):\(configuration.port)"
         let hello = WireEncoding.hello(time: Database.systemMilliseconds(), host: host, session: session.wireID)
@@ -110,31 +116,29 @@ struct LongPollEndpoint: Sendable {
             LongPollScript.start(callback: callback, id: transport.id, password: transport.password, hello: hello))
     }
 
-    /// Held open while the page lives; its end is the client leaving. A space every
-    /// ``holdDuration`` keeps proxies from closing it for being idle (and
-    /// finds a connection that died without closing).
-    func disconnectFrame(_ request: Request, _ transport: LongPollTransport) -> Response {
+    /// The page of the SDK's hidden disconnect iframe: when it goes away (the page closes or
+    /// navigates, or the SDK removes it), it tells the server, which ends the session then
+    /// instead of after the idle timeout.
+    static func disconnectFrame(_ transport: LongPollTransport) -> Response {
         var headers = ResponseFactory.baseHeaders(contentType: "text/html; charset=utf-8")
         headers[.cacheControl] = "no-cache, no-store"
-        let keepAlive = holdDuration
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            do {
-                try await request.body.consumeWithInboundCloseHandler { _ in
-                    try await withGracefulShutdownHandler {
-                        while await !transport.waitUntilFinished(timeout: keepAlive) {
-                            try await writer.write(ByteBuffer(string: " "))
-                        }
-                    } onGracefulShutdown: {
-                        transport.finish()
-                    }
-                } onInboundClosed: {
-                    transport.finish()
-                }
-            } catch {
-                transport.finish()
-            }
-            try? await writer.finish(nil)
-        })
+        let page = """
+            <!doctype html><html><body><script>
+            (function () {
+              var url = "?disconn=t&id=\(transport.id)&pw=\(transport.password)", sent = false;
+              function leave() {
+                if (sent) return;
+                sent = true;
+                if (navigator.sendBeacon && navigator.sendBeacon(url)) return;
+                try { var request = new XMLHttpRequest(); request.open("GET", url, false); request.send(); } catch (e) {}
+              }
+              window.addEventListener("pagehide", leave);
+              window.addEventListener("unload", leave);
+            })();
+            </script></body></html>
+
+            """
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
     }
 
     static func script(_ bytes: [UInt8]) -> Response {
@@ -144,21 +148,52 @@ struct LongPollEndpoint: Sendable {
     }
 }
 
-/// The long-polling sessions open now, by poll id.
-final class LongPollSessions: Sendable {
-    let transports = Mutex<[String: LongPollTransport]>([:])
+/// The long-polling sessions open now, by poll id, with the tasks that serve them (no request
+/// owns a long-polling connection). As a service of the server's service group it ends them
+/// all when the server stops, and waits for their on-disconnect writes.
+final class LongPollSessions: Service, Sendable {
+    struct Entry {
+        let transport: LongPollTransport
+        let connection: RealtimeConnection
+        let task: Task<Void, Never>
+    }
+    let entries = Mutex<[String: Entry]>([:])
 
-    func add(_ transport: LongPollTransport) {
-        transports.withLock { $0[transport.id] = transport }
+    /// Serves `connection` with `run` in a task of its own, until it ends.
+    func start(_ transport: LongPollTransport, _ connection: RealtimeConnection, run: @escaping @Sendable () async -> Void) {
+        entries.withLock { entries in
+            let task = Task {
+                await run()
+                self.remove(transport)
+            }
+            entries[transport.id] = Entry(transport: transport, connection: connection, task: task)
+        }
     }
 
     func transport(_ id: String) -> LongPollTransport? {
-        transports.withLock { $0[id] }
+        entries.withLock { $0[id]?.transport }
     }
 
     func remove(_ transport: LongPollTransport) {
-        transports.withLock { transports in
-            if transports[transport.id] === transport { transports[transport.id] = nil }
+        entries.withLock { entries in
+            if entries[transport.id]?.transport === transport { entries[transport.id] = nil }
         }
+    }
+
+    /// Waits for the server to stop, then ends every session.
+    func run() async throws {
+        try? await gracefulShutdown()
+        await endAll()
+    }
+
+    /// Ends every session (those that moved to a WebSocket too) and waits until each has
+    /// made its on-disconnect writes.
+    func endAll() async {
+        let ending = entries.withLock { Array($0.values) }
+        for entry in ending {
+            entry.connection.session.outbox.end(.shutdown)
+            entry.transport.finish()
+        }
+        for entry in ending { await entry.task.value }
     }
 }

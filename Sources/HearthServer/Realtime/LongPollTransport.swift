@@ -44,10 +44,20 @@ final class LongPollTransport: Sendable {
         var finished = false
         /// Waiting for the end (``waitUntilFinished(timeout:)``), by token.
         var finishWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
+        /// Bytes of messages joined and not yet taken by the reader, and the polls waiting for
+        /// them to fall under ``inboxLimit``.
+        var inboxBytes = 0
+        var roomWaiters: [CheckedContinuation<Void, Never>] = []
     }
     let state: Mutex<State>
 
+    /// Past this many bytes of messages waiting for the reader, a poll's answer waits: the
+    /// client, which keeps at most two polls outstanding, stops sending (as TCP would stop a
+    /// WebSocket client).
+    let inboxLimit: Int
+
     init(maxMessageBytes: Int, holdDuration: Duration, idleTimeout: Duration) {
+        inboxLimit = maxMessageBytes + (1 << 20)
         id = LongPollTransport.randomToken(words: 2)
         password = LongPollTransport.randomToken(words: 2)
         self.holdDuration = holdDuration
@@ -72,11 +82,38 @@ final class LongPollTransport: Sendable {
         do {
             try state.withLock { state throws(DataError) in
                 // Yielded under the lock, so that messages from concurrent polls stay in order.
-                for message in try state.segments.receive(segments) { inboxInput.yield(message) }
+                for message in try state.segments.receive(segments) {
+                    state.inboxBytes += message.count
+                    inboxInput.yield(message)
+                }
             }
         } catch {
             finish()
             throw error
+        }
+    }
+
+    /// The reader took a message of `count` bytes.
+    func taken(_ count: Int) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.inboxBytes -= count
+            guard state.inboxBytes <= inboxLimit else { return [] }
+            defer { state.roomWaiters = [] }
+            return state.roomWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once the messages waiting for the reader are under ``inboxLimit`` (or the
+    /// session is over).
+    func waitForRoom() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let room = state.withLock { state in
+                let room = state.finished || state.inboxBytes <= inboxLimit
+                if !room { state.roomWaiters.append(continuation) }
+                return room
+            }
+            if room { continuation.resume() }
         }
     }
 
@@ -95,7 +132,7 @@ final class LongPollTransport: Sendable {
                     state.lastActivity = .now
                     let previous = state.held?.continuation
                     state.held = nil
-                    if state.finished { return (previous, Optional(LongPollScript.close(after: nil)), Optional<CheckedContinuation<Void, Never>>.none) }
+                    if state.finished { return (previous, Optional(LongPollTransport.closing(state)), Optional<CheckedContinuation<Void, Never>>.none) }
                     if !state.ready.isEmpty || state.closing {
                         let writer = state.writer
                         state.writer = nil
@@ -140,10 +177,16 @@ final class LongPollTransport: Sendable {
             state.ready = []
             if state.closing { state.finished = true }
         }
-        guard !state.ready.isEmpty else { return LongPollScript.close(after: nil) }
+        guard !state.ready.isEmpty else { return closing(state) }
         let number = state.nextNumber
         state.nextNumber += 1
         return LongPollScript.messages(number: number, state.ready.map { $0.readableBytesView }, closing: state.closing)
+    }
+
+    /// `close` after the last numbered response: a response still on its way (two polls may
+    /// be outstanding) is handled before the client closes.
+    static func closing(_ state: State) -> [UInt8] {
+        LongPollScript.close(after: state.nextNumber - 1)
     }
 
     // MARK: The writer's side
@@ -216,14 +259,16 @@ final class LongPollTransport: Sendable {
             var held: (CheckedContinuation<[UInt8], Never>, [UInt8])?
             if let poll = state.held?.continuation {
                 let hasMessages = !state.ready.isEmpty || state.closing
-                held = (poll, hasMessages ? LongPollTransport.take(&state) : LongPollScript.close(after: nil))
+                held = (poll, hasMessages ? LongPollTransport.take(&state) : LongPollTransport.closing(state))
             }
-            return (held, state.writer, Array(state.finishWaiters.values))
+            defer { state.roomWaiters = [] }
+            return (held, state.writer, (Array(state.finishWaiters.values), state.roomWaiters))
         }
         inboxInput.finish()
         if let (poll, script) = held { poll.resume(returning: script) }
         writer?.resume()
-        for waiter in waiters { waiter.resume(returning: true) }
+        for waiter in waiters.0 { waiter.resume(returning: true) }
+        for waiter in waiters.1 { waiter.resume() }
     }
 
     /// Waits until the session is finished (true), or `timeout` has passed (false).
@@ -250,14 +295,14 @@ final class LongPollTransport: Sendable {
         }
     }
 
-    /// Returns when the client has gone: no poll held and none for ``idleTimeout``, or the
-    /// session finished. Returns at once when cancelled.
+    /// Returns when the client has gone: no poll held and none for ``idleTimeout``. Returns at
+    /// once when cancelled. (A session finished otherwise ends its reader instead.)
     func watch() async {
         let step = min(idleTimeout / 4, .seconds(5))
         while !Task.isCancelled {
             try? await Task.sleep(for: step)
             let gone = state.withLock { state in
-                state.finished || (state.held == nil && ContinuousClock.now - state.lastActivity > idleTimeout)
+                state.held == nil && ContinuousClock.now - state.lastActivity > idleTimeout
             }
             if gone { return }
         }

@@ -35,6 +35,8 @@ extension RealtimeConnection {
         if moved, let upgrade = state.withLock({ $0.upgrade }) {
             await upgrade.waitUntilWebSocketFinished()
         }
+        // After a move the long-poll side is over too, whether or not the client took its close.
+        transport.finish()
         await end(replier)
     }
 
@@ -51,6 +53,7 @@ extension RealtimeConnection {
             } catch {
                 return false
             }
+            transport.taken(bytes.count)
             switch state.withLock({ $0.upgrade?.phase }) {
             case .inputMoved, .moved: return true
             case .attached, .abandoned, nil: continue

@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.2.0"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
+        // Already a dependency of Hummingbird's; named for NIOEmbedded in the tests.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // Pure Swift: JSON, paths, the persistent tree, push IDs, server values. No I/O.
@@ -84,6 +86,7 @@ let package = Package(
                 "HearthServer",
                 "HearthTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
     ]

@@ -64,6 +64,7 @@ struct DeadlinedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
             try channel.pipeline.syncOperations.addHandler(
                 SetupDeadlineHandler(timeout: timeout, metrics: metrics, limiter: limiter))
         }.flatMap {

@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
         // Already a dependency of Hummingbird's; named for NIOEmbedded in the tests.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Pure Swift: JSON, paths, the persistent tree, push IDs, server values. No I/O.
@@ -31,6 +32,16 @@ let package = Package(
         .target(
             name: "HearthStorage",
             dependencies: ["HearthCore", "CZlib", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Namespaces in PostgreSQL instead of a data directory (`--storage postgres://…`).
+        .target(
+            name: "HearthPostgres",
+            dependencies: [
+                "HearthCore",
+                "HearthStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The Hummingbird application: REST routes, namespaces, auth.
         .target(
@@ -56,6 +67,7 @@ let package = Package(
                 "HearthCore",
                 "HearthServer",
                 "HearthStorage",
+                "HearthPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -85,6 +97,7 @@ let package = Package(
             dependencies: [
                 "HearthServer",
                 "HearthTestSupport",
+                "HearthPostgres",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

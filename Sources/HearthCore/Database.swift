@@ -160,12 +160,16 @@ public final class Database: Sendable {
     /// sequence and the log agree again and later writes can succeed.
     func rollBack(after failure: any Error) {
         let durable: UInt64? = writer.withLock { state in
-            guard let durable = log.recover(from: failure), state.sequence > durable else { return nil }
+            // A log ahead of the writer (it holds records someone else wrote) cannot be caught
+            // up here: nothing changes, and the log keeps refusing appends.
+            guard let durable = log.recover(from: failure), state.sequence >= durable else { return nil }
             state.pending.removeAll { $0.sequence > durable }
             state.root = state.pending.last?.root ?? committed.withLock { $0.root }
             state.sequence = durable
             return durable
         }
+        // Also when nothing is dropped: a commit whose answer was lost may have made every
+        // pending write durable after all.
         if let durable { markDurable(through: durable) }
     }
 

@@ -26,7 +26,8 @@ public enum LogRecordCodec {
         return framed.bytes
     }
 
-    static func encodePayload(_ entry: Entry) -> [UInt8] {
+    /// A record's payload: what `frame` checksums and frames (and what PostgreSQL stores as it is).
+    public static func encodePayload(_ entry: Entry) -> [UInt8] {
         var writer = ByteWriter()
         writer.u64(entry.record.sequence)
         writer.u64(UInt64(bitPattern: entry.pushTime))
@@ -54,7 +55,7 @@ public enum LogRecordCodec {
     }
 
     /// Decodes a record's payload (after its CRC was checked).
-    static func decodePayload(_ payload: UnsafeRawBufferPointer) throws -> Entry {
+    public static func decodePayload(_ payload: UnsafeRawBufferPointer) throws -> Entry {
         var reader = ByteReader(payload)
         do {
             let sequence = try reader.u64()

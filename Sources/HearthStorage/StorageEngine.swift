@@ -25,10 +25,13 @@ public struct StorageOptions: Sendable {
 }
 
 /// Opens the namespaces of a data directory (`<directory>/<namespace>/`), recovering each from
-/// its snapshot and log; or keeps everything in memory when there is no directory.
+/// its snapshot and log; or keeps everything in memory when there is no directory; or, with a
+/// ``NamespaceBackend``, opens them there (the data directory then holds only what is per node).
 public final class StorageEngine: Sendable {
     /// The data directory, or nil for a purely in-memory server.
     public let directory: String?
+    /// Where the namespaces are when not in the data directory.
+    public let backend: (any NamespaceBackend)?
     public let options: StorageOptions
     let logger: Logger
     /// Reports what the storage does (sync durations) to the server's metrics.
@@ -37,8 +40,12 @@ public final class StorageEngine: Sendable {
     /// The lock on the data directory, taken by the first `open` and kept until `close`.
     let directoryLock = Mutex<DirectoryLock?>(nil)
 
-    public init(directory: String?, options: StorageOptions = StorageOptions(), logger: Logger = Logger(label: "hearth.storage")) {
+    public init(
+        directory: String?, backend: (any NamespaceBackend)? = nil, options: StorageOptions = StorageOptions(),
+        logger: Logger = Logger(label: "hearth.storage")
+    ) {
         self.directory = directory
+        self.backend = backend
         self.options = options
         self.logger = logger
     }
@@ -54,6 +61,7 @@ public final class StorageEngine: Sendable {
 
     /// Opens (recovering) or creates the database for `namespace`.
     public func open(namespace: String) throws -> Database {
+        if let backend { return try backend.open(namespace: namespace, options: options, observer: observer) }
         guard let directory else { return Database(name: namespace, log: MemoryWriteLog()) }
         try lockDirectory()
         let store = try NamespaceStore.open(
@@ -65,6 +73,7 @@ public final class StorageEngine: Sendable {
 
     /// The namespaces that already exist in the data directory (those with a MANIFEST).
     public func existingNamespaces() throws -> [String] {
+        if let backend { return try backend.existingNamespaces() }
         guard let directory, FileIO.exists(directory) else { return [] }
         return try FileIO.list(directory).filter {
             FileIO.exists(NamespaceFiles(dataDirectory: directory, namespace: $0).manifest)
@@ -73,6 +82,7 @@ public final class StorageEngine: Sendable {
 
     /// The security rules document stored for `namespace` (`<ns>/rules.json`), if any.
     public func storedRules(namespace: String) throws -> String? {
+        if let backend { return try backend.storedRules(namespace: namespace) }
         guard let directory else { return nil }
         let path = NamespaceFiles(dataDirectory: directory, namespace: namespace).rules
         guard FileIO.exists(path) else { return nil }
@@ -82,6 +92,7 @@ public final class StorageEngine: Sendable {
     /// Stores `namespace`'s rules document durably (temp file, fsync, rename, fsync of the
     /// directory). The namespace must have been opened. Nothing is stored without a directory.
     public func storeRules(_ text: String, namespace: String) throws {
+        if let backend { return try backend.storeRules(text, namespace: namespace) }
         guard let directory else { return }
         let files = NamespaceFiles(dataDirectory: directory, namespace: namespace)
         try FileIO.writeAtomically(Array(text.utf8), to: files.rules, directory: files.directory)
@@ -89,6 +100,7 @@ public final class StorageEngine: Sendable {
 
     /// The bytes of log segments and snapshots in the data directory now (zero in memory).
     public func diskUsage() -> StorageDiskUsage {
+        if let backend { return backend.diskUsage() }
         var usage = StorageDiskUsage()
         guard let directory, let namespaces = try? existingNamespaces() else { return usage }
         for namespace in namespaces {
@@ -104,11 +116,13 @@ public final class StorageEngine: Sendable {
 
     /// Takes a snapshot of every open namespace now.
     public func compactAll() throws {
+        if let backend { return try backend.compactAll() }
         for store in stores.all { try store.writeSnapshot() }
     }
 
     /// Flushes and closes every log (graceful shutdown).
     public func close() {
+        backend?.close()
         for store in stores.all { store.close() }
         directoryLock.withLock { $0 = nil }
     }

@@ -17,7 +17,7 @@ public final class StorageObserver: Sendable {
         onSync.withLock { $0 = Handler(call: handler) }
     }
 
-    func recordSync(_ duration: Duration) {
+    public func recordSync(_ duration: Duration) {
         let handler = onSync.withLock { $0 }
         handler?.call(duration)
     }

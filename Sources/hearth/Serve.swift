@@ -2,6 +2,7 @@ import ArgumentParser
 import Configuration
 import Foundation
 import HearthCore
+import HearthPostgres
 import HearthServer
 import HearthStorage
 import Hummingbird
@@ -26,6 +27,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .customLong("data-dir"), help: "Directory for the database files (default ./hearth-data).")
     var dataDirectory: String?
+
+    @Option(help: "Where namespaces are stored: file (the data directory, the default), or postgres://user[:password]@host[:port]/database.")
+    var storage: String?
 
     @Flag(name: .customLong("in-memory"), inversion: .prefixedNo, help: "Keep data in memory only (nothing is written; a restart starts empty).")
     var inMemory: Bool?
@@ -126,6 +130,7 @@ struct Serve: AsyncParsableCommand {
         flags["host"] = host.map { .string($0) }
         flags["port"] = port.map { .int($0) }
         flags["data-dir"] = dataDirectory.map { .string($0) }
+        flags["storage"] = storage.map { .string($0) }
         flags["in-memory"] = inMemory.map { .bool($0) }
         flags["default-namespace"] = defaultNamespace.map { .string($0) }
         flags["emulator"] = emulator.map { .bool($0) }
@@ -194,7 +199,15 @@ struct Serve: AsyncParsableCommand {
         let options = StorageOptions(
             fsync: FsyncPolicy(settings.fsync)!, segmentBytes: settings.segmentBytes,
             snapshotAfterBytes: settings.snapshotAfterBytes, snapshotAfterRecords: settings.snapshotAfterRecords)
-        let storage = StorageEngine(directory: settings.inMemory ? nil : settings.dataDir, options: options, logger: logger)
+        let backend: PostgresBackend?
+        do {
+            backend = try PostgresLocation(url: settings.storage).map { try PostgresBackend(location: $0, logger: logger) }
+        } catch {
+            logger.critical("Hearth cannot start: PostgreSQL storage: \(error)")
+            throw ExitCode(2)
+        }
+        let storage = StorageEngine(
+            directory: settings.inMemory ? nil : settings.dataDir, backend: backend, options: options, logger: logger)
         let security: AuthOptions.Loaded
         do {
             // The directory's lock first, so a second server never touches the admin token.
@@ -243,7 +256,10 @@ struct Serve: AsyncParsableCommand {
             .get()
         logger.info(
             "Hearth listening on \(configuration.tls == nil ? "http" : "https")://\(settings.host):\(settings.port)",
-            metadata: ["data": "\(settings.inMemory ? "in memory" : settings.dataDir)", "fsync": "\(options.fsync)"])
+            metadata: [
+                "data": "\(backend?.location.description ?? (settings.inMemory ? "in memory" : settings.dataDir))",
+                "fsync": "\(backend == nil ? "\(options.fsync)" : "PostgreSQL commit")",
+            ])
         if let metricsAddress = configuration.metricsAddress {
             logger.info("metrics for Prometheus on http://\(metricsAddress)/.metrics (no credential)")
         }

@@ -1,4 +1,5 @@
 import Configuration
+import HearthPostgres
 import HearthServer
 import HearthStorage
 
@@ -19,6 +20,8 @@ struct ServeSettings: Sendable {
     // Data
     var dataDir = "./hearth-data"
     var inMemory = false
+    /// `file` (the data directory), or a `postgres://user[:password]@host[:port]/database` URL.
+    var storage = "file"
     var defaultNamespace = "default"
     var fsync = "always"
     var segmentBytes = 64 << 20
@@ -72,6 +75,7 @@ struct ServeSettings: Sendable {
         .strings("cors-origin", \.corsOrigin),
         .string("data-dir", \.dataDir),
         .bool("in-memory", \.inMemory),
+        .string("storage", \.storage, secret: true),
         .string("default-namespace", \.defaultNamespace),
         .string("fsync", \.fsync),
         .int("segment-bytes", \.segmentBytes),
@@ -124,6 +128,10 @@ struct ServeSettings: Sendable {
             NamespaceRegistry.isValidName(defaultNamespace),
             "default-namespace must be 1-63 characters of a-z, 0-9, '-' and '_'.")
         try require(FsyncPolicy(fsync) != nil, "fsync must be always, none, interval or interval:<ms>.")
+        try require(
+            storage == "file" || PostgresLocation(url: storage) != nil,
+            "storage must be file or a postgres://user[:password]@host[:port]/database URL.")
+        try require(!(inMemory && storage != "file"), "in-memory and a postgres storage exclude each other.")
         try require((tlsCert == nil) == (tlsKey == nil), "tls-cert and tls-key go together.")
         try require(maxBodyBytes > 0, "max-body-bytes must be positive.")
         try require(maxHeaderBytes >= 1024, "max-header-bytes must be at least 1024.")
@@ -186,8 +194,8 @@ struct SettingField: Sendable {
     let read: @Sendable (ServeSettings) -> ConfigContent?
     let write: @Sendable (inout ServeSettings, ConfigContent) -> Void
 
-    static func string(_ name: String, _ key: WritableKeyPath<ServeSettings, String> & Sendable) -> SettingField {
-        SettingField(name: name, type: .string, secret: false, read: { .string($0[keyPath: key]) }) { settings, value in
+    static func string(_ name: String, _ key: WritableKeyPath<ServeSettings, String> & Sendable, secret: Bool = false) -> SettingField {
+        SettingField(name: name, type: .string, secret: secret, read: { .string($0[keyPath: key]) }) { settings, value in
             if case .string(let string) = value { settings[keyPath: key] = string }
         }
     }

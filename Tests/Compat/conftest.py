@@ -292,6 +292,18 @@ def hearth_launcher(pytestconfig) -> Iterator[Callable[..., HearthServer]]:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster for the whole run (see `postgres_cluster.py`)."""
+    from postgres_cluster import PostgresCluster
+
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
 def firebase_app(hearth_server: HearthServer) -> Iterator[firebase_admin.App]:
     """A firebase-admin app in emulator mode, deleted at the end of the session."""
     app = firebase_admin.initialize_app(

@@ -130,3 +130,38 @@ struct DatabaseLogFailureTests {
         #expect(database.root.child("a") == .int(1))
     }
 }
+
+@Suite("Database after a lost commit answer")
+struct DatabaseLostAnswerTests {
+    /// A log whose commit answer was lost: the wait fails, yet recovery finds every record
+    /// durable (PostgreSQL committed the batch before the connection broke); or finds the
+    /// store ahead of the writer (someone else wrote there).
+    final class LostAnswerLog: WriteLog, @unchecked Sendable {
+        struct ConnectionBroke: Error {}
+        var appended: UInt64 = 0
+        var ahead: UInt64 = 0
+        func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 {
+            appended = record.sequence
+            return 0
+        }
+        func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws { throw ConnectionBroke() }
+        func recover(from failure: any Error) -> UInt64? { appended + ahead }
+    }
+
+    @Test func writesTheStoreKeptBecomeVisibleWithoutAnotherWrite() async throws {
+        let database = Database(name: "t", log: LostAnswerLog())
+        let request = WriteRequest(path: Path(keys: ["a"]), operation: .set(try JSONParser.parse(Array("1".utf8))))
+        await #expect(throws: LostAnswerLog.ConnectionBroke.self) { try await database.write(request) }
+        #expect(database.snapshot.sequence == 1, "the store holds it: readers see it")
+        #expect(database.root.child("a") == .int(1))
+    }
+
+    @Test func aStoreAheadOfTheWriterChangesNothing() async throws {
+        let log = LostAnswerLog()
+        log.ahead = 5
+        let database = Database(name: "t", root: .int(7), log: log)
+        let request = WriteRequest(path: Path(keys: ["a"]), operation: .set(try JSONParser.parse(Array("1".utf8))))
+        await #expect(throws: LostAnswerLog.ConnectionBroke.self) { try await database.write(request) }
+        #expect(database.snapshot.sequence == 0 && database.root == .int(7), "nothing of what the writer holds is published")
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import HearthCore
+import HearthStorage
+import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// Namespaces in PostgreSQL (`--storage postgres://…`): their logs, snapshots and rules in
+/// the tables of ``PostgresSchema``, for a ``StorageEngine`` made with `backend:`.
+///
+/// One node per database for now: the node holds an advisory lock for as long as it runs,
+/// and a second node is refused at start. (The primary key on namespace and sequence would
+/// already refuse a second writer's records; nodes following each other's writes is the
+/// next step, see Docs/CLUSTER.md.)
+public final class PostgresBackend: NamespaceBackend, Sendable {
+    public let location: PostgresLocation
+    let logger: Logger
+    /// For opening namespaces, rules and snapshots; it also holds the node's advisory lock.
+    let control: BlockingConnection
+    let namespaces = Mutex<[String: PostgresNamespace]>([:])
+
+    /// The advisory lock key: "hearth" in ASCII.
+    static let lockKey: Int64 = 0x6865_6172_7468
+
+    struct InUse: Error, CustomStringConvertible {
+        let location: PostgresLocation
+        var description: String {
+            "another Hearth node uses \(location.description) (one node per database for now; see Docs/CLUSTER.md)"
+        }
+    }
+
+    /// Connects, creates or checks the tables, and takes the node's lock. Throws if PostgreSQL
+    /// cannot be reached, its tables are from a newer Hearth, or another node holds the lock.
+    public init(location: PostgresLocation, logger: Logger) throws {
+        self.location = location
+        self.logger = logger
+        // The lock is a session's: the control connection takes it whenever it (re)connects.
+        control = BlockingConnection(location: location, logger: logger) { connection in
+            let locked = try connection.query(
+                "SELECT pg_try_advisory_lock(\(PostgresBackend.lockKey))", logger: logger
+            ).wait().first?.decode(Bool.self)
+            guard locked == true else { throw InUse(location: location) }
+        }
+        do {
+            try PostgresSchema.migrate(control, logger: logger)
+            _ = try control.query("SELECT 1")
+        } catch {
+            control.close()
+            throw error
+        }
+    }
+
+    public func open(namespace: String, options: StorageOptions, observer: StorageObserver) throws -> Database {
+        if let open = namespaces.withLock({ $0[namespace] }) { return open.database }
+        let opened = try PostgresNamespace.open(
+            namespace, control: control, options: options, observer: observer, logger: logger)
+        namespaces.withLock { $0[namespace] = opened }
+        return opened.database
+    }
+
+    public func existingNamespaces() throws -> [String] {
+        try control.query("SELECT name FROM hearth_namespaces ORDER BY name").map { try $0.decode(String.self) }
+    }
+
+    public func storedRules(namespace: String) throws -> String? {
+        try control.query("SELECT source FROM hearth_rules WHERE namespace = \(namespace)").first?.decode(String.self)
+    }
+
+    public func storeRules(_ text: String, namespace: String) throws {
+        try control.transaction { run in
+            _ = try run("INSERT INTO hearth_namespaces (name) VALUES (\(namespace)) ON CONFLICT DO NOTHING")
+            _ = try run("""
+                INSERT INTO hearth_rules (namespace, source) VALUES (\(namespace), \(text))
+                ON CONFLICT (namespace) DO UPDATE SET source = excluded.source, stored_at = now()
+                """)
+        }
+    }
+
+    public func diskUsage() -> StorageDiskUsage {
+        guard let row = try? control.query(
+            "SELECT pg_total_relation_size('hearth_log'), pg_total_relation_size('hearth_snapshots')"
+        ).first, let (log, snapshots) = try? row.decode((Int64, Int64).self) else { return StorageDiskUsage() }
+        return StorageDiskUsage(logBytes: Int(log), snapshotBytes: Int(snapshots))
+    }
+
+    public func compactAll() throws {
+        for namespace in namespaces.withLock({ Array($0.values) }) { try namespace.writeSnapshot() }
+    }
+
+    public func close() {
+        for namespace in namespaces.withLock({ Array($0.values) }) { namespace.close() }
+        control.close()
+    }
+}
+
+/// One namespace in PostgreSQL: its database, its log, and its snapshots.
+final class PostgresNamespace: Sendable {
+    let name: String
+    let database: Database
+    let log: PostgresWriteLog
+    let control: BlockingConnection
+    let options: StorageOptions
+    let logger: Logger
+    /// Records and bytes committed since the last snapshot, and whether one is being taken.
+    let sinceSnapshot = Mutex<(records: Int, bytes: Int, taking: Bool)>((0, 0, false))
+
+    init(name: String, database: Database, log: PostgresWriteLog, control: BlockingConnection, options: StorageOptions, logger: Logger) {
+        self.name = name
+        self.database = database
+        self.log = log
+        self.control = control
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Loads the namespace: its snapshot, then the log rows after it, in sequence order
+    /// (a gap is an error: something removed rows it should not have).
+    static func open(
+        _ name: String, control: BlockingConnection, options: StorageOptions, observer: StorageObserver, logger: Logger
+    ) throws -> PostgresNamespace {
+        var root = Node.null
+        var sequence: UInt64 = 0
+        var pushTime: Int64 = -1
+        // Registered as it opens (as a namespace's directory is created), so that it is still
+        // there after a restart even if nothing was written to it.
+        _ = try control.query("INSERT INTO hearth_namespaces (name) VALUES (\(name)) ON CONFLICT DO NOTHING")
+        if let row = try control.query("SELECT data FROM hearth_snapshots WHERE namespace = \(name)").first {
+            let snapshot = try SnapshotFile.decode(Array(buffer: try row.decode(ByteBuffer.self)))
+            root = snapshot.root
+            sequence = snapshot.sequence
+            pushTime = snapshot.pushTime
+        }
+        let rows = try control.query("""
+            SELECT record FROM hearth_log WHERE namespace = \(name) AND sequence > \(Int64(sequence)) ORDER BY sequence
+            """)
+        for row in rows {
+            let bytes = try row.decode(ByteBuffer.self)
+            let entry = try bytes.readableBytesView.withUnsafeBytes { try LogRecordCodec.decodePayload($0) }
+            guard entry.record.sequence == sequence + 1 else {
+                throw LoadError(namespace: name, reason: "log row \(entry.record.sequence) follows \(sequence)")
+            }
+            entry.record.change.apply(to: &root)
+            sequence = entry.record.sequence
+            pushTime = max(pushTime, entry.pushTime)
+        }
+        let link = Link()
+        let log = PostgresWriteLog(
+            namespace: name, durable: sequence,
+            connection: BlockingConnection(location: control.location, logger: logger), observer: observer, logger: logger
+        ) { records, bytes in
+            link.namespace.withLock { $0 }?.committed(records: records, bytes: bytes)
+        }
+        let database = Database(name: name, root: root, sequence: sequence, log: log, lastPushTime: pushTime)
+        let namespace = PostgresNamespace(name: name, database: database, log: log, control: control, options: options, logger: logger)
+        link.namespace.withLock { $0 = namespace }
+        logger.info("namespace loaded from PostgreSQL", metadata: ["namespace": "\(name)", "sequence": "\(sequence)", "replayed": "\(rows.count)"])
+        return namespace
+    }
+
+    /// How the log's commits reach the namespace made after it.
+    final class Link: Sendable {
+        let namespace = Mutex<PostgresNamespace?>(nil)
+    }
+
+    struct LoadError: Error, CustomStringConvertible {
+        let namespace: String
+        let reason: String
+        var description: String { "namespace \(namespace) cannot be loaded from PostgreSQL: \(reason)" }
+    }
+
+    /// Counts committed records; past the snapshot thresholds, takes a snapshot on a thread of
+    /// its own (commits go on meanwhile).
+    func committed(records: Int, bytes: Int) {
+        let due = sinceSnapshot.withLock { state -> Bool in
+            state.records += records
+            state.bytes += bytes
+            guard !state.taking, state.records >= options.snapshotAfterRecords || state.bytes >= options.snapshotAfterBytes else {
+                return false
+            }
+            state.taking = true
+            return true
+        }
+        guard due else { return }
+        let thread = Thread { [self] in
+            do {
+                try writeSnapshot(claimed: true)
+            } catch {
+                logger.error("PostgreSQL snapshot failed", metadata: ["namespace": "\(name)", "error": "\(error)"])
+                sinceSnapshot.withLock { $0.taking = false }
+            }
+        }
+        thread.name = "hearth-pg-snapshot"
+        thread.start()
+    }
+
+    /// Stores the durable tree as the namespace's snapshot and deletes the log rows it holds,
+    /// in one transaction.
+    func writeSnapshot(claimed: Bool = false) throws {
+        if !claimed {
+            let claimedNow = sinceSnapshot.withLock { state -> Bool in
+                guard !state.taking else { return false }
+                state.taking = true
+                return true
+            }
+            guard claimedNow else { return }
+        }
+        let (root, sequence) = database.snapshot
+        let pushTime = database.lastPushTime
+        let data = ByteBuffer(bytes: try SnapshotFile(sequence: sequence, pushTime: pushTime, root: root).encode())
+        let (name, logger) = (self.name, self.logger)
+        try control.transaction { run in
+            _ = try run("INSERT INTO hearth_namespaces (name) VALUES (\(name)) ON CONFLICT DO NOTHING")
+            _ = try run("""
+                INSERT INTO hearth_snapshots (namespace, sequence, push_time, data)
+                VALUES (\(name), \(Int64(sequence)), \(pushTime), \(data))
+                ON CONFLICT (namespace) DO UPDATE
+                SET sequence = excluded.sequence, push_time = excluded.push_time, data = excluded.data, taken_at = now()
+                WHERE hearth_snapshots.sequence <= excluded.sequence
+                """)
+            _ = try run("DELETE FROM hearth_log WHERE namespace = \(name) AND sequence <= \(Int64(sequence))")
+        }
+        sinceSnapshot.withLock { $0 = (0, 0, false) }
+        logger.info("PostgreSQL snapshot taken", metadata: ["namespace": "\(name)", "sequence": "\(sequence)"])
+    }
+
+    func close() {
+        log.close()
+        log.connection.close()
+    }
+}

@@ -1,0 +1,24 @@
+import HearthCore
+
+/// Where namespaces live when they are not in the data directory: PostgreSQL (HearthPostgres),
+/// behind a ``StorageEngine`` made with `backend:`. The engine keeps what is per node (the data
+/// directory's lock, and what the server keeps beside it) and hands the namespaces to this.
+///
+/// The calls are synchronous, as the engine's are: they happen at start, when a namespace is
+/// first opened, and when rules are stored.
+public protocol NamespaceBackend: Sendable {
+    /// Opens (recovering) or creates the database for `namespace`, with its write log.
+    func open(namespace: String, options: StorageOptions, observer: StorageObserver) throws -> Database
+    /// The namespaces that already exist.
+    func existingNamespaces() throws -> [String]
+    /// The security rules document stored for `namespace`, if any.
+    func storedRules(namespace: String) throws -> String?
+    /// Stores `namespace`'s rules document durably.
+    func storeRules(_ text: String, namespace: String) throws
+    /// The bytes of log and snapshots stored now.
+    func diskUsage() -> StorageDiskUsage
+    /// Takes a snapshot of every open namespace now.
+    func compactAll() throws
+    /// Makes every log durable and closes (graceful shutdown).
+    func close()
+}

@@ -1,0 +1,189 @@
+"""Namespaces stored in PostgreSQL (`hearth serve --storage postgres://…`), against a private
+PostgreSQL 15 cluster the tests start themselves (`postgres_cluster.py`): what is written is
+in PostgreSQL's tables and is there after a restart or a kill -9, rules are stored there,
+snapshots trim the log, writes are refused with 503 while PostgreSQL is down and resume when
+it is back, and a second node on the same database is refused.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from compat_helpers import HOST
+from test_streaming import SSEStream
+
+OWNER = {"Authorization": "Bearer owner"}
+
+
+@pytest.fixture
+def database(postgres):
+    name = "h" + uuid.uuid4().hex[:12]
+    return name, postgres.create_database(name)
+
+
+def serve(hearth_launcher, tmp_path, url: str, *extra: str, log_name: str = "pg"):
+    return hearth_launcher(tmp_path / "data", tmp_path, extra_args=["--storage", url, *extra], log_name=log_name)
+
+
+def post(server, path: str, value, namespace: str = "plant") -> requests.Response:
+    return requests.post(f"{server.base_url}/{path}.json", params={"ns": namespace}, json=value, timeout=10)
+
+
+def get(server, path: str, namespace: str = "plant", **params):
+    return requests.get(f"{server.base_url}/{path}.json", params={"ns": namespace, **params}, timeout=10)
+
+
+def test_writes_rules_and_namespaces_live_in_postgres_and_survive_a_restart(hearth_launcher, tmp_path, postgres, database):
+    name, url = database
+    server = serve(hearth_launcher, tmp_path, url)
+    names = [post(server, "blessing", {"device": f"d{i}", "ok": True}).json()["name"] for i in range(5)]
+    rules = '{"rules": {".read": true, ".write": true, "blessing": {".indexOn": ["device"]}}}'
+    assert requests.put(f"{server.base_url}/.settings/rules.json", params={"ns": "plant"}, data=rules, headers=OWNER,
+                        timeout=10).status_code == 200
+    assert postgres.sql(name, "SELECT namespace, count(*) FROM hearth_log GROUP BY namespace") == [["plant", "5"]]
+    assert postgres.sql(name, "SELECT name FROM hearth_namespaces") == [["plant"]]
+    assert postgres.sql(name, "SELECT version FROM hearth_schema") == [["1"]]
+    server.process.terminate()
+    server.process.wait(timeout=15)
+    again = serve(hearth_launcher, tmp_path, url, log_name="pg-again")
+    assert sorted(get(again, "blessing").json()) == sorted(names)
+    ordered = get(again, "blessing", orderBy='"device"', limitToLast=2).json()
+    assert [record["device"] for record in ordered.values()] == ["d3", "d4"], "the stored rules' index serves the query"
+    stored = requests.get(f"{again.base_url}/.settings/rules.json", params={"ns": "plant"}, headers=OWNER, timeout=10).json()
+    assert stored["rules"]["blessing"][".indexOn"] == ["device"]
+    assert requests.get(f"{again.base_url}/.inspect/databases.json", headers=OWNER, timeout=10).json() == [{"name": "plant"}]
+
+
+def test_every_acknowledged_write_survives_kill_9_under_load(hearth_launcher, tmp_path, database):
+    _, url = database
+    server = serve(hearth_launcher, tmp_path, url)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def writer(index: int) -> None:
+        session = requests.Session()
+        n = 0
+        while not stop.is_set():
+            try:
+                response = session.post(f"{server.base_url}/log.json", params={"ns": "plant"},
+                                        json={"writer": index, "n": n}, timeout=5)
+            except requests.RequestException:
+                return
+            if response.status_code == 200:
+                acknowledged.append(response.json()["name"])
+            n += 1
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    server.process.kill()
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(acknowledged) > 50
+    again = serve(hearth_launcher, tmp_path, url, log_name="pg-after-kill")
+    stored = get(again, "log", shallow="true").json()
+    missing = [name for name in acknowledged if name not in stored]
+    assert not missing, f"{len(missing)} acknowledged writes lost"
+
+
+def test_snapshots_trim_the_log_and_restarts_load_them(hearth_launcher, tmp_path, postgres, database):
+    name, url = database
+    server = serve(hearth_launcher, tmp_path, url, "--snapshot-after-records", "20")
+    for i in range(50):
+        assert requests.put(f"{server.base_url}/counter/c{i:02}.json", params={"ns": "plant"}, json=i, timeout=10).status_code == 200
+    deadline = time.monotonic() + 10
+    while not postgres.sql(name, "SELECT sequence FROM hearth_snapshots") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [[snapshot]] = postgres.sql(name, "SELECT sequence FROM hearth_snapshots")
+    assert int(snapshot) >= 20
+    [[left, first]] = postgres.sql(name, "SELECT count(*), coalesce(min(sequence), 0) FROM hearth_log")
+    assert int(left) < 50 and (int(left) == 0 or int(first) > int(snapshot)), "rows the snapshot holds are deleted"
+    server.process.kill()
+    server.process.wait(timeout=10)
+    again = serve(hearth_launcher, tmp_path, url, log_name="pg-snapshot")
+    assert get(again, "counter").json() == {f"c{i:02}": i for i in range(50)}
+
+
+def test_streams_follow_writes_on_postgres_storage(hearth_launcher, tmp_path, database):
+    _, url = database
+    server = serve(hearth_launcher, tmp_path, url)
+    stream = SSEStream(f"{server.base_url}/feed.json", params={"ns": "plant"})
+    try:
+        stream.expect("put", "/", None)
+        assert requests.put(f"{server.base_url}/feed/a.json", params={"ns": "plant"}, json=1, timeout=10).status_code == 200
+        stream.expect("put", "/a", 1)
+    finally:
+        stream.close()
+
+
+def test_writes_get_503_while_postgres_is_down_and_resume_when_it_is_back(hearth_launcher, tmp_path, postgres, database):
+    _, url = database
+    server = serve(hearth_launcher, tmp_path, url)
+    assert post(server, "items", {"n": 1}).status_code == 200
+    postgres.stop()
+    try:
+        refused = post(server, "items", {"n": 2})
+        assert refused.status_code == 503
+        assert "PostgreSQL" in refused.json()["error"] and "nothing was written" in refused.json()["error"]
+        assert len(get(server, "items").json()) == 1, "reads go on from memory"
+    finally:
+        postgres.start()
+    deadline = time.monotonic() + 20
+    statuses = []
+    while time.monotonic() < deadline:
+        statuses.append(post(server, "items", {"n": 3}).status_code)
+        if statuses[-1] == 200:
+            break
+        time.sleep(0.2)
+    assert statuses[-1] == 200, statuses
+    assert statuses.count(503) <= 2, f"writes resume once PostgreSQL is back: {statuses}"
+    stored = get(server, "items").json()
+    assert sorted(record["n"] for record in stored.values()) == [1, 3]
+
+
+def test_a_node_behind_postgres_cannot_commit_on_its_stale_state(hearth_launcher, tmp_path, postgres, database):
+    """The fence: a commit goes through only if PostgreSQL's last record for the namespace is
+    the one before it, so a node that missed another writer's records refuses its writes."""
+    name, url = database
+    server = serve(hearth_launcher, tmp_path, url)
+    assert post(server, "items", {"n": 1}).status_code == 200
+    [[last]] = postgres.sql(name, "SELECT max(sequence) FROM hearth_log WHERE namespace = 'plant'")
+    # Another writer commits the next record behind this node's back.
+    postgres.sql(name, "INSERT INTO hearth_log SELECT namespace, sequence + 1, push_time, record FROM hearth_log "
+                       f"WHERE namespace = 'plant' AND sequence = {last}")
+    refused = post(server, "items", {"n": 2})
+    assert refused.status_code == 503
+    assert "another node wrote to it" in refused.json()["error"] and "nothing was written" in refused.json()["error"]
+    assert postgres.sql(name, "SELECT count(*) FROM hearth_log WHERE namespace = 'plant'") == [[str(int(last) + 1)]]
+    assert len(get(server, "items").json()) == 1, "the refused write is not shown as if it were stored"
+    assert post(server, "items", {"n": 3}).status_code == 503, "refused until the node loads what PostgreSQL holds"
+    assert len(get(server, "items").json()) == 1
+
+
+def test_a_second_node_on_the_same_database_is_refused(hearth_launcher, hearth_binary, tmp_path, database):
+    _, url = database
+    serve(hearth_launcher, tmp_path, url)
+    second = subprocess.run([str(hearth_binary), "serve", "--host", HOST, "--port", "0", "--data-dir", str(tmp_path / "other"),
+                             "--storage", url], capture_output=True, text=True, timeout=30)
+    assert second.returncode == 2
+    assert "another Hearth node uses" in second.stderr + second.stdout
+
+
+@pytest.mark.parametrize("storage, message", [
+    ("postgres://nobody@127.0.0.1:1/none", "PostgreSQL storage"),
+    ("mysql://u@h/db", "storage must be file or a postgres://"),
+    ("postgres://127.0.0.1/db", "storage must be file or a postgres://"),
+])
+def test_a_bad_storage_setting_stops_the_start_with_a_clear_error(hearth_binary, tmp_path, storage, message):
+    result = subprocess.run([str(hearth_binary), "serve", "--host", HOST, "--port", "0", "--data-dir", str(tmp_path / "d"),
+                             "--storage", storage], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr + result.stdout

@@ -1022,6 +1022,81 @@ def bench_durable(ctx: Context) -> dict[str, Any]:
     return figures
 
 
+# --------------------------------------------------------------------------------------
+# Section: PostgreSQL storage
+# --------------------------------------------------------------------------------------
+
+
+def parse_pgbench_tps(output: str) -> float:
+    """The `tps = …` figure of pgbench's report."""
+    match = re.search(r"tps = ([0-9.]+)", output)
+    if match is None:
+        raise BenchmarkError(f"pgbench printed no tps:\n{output[-500:]}")
+    return float(match.group(1))
+
+
+@section("postgres", "Durable POST with PostgreSQL storage vs file storage vs pgbench one-row inserts")
+def bench_postgres(ctx: Context) -> dict[str, Any]:
+    """A private PostgreSQL 15 cluster (as the tests start one): Hearth POST with file storage
+    (--fsync always), Hearth POST with --storage postgres://, then pgbench inserting the same
+    record as one row per transaction over as many connections as wrk uses. Every write is
+    acknowledged only once durable (fdatasync, or a commit with synchronous_commit on)."""
+    sys.path.insert(0, str(REPO_ROOT / "Tests" / "Compat"))
+    from postgres_cluster import PostgresCluster
+
+    hearth = ctx.binary("hearth")
+    if shutil.which("wrk") is None:
+        raise BenchmarkError("wrk not found: run `make deps` (or apt-get install -y wrk)")
+    record = orjson.dumps(SMALL_RECORD)
+    script = write_post_script(ctx.workdir / "postgres-post.lua", record)
+    cluster = PostgresCluster()
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        runs["file"] = hearth_post_run(ctx, hearth, "always", script, record)
+        url = cluster.create_database("hearthbench")
+        workdir = ctx.workdir / "postgres"
+        try:
+            with HearthServer(hearth, workdir, ["--storage", url]) as server:
+                print(f"hearth --storage {url} serving on {HOST}:{server.port}", flush=True)
+                seed_and_check(server, record)
+                run_wrk(server.port, "/warmup.json", 1 if ctx.quick else 2, script)  # not recorded
+                print(f"wrk POST /blessing.json (PostgreSQL storage) for {ctx.http_seconds}s ...", flush=True)
+                run = run_wrk(server.port, "/blessing.json", ctx.http_seconds, script)
+                server.ensure_alive("during the PostgreSQL POST run")
+                check_wrk_errors(ctx, "POST (PostgreSQL storage)", run)
+                run.update(check_posts_stored(ctx, server, run, "POST (PostgreSQL storage)"))
+                runs["postgres"] = run
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        cluster.create_database("pgbench")
+        cluster.sql("pgbench", "CREATE TABLE records (id bigserial PRIMARY KEY, body jsonb NOT NULL)")
+        insert = ctx.workdir / "insert.sql"
+        insert.write_text("INSERT INTO records (body) VALUES ('" + record.decode().replace("'", "''") + "');\n")
+        print(f"pgbench one-row inserts, {WRK_CONNECTIONS} connections, for {ctx.http_seconds}s ...", flush=True)
+        output = run_command([str(Path("/usr/lib/postgresql/15/bin/pgbench")), "-h", HOST, "-p", str(cluster.port),
+                              "-U", "postgres", "-n", "-c", str(WRK_CONNECTIONS), "-j", str(WRK_THREADS),
+                              "-T", str(ctx.http_seconds), "-f", str(insert), "pgbench"],
+                             timeout=ctx.http_seconds * 4 + 60)
+        runs["pgbench"] = {"requests_per_s": parse_pgbench_tps(output)}
+    finally:
+        cluster.destroy()
+    print_table(["Writer", "Writes/s", "p50 ms", "p99 ms"], [
+        ["Hearth POST, file storage (--fsync always)", f"{runs['file']['requests_per_s']:,.0f}",
+         f"{runs['file'].get('p50_ms', 0):.2f}", f"{runs['file'].get('p99_ms', 0):.2f}"],
+        ["Hearth POST, PostgreSQL storage", f"{runs['postgres']['requests_per_s']:,.0f}",
+         f"{runs['postgres'].get('p50_ms', 0):.2f}", f"{runs['postgres'].get('p99_ms', 0):.2f}"],
+        [f"pgbench INSERT, {WRK_CONNECTIONS} connections", f"{runs['pgbench']['requests_per_s']:,.0f}", "", ""],
+    ], right={1, 2, 3})
+    pg_rate = runs["postgres"]["requests_per_s"]
+    ctx.row("Durable POST, PostgreSQL / file storage",
+            f"{pg_rate:,.0f} vs {runs['file']['requests_per_s']:,.0f} req/s",
+            ratio=ratio(pg_rate, runs["file"]["requests_per_s"]))
+    ctx.row("Durable POST on PostgreSQL / pgbench one-row inserts",
+            f"{pg_rate:,.0f} vs {runs['pgbench']['requests_per_s']:,.0f} writes/s",
+            ratio=ratio(pg_rate, runs["pgbench"]["requests_per_s"]))
+    return {"record_bytes": len(record), "seconds": ctx.http_seconds, "runs": runs}
+
+
 REALTIME_WINDOW = 16
 
 

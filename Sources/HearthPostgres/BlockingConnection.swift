@@ -53,8 +53,11 @@ final class BlockingConnection: Sendable {
     }
 
     /// Runs `body`'s queries in one transaction (BEGIN … COMMIT, ROLLBACK on a throw).
-    /// `body` runs its statements with `run`, which applies the statement timeout.
-    func transaction<Result>(_ body: (_ run: (PostgresQuery) throws -> PostgresQueryResult) throws -> Result) throws -> Result {
+    /// `body` runs its statements with `run`, which applies the statement timeout. A
+    /// `repeatableRead` transaction reads one snapshot of the database throughout.
+    func transaction<Result>(
+        repeatableRead: Bool = false, _ body: (_ run: (PostgresQuery) throws -> PostgresQueryResult) throws -> Result
+    ) throws -> Result {
         queries.lock()
         defer { queries.unlock() }
         let open = try connected()
@@ -62,7 +65,7 @@ final class BlockingConnection: Sendable {
             try self.wait(open.query(query, logger: self.logger), on: open)
         }
         do {
-            _ = try run("BEGIN")
+            _ = try run(repeatableRead ? "BEGIN ISOLATION LEVEL REPEATABLE READ" : "BEGIN")
             let result: Result
             do {
                 result = try body(run)

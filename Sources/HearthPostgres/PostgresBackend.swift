@@ -114,36 +114,57 @@ final class PostgresNamespace: Sendable {
         self.logger = logger
     }
 
-    /// Loads the namespace: its snapshot, then the log rows after it, in sequence order
-    /// (a gap is an error: something removed rows it should not have).
-    static func open(
-        _ name: String, control: BlockingConnection, options: StorageOptions, observer: StorageObserver, logger: Logger
-    ) throws -> PostgresNamespace {
+    /// What a namespace's rows amount to: the tree, its last sequence, the newest push time,
+    /// and how many log rows were replayed after the snapshot.
+    struct Loaded {
         var root = Node.null
         var sequence: UInt64 = 0
         var pushTime: Int64 = -1
+        var replayed = 0
+        var snapshotSequence: UInt64?
+    }
+
+    /// Reads a namespace: its snapshot, then the log rows after it, in sequence order (a gap
+    /// is an error: something removed rows it should not have).
+    static func load(_ name: String, from connection: BlockingConnection) throws -> Loaded {
+        // One snapshot of the database: a snapshot taken meanwhile (by a running node, when a
+        // tool reads) cannot delete rows between reading the snapshot and reading the log.
+        try connection.transaction(repeatableRead: true) { run in
+            var loaded = Loaded()
+            if let row = try run("SELECT data FROM hearth_snapshots WHERE namespace = \(name)").first {
+                let snapshot = try SnapshotFile.decode(Array(buffer: try row.decode(ByteBuffer.self)))
+                loaded.root = snapshot.root
+                loaded.sequence = snapshot.sequence
+                loaded.pushTime = snapshot.pushTime
+                loaded.snapshotSequence = snapshot.sequence
+            }
+            let rows = try run("""
+                SELECT record FROM hearth_log WHERE namespace = \(name) AND sequence > \(Int64(loaded.sequence)) ORDER BY sequence
+                """)
+            for row in rows {
+                let bytes = try row.decode(ByteBuffer.self)
+                let entry = try bytes.readableBytesView.withUnsafeBytes { try LogRecordCodec.decodePayload($0) }
+                guard entry.record.sequence == loaded.sequence + 1 else {
+                    throw LoadError(namespace: name, reason: "log row \(entry.record.sequence) follows \(loaded.sequence)")
+                }
+                entry.record.change.apply(to: &loaded.root)
+                loaded.sequence = entry.record.sequence
+                loaded.pushTime = max(loaded.pushTime, entry.pushTime)
+                loaded.replayed += 1
+            }
+            return loaded
+        }
+    }
+
+    /// Opens the namespace for writing: registered, loaded, with its log.
+    static func open(
+        _ name: String, control: BlockingConnection, options: StorageOptions, observer: StorageObserver, logger: Logger
+    ) throws -> PostgresNamespace {
         // Registered as it opens (as a namespace's directory is created), so that it is still
         // there after a restart even if nothing was written to it.
         _ = try control.query("INSERT INTO hearth_namespaces (name) VALUES (\(name)) ON CONFLICT DO NOTHING")
-        if let row = try control.query("SELECT data FROM hearth_snapshots WHERE namespace = \(name)").first {
-            let snapshot = try SnapshotFile.decode(Array(buffer: try row.decode(ByteBuffer.self)))
-            root = snapshot.root
-            sequence = snapshot.sequence
-            pushTime = snapshot.pushTime
-        }
-        let rows = try control.query("""
-            SELECT record FROM hearth_log WHERE namespace = \(name) AND sequence > \(Int64(sequence)) ORDER BY sequence
-            """)
-        for row in rows {
-            let bytes = try row.decode(ByteBuffer.self)
-            let entry = try bytes.readableBytesView.withUnsafeBytes { try LogRecordCodec.decodePayload($0) }
-            guard entry.record.sequence == sequence + 1 else {
-                throw LoadError(namespace: name, reason: "log row \(entry.record.sequence) follows \(sequence)")
-            }
-            entry.record.change.apply(to: &root)
-            sequence = entry.record.sequence
-            pushTime = max(pushTime, entry.pushTime)
-        }
+        let loaded = try load(name, from: control)
+        let (root, sequence, pushTime) = (loaded.root, loaded.sequence, loaded.pushTime)
         let link = Link()
         let log = PostgresWriteLog(
             namespace: name, durable: sequence,
@@ -154,7 +175,7 @@ final class PostgresNamespace: Sendable {
         let database = Database(name: name, root: root, sequence: sequence, log: log, lastPushTime: pushTime)
         let namespace = PostgresNamespace(name: name, database: database, log: log, control: control, options: options, logger: logger)
         link.namespace.withLock { $0 = namespace }
-        logger.info("namespace loaded from PostgreSQL", metadata: ["namespace": "\(name)", "sequence": "\(sequence)", "replayed": "\(rows.count)"])
+        logger.info("namespace loaded from PostgreSQL", metadata: ["namespace": "\(name)", "sequence": "\(sequence)", "replayed": "\(loaded.replayed)"])
         return namespace
     }
 

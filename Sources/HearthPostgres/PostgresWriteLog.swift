@@ -209,26 +209,25 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
         return "PostgreSQL could not be reached, or the connection to it broke"
     }
 
-    /// One transaction: a check that PostgreSQL's last
-    /// record is the one before the batch, then every record of the batch. The check and the
-    /// primary key together fence the sequence: a node whose memory is behind PostgreSQL (rows
-    /// written by another node, even rows a snapshot has since trimmed) cannot commit.
+    /// One statement (so one transaction and one round trip): the batch's rows are inserted
+    /// only if PostgreSQL's last record for the namespace is the one before the batch. The
+    /// check and the primary key together fence the sequence: a node whose memory is behind
+    /// PostgreSQL (rows written by another node, even rows a snapshot has since trimmed)
+    /// cannot commit.
     func commit(_ batch: [(sequence: UInt64, pushTime: Int64, payload: [UInt8])]) throws {
         let sequences = batch.map { Int64($0.sequence) }
         let pushTimes = batch.map(\.pushTime)
         let payloads = batch.map { ByteBuffer(bytes: $0.payload) }
         let expected = Int64(batch[0].sequence) - 1
-        try connection.transaction { run in
-            let last = try run("""
-                SELECT greatest(
-                    (SELECT coalesce(max(sequence), 0) FROM hearth_log WHERE namespace = \(namespace)),
-                    (SELECT coalesce(max(sequence), 0) FROM hearth_snapshots WHERE namespace = \(namespace)))
-                """).first?.decode(Int64.self) ?? 0
-            guard last == expected else { throw Stale(namespace: namespace, expected: expected, found: last) }
-            _ = try run("""
-                INSERT INTO hearth_log (namespace, sequence, push_time, record)
-                SELECT \(namespace), s, p, r FROM unnest(\(sequences)::int8[], \(pushTimes)::int8[], \(payloads)::bytea[]) AS t(s, p, r)
-                """)
+        let inserted = try connection.query("""
+            INSERT INTO hearth_log (namespace, sequence, push_time, record)
+            SELECT \(namespace), s, p, r FROM unnest(\(sequences)::int8[], \(pushTimes)::int8[], \(payloads)::bytea[]) AS t(s, p, r)
+            WHERE greatest(
+                (SELECT coalesce(max(sequence), 0) FROM hearth_log WHERE namespace = \(namespace)),
+                (SELECT coalesce(max(sequence), 0) FROM hearth_snapshots WHERE namespace = \(namespace))) = \(expected)
+            """)
+        guard inserted.metadata.rows == batch.count else {
+            throw Stale(namespace: namespace, expected: expected, found: Int64((try? lastCommittedSequence()) ?? 0))
         }
     }
 

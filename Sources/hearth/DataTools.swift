@@ -13,6 +13,22 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         var problems = 0
+        if let inspector = try data.inspector() {
+            defer { inspector.close() }
+            for namespace in try data.namespaces() {
+                do {
+                    let report = try inspector.load(namespace: namespace)
+                    let snapshot = report.snapshotSequence.map { "at sequence \($0)" } ?? "none"
+                    print("\(namespace): snapshot \(snapshot), \(report.replayedRecords) log records replayed, last sequence \(report.lastSequence)")
+                } catch {
+                    print("\(namespace): \(error)")
+                    problems += 1
+                }
+            }
+            if problems > 0 { throw ExitCode(1) }
+            print("ok")
+            return
+        }
         for namespace in try data.namespaces() {
             do {
                 let report = try StorageInspector.verify(directory: NamespaceFiles(dataDirectory: data.dataDirectory, namespace: namespace).directory)
@@ -37,6 +53,9 @@ struct Repair: ParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() throws {
+        guard data.postgres == nil else {
+            throw ValidationError("repair works on a data directory: PostgreSQL keeps its own pages whole (hearth verify reports gaps in the log).")
+        }
         for namespace in try data.namespaces() {
             let report = try StorageInspector.repair(directory: NamespaceFiles(dataDirectory: data.dataDirectory, namespace: namespace).directory)
             print("\(namespace): last sequence \(report.lastSequence)")
@@ -53,10 +72,10 @@ struct Compact: ParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() throws {
-        let storage = StorageEngine(directory: data.dataDirectory)
+        let storage = try data.engine()
         let existing = try storage.existingNamespaces()
         for namespace in try data.namespaces() {
-            guard existing.contains(namespace) else { throw ValidationError("no namespace \(namespace) in \(data.dataDirectory)") }
+            guard existing.contains(namespace) else { throw ValidationError("no namespace \(namespace) in \(data.postgres?.description ?? data.dataDirectory)") }
             let database = try storage.open(namespace: namespace)
             print("\(namespace): snapshot at sequence \(database.snapshot.sequence)")
         }
@@ -90,10 +109,19 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let namespace = data.namespace ?? "default"
-        guard try StorageEngine(directory: data.dataDirectory).existingNamespaces().contains(namespace) else {
-            throw ValidationError("no namespace \(namespace) in \(data.dataDirectory)")
+        let tree: Node
+        if let inspector = try data.inspector() {
+            defer { inspector.close() }
+            guard try inspector.namespaces().contains(namespace) else {
+                throw ValidationError("no namespace \(namespace) in \(data.postgres?.description ?? data.storage)")
+            }
+            tree = try inspector.load(namespace: namespace).root
+        } else {
+            guard try StorageEngine(directory: data.dataDirectory).existingNamespaces().contains(namespace) else {
+                throw ValidationError("no namespace \(namespace) in \(data.dataDirectory)")
+            }
+            tree = try StorageInspector.load(directory: NamespaceFiles(dataDirectory: data.dataDirectory, namespace: namespace).directory)
         }
-        let tree = try StorageInspector.load(directory: NamespaceFiles(dataDirectory: data.dataDirectory, namespace: namespace).directory)
         let node = tree.at(try Path(urlPath: path))
         let handle: FileHandle
         if let output {
@@ -137,7 +165,7 @@ struct Import: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(file): \(error)")
         }
-        let storage = StorageEngine(directory: data.dataDirectory)
+        let storage = try data.engine()
         let database = try storage.open(namespace: data.namespace ?? "default")
         let outcome = try await database.write(WriteRequest(path: target, operation: .set(parsed)))
         storage.close()

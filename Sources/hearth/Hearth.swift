@@ -7,7 +7,8 @@ struct Hearth: AsyncParsableCommand {
         commandName: "hearth",
         abstract: "A self-hosted realtime JSON database that speaks Firebase's REST protocol.",
         subcommands: [
-            Serve.self, Export.self, Import.self, Verify.self, Repair.self, Compact.self, TokenCommand.self, RulesCommand.self,
+            Serve.self, Export.self, Import.self, Verify.self, Repair.self, Compact.self, MoveNamespace.self, TokenCommand.self,
+            RulesCommand.self,
         ]
     )
 }

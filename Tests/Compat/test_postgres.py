@@ -7,6 +7,7 @@ it is back, and a second node on the same database is refused.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -187,3 +188,60 @@ def test_a_bad_storage_setting_stops_the_start_with_a_clear_error(hearth_binary,
                              "--storage", storage], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert message in result.stderr + result.stdout
+
+
+def run_tool(hearth_binary, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(hearth_binary), *arguments], capture_output=True, text=True, timeout=60)
+
+
+def test_verify_and_export_read_postgres_storage_next_to_a_running_node(hearth_launcher, hearth_binary, tmp_path, database):
+    _, url = database
+    server = serve(hearth_launcher, tmp_path, url, "--snapshot-after-records", "5")
+    for i in range(8):
+        assert requests.put(f"{server.base_url}/sensors/s{i}.json", params={"ns": "plant"}, json={"t": i}, timeout=10).status_code == 200
+    time.sleep(1)
+    verified = run_tool(hearth_binary, "verify", "--storage", url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "plant: snapshot at sequence" in verified.stdout and "last sequence 8" in verified.stdout
+    exported = run_tool(hearth_binary, "export", "--storage", url, "--namespace", "plant", "--path", "/sensors")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout) == {f"s{i}": {"t": i} for i in range(8)}
+    # Writing tools take the node's lock: refused while the node runs.
+    document = tmp_path / "x.json"
+    document.write_text('{"a": 1}')
+    imported = run_tool(hearth_binary, "import", "--storage", url, "--namespace", "plant", "--path", "/x", str(document))
+    assert imported.returncode != 0 and "another Hearth node uses" in imported.stderr, imported.stdout + imported.stderr
+    assert get(server, "x").json() is None
+    repair = run_tool(hearth_binary, "repair", "--storage", url)
+    assert repair.returncode != 0 and "repair works on a data directory" in repair.stderr
+
+
+def test_a_namespace_moves_from_files_to_postgres_and_back(hearth_launcher, hearth_binary, tmp_path, postgres, database):
+    _, url = database
+    files = tmp_path / "files"
+    on_files = hearth_launcher(files, tmp_path, log_name="files")
+    rules = '{"rules": {".read": true, ".write": true, "blessing": {".indexOn": ["mac"]}}}'
+    assert requests.put(f"{on_files.base_url}/.settings/rules.json", params={"ns": "plant"}, data=rules, headers=OWNER,
+                        timeout=10).status_code == 200
+    data = {"blessing": {"-a": {"mac": "0c2a", "ok": True}, "-b": {"mac": "0c2b", "ok": False}}, "count": {".value": 2, ".priority": 1}}
+    assert requests.put(f"{on_files.base_url}/.json", params={"ns": "plant", "format": "export"}, json=data,
+                        timeout=10).status_code == 200
+    on_files.process.terminate()
+    on_files.process.wait(timeout=15)
+    moved = run_tool(hearth_binary, "move-namespace", "--data-dir", str(files), "--namespace", "plant", "--from", "file", "--to", url)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "postgres://postgres@" in moved.stdout and "@127.0.0.1" in moved.stdout
+    again = run_tool(hearth_binary, "move-namespace", "--data-dir", str(files), "--namespace", "plant", "--from", "file", "--to", url)
+    assert again.returncode != 0 and "already holds data" in again.stderr
+    on_postgres = serve(hearth_launcher, tmp_path, url, log_name="moved")
+    assert requests.get(f"{on_postgres.base_url}/.json", params={"ns": "plant", "format": "export"}, timeout=10).json() == data
+    stored = requests.get(f"{on_postgres.base_url}/.settings/rules.json", params={"ns": "plant"}, headers=OWNER, timeout=10)
+    assert stored.json()["rules"]["blessing"][".indexOn"] == ["mac"]
+    on_postgres.process.terminate()
+    on_postgres.process.wait(timeout=15)
+    back = tmp_path / "back"
+    returned = run_tool(hearth_binary, "move-namespace", "--data-dir", str(back), "--namespace", "plant", "--from", url, "--to", "file")
+    assert returned.returncode == 0, returned.stdout + returned.stderr
+    on_files_again = hearth_launcher(back, tmp_path, log_name="back")
+    assert requests.get(f"{on_files_again.base_url}/.json", params={"ns": "plant", "format": "export"}, timeout=10).json() == data
+

@@ -173,6 +173,29 @@ public final class Database: Sendable {
         if let durable { markDurable(through: durable) }
     }
 
+    /// For a node that follows a log written elsewhere (a PostgreSQL follower): makes
+    /// `records`, already durable there, the database's next versions and publishes them in
+    /// order, to readers and streams, as its own writes would be. A record may jump ahead (a
+    /// snapshot the writer took, as a change that sets the whole tree); records at or before
+    /// the current sequence are skipped. Returns false, changing nothing, while writes made
+    /// here are pending (a follower takes none).
+    public func applyFollowed(_ records: [LogRecord]) -> Bool {
+        let last: UInt64? = writer.withLock { state in
+            guard state.pending.isEmpty else { return nil }
+            var last: UInt64?
+            for record in records where record.sequence > state.sequence {
+                record.change.apply(to: &state.root)
+                state.sequence = record.sequence
+                state.pending.append(Version(sequence: record.sequence, root: state.root, change: record.change))
+                last = record.sequence
+            }
+            return last ?? state.sequence
+        }
+        guard let last else { return false }
+        markDurable(through: last)
+        return true
+    }
+
     /// Makes every write up to `sequence` visible to readers.
     func markDurable(through sequence: UInt64) {
         // Publish under the writer lock, so that a rollback (which reads the committed root

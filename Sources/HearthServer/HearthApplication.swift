@@ -110,6 +110,15 @@ public enum HearthApplication {
         }
         let metrics = streams.metrics
         storage.observer.observeSyncs { metrics.fsyncDuration.record($0) }
+        // A follower opens the namespaces the writer creates as they appear, rules first.
+        storage.onNamespaceAppeared { [logger] name in
+            do {
+                try rules.loadStored(namespace: name)
+                _ = try namespaces.database(name)
+            } catch {
+                logger.error("cannot open a namespace that appeared", metadata: ["namespace": "\(name)", "error": "\(error)"])
+            }
+        }
         let (journal, left) = try SessionJournal.open(directory: storage.directory, logger: logger)
         let responder = HearthResponder(
             configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, storage: storage,

@@ -21,4 +21,11 @@ public protocol NamespaceBackend: Sendable {
     func compactAll() throws
     /// Makes every log durable and closes (graceful shutdown).
     func close()
+    /// For a node that follows writes made elsewhere: `handler` is called with each namespace
+    /// that appears there, so that the server opens it.
+    func onNamespaceAppeared(_ handler: @escaping @Sendable (String) -> Void)
+}
+
+extension NamespaceBackend {
+    public func onNamespaceAppeared(_ handler: @escaping @Sendable (String) -> Void) {}
 }

@@ -120,6 +120,12 @@ public final class StorageEngine: Sendable {
         for store in stores.all { try store.writeSnapshot() }
     }
 
+    /// Calls `handler` with each namespace that appears in a followed store (see
+    /// ``NamespaceBackend/onNamespaceAppeared(_:)``); never for a data directory.
+    public func onNamespaceAppeared(_ handler: @escaping @Sendable (String) -> Void) {
+        backend?.onNamespaceAppeared(handler)
+    }
+
     /// Flushes and closes every log (graceful shutdown).
     public func close() {
         backend?.close()

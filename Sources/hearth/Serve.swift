@@ -31,6 +31,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Where namespaces are stored: file (the data directory, the default), or postgres://user[:password]@host[:port]/database.")
     var storage: String?
 
+    @Flag(name: .customLong("follow"), inversion: .prefixedNo,
+          help: "With --storage postgres://…: follow the writes another node makes there (reads and streams; no writes).")
+    var follow: Bool?
+
     @Flag(name: .customLong("in-memory"), inversion: .prefixedNo, help: "Keep data in memory only (nothing is written; a restart starts empty).")
     var inMemory: Bool?
 
@@ -131,6 +135,7 @@ struct Serve: AsyncParsableCommand {
         flags["port"] = port.map { .int($0) }
         flags["data-dir"] = dataDirectory.map { .string($0) }
         flags["storage"] = storage.map { .string($0) }
+        flags["follow"] = follow.map { .bool($0) }
         flags["in-memory"] = inMemory.map { .bool($0) }
         flags["default-namespace"] = defaultNamespace.map { .string($0) }
         flags["emulator"] = emulator.map { .bool($0) }
@@ -199,9 +204,15 @@ struct Serve: AsyncParsableCommand {
         let options = StorageOptions(
             fsync: FsyncPolicy(settings.fsync)!, segmentBytes: settings.segmentBytes,
             snapshotAfterBytes: settings.snapshotAfterBytes, snapshotAfterRecords: settings.snapshotAfterRecords)
-        let backend: PostgresBackend?
+        let backend: (any NamespaceBackend)?
+        let location = PostgresLocation(url: settings.storage)
         do {
-            backend = try PostgresLocation(url: settings.storage).map { try PostgresBackend(location: $0, logger: logger) }
+            if let location {
+                backend = settings.follow
+                    ? try PostgresFollower(location: location, logger: logger) : try PostgresBackend(location: location, logger: logger)
+            } else {
+                backend = nil
+            }
         } catch {
             logger.critical("Hearth cannot start: PostgreSQL storage: \(error)")
             throw ExitCode(2)
@@ -257,8 +268,8 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "Hearth listening on \(configuration.tls == nil ? "http" : "https")://\(settings.host):\(settings.port)",
             metadata: [
-                "data": "\(backend?.location.description ?? (settings.inMemory ? "in memory" : settings.dataDir))",
-                "fsync": "\(backend == nil ? "\(options.fsync)" : "PostgreSQL commit")",
+                "data": "\(location?.description ?? (settings.inMemory ? "in memory" : settings.dataDir))",
+                "fsync": "\(location == nil ? "\(options.fsync)" : settings.follow ? "none (following)" : "PostgreSQL commit")",
             ])
         if let metricsAddress = configuration.metricsAddress {
             logger.info("metrics for Prometheus on http://\(metricsAddress)/.metrics (no credential)")

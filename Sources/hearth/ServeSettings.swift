@@ -22,6 +22,8 @@ struct ServeSettings: Sendable {
     var inMemory = false
     /// `file` (the data directory), or a `postgres://user[:password]@host[:port]/database` URL.
     var storage = "file"
+    /// With PostgreSQL storage: follow another node's writes and take none.
+    var follow = false
     var defaultNamespace = "default"
     var fsync = "always"
     var segmentBytes = 64 << 20
@@ -76,6 +78,7 @@ struct ServeSettings: Sendable {
         .string("data-dir", \.dataDir),
         .bool("in-memory", \.inMemory),
         .string("storage", \.storage, secret: true),
+        .bool("follow", \.follow),
         .string("default-namespace", \.defaultNamespace),
         .string("fsync", \.fsync),
         .int("segment-bytes", \.segmentBytes),
@@ -132,6 +135,7 @@ struct ServeSettings: Sendable {
             storage == "file" || PostgresLocation(url: storage) != nil,
             "storage must be file or a postgres://user[:password]@host[:port]/database URL.")
         try require(!(inMemory && storage != "file"), "in-memory and a postgres storage exclude each other.")
+        try require(!follow || storage != "file", "follow needs a postgres storage: it follows the node writing there.")
         try require((tlsCert == nil) == (tlsKey == nil), "tls-cert and tls-key go together.")
         try require(maxBodyBytes > 0, "max-body-bytes must be positive.")
         try require(maxHeaderBytes >= 1024, "max-header-bytes must be at least 1024.")

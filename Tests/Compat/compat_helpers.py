@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 
 import requests
 from firebase_admin import credentials
@@ -101,3 +102,15 @@ def read_until_closed(connection: socket.socket) -> bytes:
     except (socket.timeout, ConnectionResetError):
         pass
     return received
+
+
+def wait_for(condition, seconds: float = 10) -> bool:
+    """Polls `condition()` every 50 ms until it is truthy or `seconds` have passed; its last
+    answer."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+

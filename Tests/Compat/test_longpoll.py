@@ -18,7 +18,7 @@ import requests
 from websockets.sync.client import connect
 
 from browser import browser_errors, start_browser, wait_until
-from compat_helpers import HOST
+from compat_helpers import HOST, wait_for
 from longpoll_client import LongPollClient, web_safe_base64
 from test_realtime import rest
 from test_streaming import SSEStream
@@ -37,15 +37,6 @@ def poller(hearth_server, namespace):
     yield start
     for opened in clients:
         opened.close()
-
-
-def wait_for(condition, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def lp_get(server, query: str) -> requests.Response:

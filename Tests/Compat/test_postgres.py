@@ -8,6 +8,7 @@ it is back, and a second node on the same database is refused.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -16,7 +17,7 @@ import uuid
 import pytest
 import requests
 
-from compat_helpers import HOST
+from compat_helpers import HOST, wait_for
 from test_streaming import SSEStream
 
 OWNER = {"Authorization": "Bearer owner"}
@@ -245,3 +246,48 @@ def test_a_namespace_moves_from_files_to_postgres_and_back(hearth_launcher, hear
     on_files_again = hearth_launcher(back, tmp_path, log_name="back")
     assert requests.get(f"{on_files_again.base_url}/.json", params={"ns": "plant", "format": "export"}, timeout=10).json() == data
 
+
+def test_a_follower_serves_the_writers_data_and_streams_with_the_same_event_ids(hearth_launcher, tmp_path, database):
+    _, url = database
+    writer = serve(hearth_launcher, tmp_path, url, "--snapshot-after-records", "10")
+    assert post(writer, "items", {"n": 1}).status_code == 200
+    follower = hearth_launcher(tmp_path / "follower", tmp_path, extra_args=["--storage", url, "--follow"], log_name="follower")
+    assert len(get(follower, "items").json()) == 1
+    on_follower = SSEStream(f"{follower.base_url}/items.json", params={"ns": "plant"})
+    on_writer = SSEStream(f"{writer.base_url}/items.json", params={"ns": "plant"})
+    try:
+        on_follower.next_event()
+        on_writer.next_event()
+        name = post(writer, "items", {"n": 2}).json()["name"]
+        seen = on_follower.expect("put", f"/{name}", {"n": 2})
+        written = on_writer.expect("put", f"/{name}", {"n": 2})
+        assert seen.id == written.id, "the writer's sequence numbers are the event ids on every node"
+    finally:
+        on_follower.close()
+        on_writer.close()
+    refused = post(follower, "items", {"n": 3})
+    assert refused.status_code == 503 and "takes no writes" in refused.json()["error"]
+    # Past a snapshot that trimmed the log, and a namespace created after the follower started.
+    for i in range(25):
+        assert requests.put(f"{writer.base_url}/counter/c{i:02}.json", params={"ns": "plant"}, json=i, timeout=10).status_code == 200
+    assert requests.put(f"{writer.base_url}/x.json", params={"ns": "later"}, json=1, timeout=10).status_code == 200
+    assert wait_for(lambda: get(follower, "counter").json() == {f"c{i:02}": i for i in range(25)})
+    assert wait_for(lambda: get(follower, "x", namespace="later").json() == 1)
+    assert get(follower, "").json() == get(writer, "").json()
+
+
+def test_a_follower_catches_up_from_the_writers_snapshot(hearth_launcher, tmp_path, postgres, database):
+    """Records trimmed by a snapshot before the follower read them arrive as the snapshot."""
+    name, url = database
+    writer = serve(hearth_launcher, tmp_path, url, "--snapshot-after-records", "5")
+    follower = hearth_launcher(tmp_path / "follower", tmp_path, extra_args=["--storage", url, "--follow"], log_name="follower")
+    assert requests.put(f"{writer.base_url}/v/k00.json", params={"ns": "plant"}, json=0, timeout=10).status_code == 200
+    assert wait_for(lambda: get(follower, "v").json() == {"k00": 0}), "the follower follows the namespace"
+    follower.process.send_signal(signal.SIGSTOP)
+    try:
+        for i in range(1, 30):
+            assert requests.put(f"{writer.base_url}/v/k{i:02}.json", params={"ns": "plant"}, json=i, timeout=10).status_code == 200
+        assert wait_for(lambda: int(postgres.sql(name, "SELECT coalesce(max(sequence), 0) FROM hearth_snapshots")[0][0]) >= 20)
+    finally:
+        follower.process.send_signal(signal.SIGCONT)
+    assert wait_for(lambda: get(follower, "v").json() == {f"k{i:02}": i for i in range(30)})

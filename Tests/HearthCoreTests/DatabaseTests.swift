@@ -165,3 +165,32 @@ struct DatabaseLostAnswerTests {
         #expect(database.snapshot.sequence == 0 && database.root == .int(7), "nothing of what the writer holds is published")
     }
 }
+
+@Suite("Database following a log written elsewhere")
+struct DatabaseFollowTests {
+    func record(_ sequence: UInt64, _ key: String, _ value: Int64) -> LogRecord {
+        LogRecord(sequence: sequence, change: Change(kind: .set, path: Path(keys: [ChildKey(key)]), mutations: [
+            .set(Path(keys: [ChildKey(key)]), .int(value)),
+        ]))
+    }
+
+    @Test func followedRecordsArePublishedInOrderAndOlderOnesSkipped() {
+        let database = Database(name: "t")
+        #expect(database.applyFollowed([record(1, "a", 1), record(2, "b", 2)]))
+        #expect(database.snapshot.sequence == 2)
+        #expect(database.root.child("a") == .int(1) && database.root.child("b") == .int(2))
+        #expect(database.applyFollowed([record(2, "b", 99), record(3, "c", 3)]), "records already applied are skipped")
+        #expect(database.snapshot.sequence == 3 && database.root.child("b") == .int(2))
+    }
+
+    @Test func aSnapshotJumpSetsTheWholeTree() {
+        let database = Database(name: "t")
+        #expect(database.applyFollowed([record(1, "a", 1)]))
+        let whole = LogRecord(sequence: 40, change: Change(kind: .set, path: .root, mutations: [
+            .set(.root, .object(ChildMap(sortedEntries: [ChildEntry(key: "z", value: .int(26))]))),
+        ]))
+        #expect(database.applyFollowed([whole, record(41, "y", 25)]))
+        #expect(database.snapshot.sequence == 41)
+        #expect(database.root.child("a") == .null && database.root.child("z") == .int(26) && database.root.child("y") == .int(25))
+    }
+}

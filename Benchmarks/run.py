@@ -1035,7 +1035,39 @@ def parse_pgbench_tps(output: str) -> float:
     return float(match.group(1))
 
 
-@section("postgres", "Durable POST with PostgreSQL storage vs file storage vs pgbench one-row inserts")
+FOLLOWER_STREAMS = 100
+
+
+def follower_latency(ctx: Context, hearth: Path, cluster: Any) -> dict[str, Any]:
+    """A writer and a follower on one PostgreSQL database; HearthBench fanout holds
+    FOLLOWER_STREAMS SSE streams on the follower and PUTs 100 writes/s to the writer: the
+    delay from a write's send to its event on the follower (commit, the follower's poll, the
+    fan-out)."""
+    bench = ctx.binary("HearthBench")
+    url = cluster.create_database("follow")
+    rules = '{"rules": {".read": true, ".write": true}}'
+    writer_dir, follower_dir = ctx.workdir / "pg-writer", ctx.workdir / "pg-follower"
+    try:
+        with HearthServer(hearth, writer_dir, ["--storage", url], rules=rules) as writer:
+            status, _ = writer.request("PUT", "/feed/value.json", b'{"sent": 0}')
+            if status != 200:
+                raise BenchmarkError(f"the writer refused the first write: {status}")
+            with HearthServer(hearth, follower_dir, ["--storage", url, "--follow",
+                                                     "--max-streams-per-client", str(2 * FOLLOWER_STREAMS)],
+                              rules=rules) as follower:
+                print(f"{FOLLOWER_STREAMS} SSE streams on the follower, {STREAM_WRITES_PER_SECOND} writes/s "
+                      f"on the writer for {ctx.http_seconds}s ...", flush=True)
+                output = run_command([str(bench), "fanout", str(follower.port), str(FOLLOWER_STREAMS),
+                                      str(ctx.http_seconds), str(STREAM_WRITES_PER_SECOND), str(writer.port)],
+                                     timeout=ctx.http_seconds * 4 + 120)
+                follower.ensure_alive("during the follower run")
+                return last_json_line(output, "HearthBench fanout (follower)")
+    finally:
+        shutil.rmtree(writer_dir, ignore_errors=True)
+        shutil.rmtree(follower_dir, ignore_errors=True)
+
+
+@section("postgres", "Durable POST with PostgreSQL storage vs file storage vs pgbench one-row inserts; writer to follower latency")
 def bench_postgres(ctx: Context) -> dict[str, Any]:
     """A private PostgreSQL 15 cluster (as the tests start one): Hearth POST with file storage
     (--fsync always), Hearth POST with --storage postgres://, then pgbench inserting the same
@@ -1068,6 +1100,7 @@ def bench_postgres(ctx: Context) -> dict[str, Any]:
                 runs["postgres"] = run
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        runs["follower"] = follower_latency(ctx, hearth, cluster)
         cluster.create_database("pgbench")
         cluster.sql("pgbench", "CREATE TABLE records (id bigserial PRIMARY KEY, body jsonb NOT NULL)")
         insert = ctx.workdir / "insert.sql"
@@ -1091,6 +1124,12 @@ def bench_postgres(ctx: Context) -> dict[str, Any]:
     ctx.row("Durable POST, PostgreSQL / file storage",
             f"{pg_rate:,.0f} vs {runs['file']['requests_per_s']:,.0f} req/s",
             ratio=ratio(pg_rate, runs["file"]["requests_per_s"]))
+    follower = runs["follower"]
+    print(f"writer -> follower stream delivery: p50 {follower['p50_ms']:.1f} ms, p99 {follower['p99_ms']:.1f} ms, "
+          f"{follower['probe_events']}/{follower['probe_events_expected']} probe events, {follower['writes']} writes")
+    ctx.row(f"Follower stream p99, write on the writer (ratio = 100 ms / p99)",
+            f"p50 {follower['p50_ms']:.1f} ms, p99 {follower['p99_ms']:.1f} ms, max {follower['max_ms']:.1f} ms",
+            ratio=ratio(100.0, follower["p99_ms"]), target=1.0)
     ctx.row("Durable POST on PostgreSQL / pgbench one-row inserts",
             f"{pg_rate:,.0f} vs {runs['pgbench']['requests_per_s']:,.0f} writes/s",
             ratio=ratio(pg_rate, runs["pgbench"]["requests_per_s"]))

@@ -8,7 +8,9 @@ import Foundation
 /// thread (the data carries the send time), and measures delivery latency on the first
 /// `probes` streams (the others are only drained). One poll loop, so that the client costs
 /// far less than the server it measures. Prints one JSON line.
-func fanOutBenchmark(port: UInt16, streams: Int, seconds: Double, rate: Int, probes: Int = 50, realtime: Bool = false) throws {
+func fanOutBenchmark(
+    port: UInt16, streams: Int, seconds: Double, rate: Int, probes: Int = 50, realtime: Bool = false, writePort: UInt16? = nil
+) throws {
     let request = realtime
         ? webSocketUpgrade(port: port)
         : "GET /feed.json HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
@@ -83,7 +85,8 @@ func fanOutBenchmark(port: UInt16, streams: Int, seconds: Double, rate: Int, pro
     // The writer: its own thread and connection, PUTs at a fixed rate.
     let writes = ManagedCounter()
     let writer = Thread {
-        let fd = fanOutConnect(port: port)
+        // The writes may go to another node than the streams (a PostgreSQL writer and a follower).
+        let fd = fanOutConnect(port: writePort ?? port)
         let interval = 1.0 / Double(rate)
         let end = Date().timeIntervalSince1970 + seconds
         var next = Date().timeIntervalSince1970

@@ -6,7 +6,7 @@
 //   HearthBench snapshot <file>             snapshot write throughput for the tree of <file>
 //   HearthBench rules - [seconds]           cost of the rules checks of one write and one read
 //   HearthBench query <children> [seconds]  limitToLast=50 from an index vs a scan; index upkeep
-//   HearthBench fanout <port> <streams> <seconds> <writes/s>   SSE delivery latency (load client)
+//   HearthBench fanout <port> <streams> <seconds> <writes/s> [<write port>]   SSE delivery latency (load client)
 //
 // Output is one JSON object per line so Benchmarks/run.py can collect it.
 import Foundation
@@ -141,9 +141,11 @@ case "snapshot":
 case "query":
     try await queryBenchmark(children: Int(arguments[2]) ?? 1_000_000, seconds: arguments.count > 3 ? Double(arguments[3]) ?? 1 : 1)
 case "fanout", "fanout-realtime":
-    // fanout[-realtime] <port> <streams> <seconds> <writes per second>: SSE streams or realtime listens.
+    // fanout[-realtime] <port> <streams> <seconds> <writes per second> [<write port>]: SSE streams or
+    // realtime listens on <port>; the writes go to <write port> if given (another node).
     try fanOutBenchmark(port: UInt16(arguments[2])!, streams: Int(arguments[3])!, seconds: Double(arguments[4])!,
-        rate: Int(arguments[5])!, realtime: arguments[1] == "fanout-realtime")
+        rate: Int(arguments[5])!, realtime: arguments[1] == "fanout-realtime",
+        writePort: arguments.count > 6 ? UInt16(arguments[6]) : nil)
 case "realtime-writes":
     // realtime-writes <port> <connections> <window> <seconds> <record JSON>
     try realtimeWritesBenchmark(

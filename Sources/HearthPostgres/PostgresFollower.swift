@@ -20,7 +20,11 @@ public final class PostgresFollower: NamespaceBackend, Sendable {
     let logger: Logger
     let connection: BlockingConnection
     let followed = Mutex<[String: Database]>([:])
-    let appeared = Mutex<(@Sendable (String) -> Void)?>(nil)
+    let handler = Mutex<(@Sendable (FollowedChange) -> Void)?>(nil)
+    /// When each namespace's rules were last stored, as last seen; and the namespaces whose
+    /// following fails (each logged once until it recovers).
+    let rulesSeen = Mutex<[String: String]>([:])
+    let failing = Mutex<Set<String>>([])
     let stopping = Atomic<Bool>(false)
     let done = NSCondition()
     let finished = Mutex(false)
@@ -67,8 +71,13 @@ public final class PostgresFollower: NamespaceBackend, Sendable {
 
     public func compactAll() throws {}
 
-    public func onNamespaceAppeared(_ handler: @escaping @Sendable (String) -> Void) {
-        appeared.withLock { $0 = handler }
+    public func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void) {
+        // The rules stored now are the ones the server loads at start: only later ones count.
+        if let stored = try? connection.query("SELECT namespace, stored_at::text FROM hearth_rules") {
+            let seen = Dictionary(uniqueKeysWithValues: stored.compactMap { try? $0.decode((String, String).self) })
+            rulesSeen.withLock { $0 = seen }
+        }
+        self.handler.withLock { $0 = handler }
     }
 
     public func close() {
@@ -102,24 +111,46 @@ public final class PostgresFollower: NamespaceBackend, Sendable {
         }
     }
 
-    /// One round: namespaces that appeared are announced; each followed namespace gets the
-    /// records committed since its sequence.
+    /// One round: namespaces that appeared and rules stored since are announced; each followed
+    /// namespace gets the records committed since its sequence (a namespace that fails is
+    /// logged and retried next round; the others go on).
     func followOnce() throws {
-        let known = followed.withLock { Set($0.keys) }
-        if let handler = appeared.withLock({ $0 }) {
-            for name in try existingNamespaces() where !known.contains(name) { handler(name) }
+        if let handler = handler.withLock({ $0 }) {
+            let known = followed.withLock { Set($0.keys) }
+            for name in try existingNamespaces() where !known.contains(name) { handler(.namespaceAppeared(name)) }
+            let stored = try connection.query("SELECT namespace, stored_at::text FROM hearth_rules")
+                .map { try $0.decode((String, String).self) }
+            let changed = rulesSeen.withLock { seen in
+                stored.filter { seen[$0.0] != $0.1 }.map { name, stamp in
+                    seen[name] = stamp
+                    return name
+                }
+            }
+            for name in changed { handler(.rulesStored(name)) }
         }
         for (name, database) in followed.withLock({ Array($0) }) {
-            let records = try newRecords(name, after: database.snapshot.sequence)
-            if !records.isEmpty { _ = database.applyFollowed(records) }
+            do {
+                let records = try newRecords(name, after: database.snapshot.sequence)
+                if !records.isEmpty { _ = database.applyFollowed(records) }
+                if failing.withLock({ $0.remove(name) }) != nil { logger.notice("following namespace again", metadata: ["namespace": "\(name)"]) }
+            } catch {
+                if failing.withLock({ $0.insert(name).inserted }) {
+                    logger.error("cannot follow a namespace; retrying", metadata: ["namespace": "\(name)", "error": "\(String(reflecting: error))"])
+                }
+            }
         }
     }
+
+    /// The most log rows read for one namespace in one round (a follower far behind catches
+    /// up over several rounds, each within the statement timeout).
+    static let batchLimit = 10_000
 
     /// The records after `sequence`; when the writer's snapshot has trimmed some of them, the
     /// snapshot first (as a change that sets the whole tree). One statement: one view.
     func newRecords(_ name: String, after sequence: UInt64) throws -> [LogRecord] {
         let rows = try connection.query("""
-            SELECT sequence, record, NULL::bytea FROM hearth_log WHERE namespace = \(name) AND sequence > \(Int64(sequence))
+            (SELECT sequence, record, NULL::bytea FROM hearth_log WHERE namespace = \(name) AND sequence > \(Int64(sequence))
+             ORDER BY sequence LIMIT \(PostgresFollower.batchLimit))
             UNION ALL
             SELECT sequence, NULL::bytea, data FROM hearth_snapshots WHERE namespace = \(name) AND sequence > \(Int64(sequence))
             ORDER BY 1

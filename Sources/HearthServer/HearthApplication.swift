@@ -110,13 +110,22 @@ public enum HearthApplication {
         }
         let metrics = streams.metrics
         storage.observer.observeSyncs { metrics.fsyncDuration.record($0) }
-        // A follower opens the namespaces the writer creates as they appear, rules first.
-        storage.onNamespaceAppeared { [logger] name in
+        // A follower opens the namespaces the writer creates as they appear, rules first, and
+        // takes rules the writer stores as the writer does (indexes, open streams re-checked).
+        storage.onFollowedChange { [logger] change in
             do {
-                try rules.loadStored(namespace: name)
-                _ = try namespaces.database(name)
+                switch change {
+                case .namespaceAppeared(let name):
+                    try rules.loadStored(namespace: name)
+                    _ = try namespaces.database(name)
+                case .rulesStored(let name):
+                    try rules.loadStored(namespace: name)
+                    let current = rules.rules(for: name)
+                    namespaces.existing(name)?.declareIndexes(current.concreteIndexes)
+                    Task { await streams.rulesChanged(namespace: name, rules: current) }
+                }
             } catch {
-                logger.error("cannot open a namespace that appeared", metadata: ["namespace": "\(name)", "error": "\(error)"])
+                logger.error("cannot take what the writer stored", metadata: ["change": "\(change)", "error": "\(error)"])
             }
         }
         let (journal, left) = try SessionJournal.open(directory: storage.directory, logger: logger)

@@ -36,6 +36,9 @@ public struct ServerConfiguration: Sendable {
     /// without the admin token. Off by default: a write to an unknown namespace is answered
     /// `404`. Emulator mode always allows it, as Firebase's emulator does.
     public var createNamespaces = false
+    /// The node follows another node's writes to PostgreSQL (`--follow`): it takes no writes,
+    /// no rules and no on-disconnect registrations (`503`).
+    public var followsWriter = false
     /// Writes per client address (token buckets; `429` with `Retry-After` beyond them); nil
     /// for no limit. Admin callers are not limited.
     public var writeRateLimit: WriteRateLimit?

@@ -21,11 +21,18 @@ public protocol NamespaceBackend: Sendable {
     func compactAll() throws
     /// Makes every log durable and closes (graceful shutdown).
     func close()
-    /// For a node that follows writes made elsewhere: `handler` is called with each namespace
-    /// that appears there, so that the server opens it.
-    func onNamespaceAppeared(_ handler: @escaping @Sendable (String) -> Void)
+    /// For a node that follows writes made elsewhere: `handler` is told of each namespace that
+    /// appears there and of each rules document stored there, so that the server opens the
+    /// namespace or takes the rules.
+    func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void)
+}
+
+/// What a following node learns besides data (see ``NamespaceBackend/onFollowedChange(_:)``).
+public enum FollowedChange: Sendable, Equatable {
+    case namespaceAppeared(String)
+    case rulesStored(String)
 }
 
 extension NamespaceBackend {
-    public func onNamespaceAppeared(_ handler: @escaping @Sendable (String) -> Void) {}
+    public func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void) {}
 }

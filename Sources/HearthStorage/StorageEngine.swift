@@ -120,10 +120,10 @@ public final class StorageEngine: Sendable {
         for store in stores.all { try store.writeSnapshot() }
     }
 
-    /// Calls `handler` with each namespace that appears in a followed store (see
-    /// ``NamespaceBackend/onNamespaceAppeared(_:)``); never for a data directory.
-    public func onNamespaceAppeared(_ handler: @escaping @Sendable (String) -> Void) {
-        backend?.onNamespaceAppeared(handler)
+    /// Tells `handler` of namespaces and rules that appear in a followed store (see
+    /// ``NamespaceBackend/onFollowedChange(_:)``); never for a data directory.
+    public func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void) {
+        backend?.onFollowedChange(handler)
     }
 
     /// Flushes and closes every log (graceful shutdown).

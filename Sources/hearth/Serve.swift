@@ -251,6 +251,7 @@ struct Serve: AsyncParsableCommand {
         configuration.streams.historyChanges = settings.streamHistory
         configuration.compressStreams = settings.compressStreams
         configuration.createNamespaces = settings.createNamespaces
+        configuration.followsWriter = settings.follow
         configuration.writeRateLimit = settings.writeLimit
         configuration.clientAddresses = settings.clientAddresses
         configuration.metricsAddress = settings.metricsAddress.flatMap(ListenAddress.init)

@@ -19,6 +19,7 @@ import requests
 
 from compat_helpers import HOST, wait_for
 from test_streaming import SSEStream
+from wire_client import WireClient
 
 OWNER = {"Authorization": "Bearer owner"}
 
@@ -283,6 +284,9 @@ def test_a_follower_catches_up_from_the_writers_snapshot(hearth_launcher, tmp_pa
     follower = hearth_launcher(tmp_path / "follower", tmp_path, extra_args=["--storage", url, "--follow"], log_name="follower")
     assert requests.put(f"{writer.base_url}/v/k00.json", params={"ns": "plant"}, json=0, timeout=10).status_code == 200
     assert wait_for(lambda: get(follower, "v").json() == {"k00": 0}), "the follower follows the namespace"
+    stream = SSEStream(f"{follower.base_url}/v.json", params={"ns": "plant"})
+    last_id = stream.expect("put", "/", {"k00": 0}).id
+    stream.close()
     follower.process.send_signal(signal.SIGSTOP)
     try:
         for i in range(1, 30):
@@ -290,4 +294,45 @@ def test_a_follower_catches_up_from_the_writers_snapshot(hearth_launcher, tmp_pa
         assert wait_for(lambda: int(postgres.sql(name, "SELECT coalesce(max(sequence), 0) FROM hearth_snapshots")[0][0]) >= 20)
     finally:
         follower.process.send_signal(signal.SIGCONT)
-    assert wait_for(lambda: get(follower, "v").json() == {f"k{i:02}": i for i in range(30)})
+    expected = {f"k{i:02}": i for i in range(30)}
+    assert wait_for(lambda: get(follower, "v").json() == expected)
+    # A stream resuming from before the jump gets what it missed: applied in order, the events
+    # rebuild the current value.
+    resumed = SSEStream(f"{follower.base_url}/v.json", params={"ns": "plant"}, headers={"Last-Event-ID": last_id})
+    try:
+        value = {"k00": 0}
+        while value != expected:
+            event = resumed.next_event(timeout=10)
+            path, data = event.path, event.payload
+            if event.event == "put" and path == "/":
+                value = dict(data or {})
+            elif event.event == "put":
+                value[path.strip("/")] = data
+            else:
+                assert event.event == "patch" and path == "/", event
+                value.update(data)
+    finally:
+        resumed.close()
+
+
+def test_a_follower_takes_the_writers_rules_and_refuses_what_it_would_store(hearth_launcher, tmp_path, database):
+    _, url = database
+    writer = serve(hearth_launcher, tmp_path, url)
+    assert requests.put(f"{writer.base_url}/secret/x.json", params={"ns": "plant"}, json=1, timeout=10).status_code == 200
+    follower = hearth_launcher(tmp_path / "follower", tmp_path, extra_args=["--storage", url, "--follow"], log_name="follower")
+    assert get(follower, "secret").status_code == 200
+    closed = '{"rules": {".write": true, "public": {".read": true}}}'
+    assert requests.put(f"{writer.base_url}/.settings/rules.json", params={"ns": "plant"}, data=closed, headers=OWNER,
+                        timeout=10).status_code == 200
+    assert get(writer, "secret").status_code == 401
+    assert wait_for(lambda: get(follower, "secret").status_code == 401), "rules stored on the writer apply on the follower"
+    refused = requests.put(f"{follower.base_url}/.settings/rules.json", params={"ns": "plant"}, data=closed, headers=OWNER,
+                           timeout=10)
+    assert refused.status_code == 503 and "takes no writes" in refused.json()["error"]
+    socket = WireClient(follower.port, "plant")
+    try:
+        registration = socket.call("o", {"p": "/presence/me", "d": None})
+        assert registration["s"] == "unavailable" and "takes no writes" in registration["d"]
+        assert socket.put("/x", 1)["s"] == "unavailable"
+    finally:
+        socket.close()

@@ -90,6 +90,7 @@ extension DatabaseService {
         _ operation: OnDisconnectOperation, at path: Path, in namespace: String, session: SessionID, as caller: Caller,
         now: Int64
     ) throws {
+        try refuseIfFollowing()
         try checkNamespaceExists(namespace, caller: caller)
         let root = namespaces.existing(namespace)?.root ?? .null
         switch operation {

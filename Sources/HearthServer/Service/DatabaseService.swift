@@ -351,9 +351,18 @@ public struct DatabaseService: Sendable {
             throw DataError(error.description)
         }
         guard !dryRun else { return }
+        try refuseIfFollowing()
         try rules.replace(namespace, with: compiled, namespaces: namespaces)
         logger.notice("security rules replaced", metadata: ["namespace": "\(namespace)"])
         await streams.rulesChanged(namespace: namespace, rules: compiled)
+    }
+
+    /// A following node takes nothing that must be stored: writes fail in its log, and rules
+    /// and on-disconnect registrations are refused here.
+    func refuseIfFollowing() throws {
+        guard configuration.followsWriter else { return }
+        throw ServiceError(
+            .unavailable, "Service unavailable: this node follows PostgreSQL and takes no writes: send writes to the writer node.")
     }
 
     func requireAdmin(_ caller: Caller) throws {

@@ -123,12 +123,18 @@ actor NamespaceStreams {
         }
     }
 
-    /// The tree just before the change numbered `sequence`, which is in the history (whose
-    /// sequence numbers are consecutive) or just after it.
+    /// The tree just before the change numbered `sequence`: as of the last change in the
+    /// history before it (the history is in sequence order, and may skip numbers: a follower
+    /// takes a writer's snapshot as one change), or the tree before the history.
     func root(before sequence: UInt64) -> Node {
-        guard let first = history.first, sequence > first.sequence else { return history.isEmpty ? latestRoot : oldestRoot }
-        let index = Int(sequence - first.sequence)
-        return index <= history.count ? history[index - 1].root : latestRoot
+        guard !history.isEmpty else { return latestRoot }
+        var low = 0
+        var high = history.count
+        while low < high {
+            let middle = (low + high) / 2
+            if history[middle].sequence < sequence { low = middle + 1 } else { high = middle }
+        }
+        return low == 0 ? oldestRoot : history[low - 1].root
     }
 
     /// The tree before the oldest change in the history.

@@ -10,7 +10,7 @@ PYTHON       := $(VENV)/bin/python
 # Debian packages: what building and running the server needs (make run), and what the tests
 # and benchmarks need besides (make test, make bench).
 SERVER_PACKAGES := zlib1g-dev libssl-dev
-TEST_PACKAGES   := python3-venv curl wrk redis-server chromium chromium-driver postgresql
+TEST_PACKAGES   := python3-venv curl wrk redis-server chromium chromium-driver postgresql nginx
 
 .PHONY: run test build release deps server-deps system-deps install-packages python-deps compat bench clean console-screenshot soak
 

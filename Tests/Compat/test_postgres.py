@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -329,10 +330,87 @@ def test_a_follower_takes_the_writers_rules_and_refuses_what_it_would_store(hear
     refused = requests.put(f"{follower.base_url}/.settings/rules.json", params={"ns": "plant"}, data=closed, headers=OWNER,
                            timeout=10)
     assert refused.status_code == 503 and "takes no writes" in refused.json()["error"]
-    socket = WireClient(follower.port, "plant")
+    client = WireClient(follower.port, "plant")
     try:
-        registration = socket.call("o", {"p": "/presence/me", "d": None})
+        registration = client.call("o", {"p": "/presence/me", "d": None})
         assert registration["s"] == "unavailable" and "takes no writes" in registration["d"]
-        assert socket.put("/x", 1)["s"] == "unavailable"
+        assert client.put("/x", 1)["s"] == "unavailable"
     finally:
-        socket.close()
+        client.close()
+
+
+def test_the_nginx_example_in_front_of_a_writer_and_two_followers(hearth_launcher, tmp_path, database):
+    """Examples/cluster/nginx.conf, with its ports rewritten: writes through nginx reach the
+    writer, reads and streams are served by followers, and the realtime protocol reaches the
+    writer."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(nginx).exists(), "nginx is missing: `sudo apt-get install -y nginx` (`make system-deps` does)"
+    _, url = database
+    writer = serve(hearth_launcher, tmp_path, url)
+    assert requests.put(f"{writer.base_url}/feed/a.json", params={"ns": "plant"}, json=1, timeout=10).status_code == 200
+    followers = [hearth_launcher(tmp_path / f"follower{i}", tmp_path, extra_args=["--storage", url, "--follow"],
+                                 log_name=f"follower{i}") for i in (1, 2)]
+    example = (Path(__file__).resolve().parents[2] / "Examples" / "cluster" / "nginx.conf").read_text()
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    config = example.replace("127.0.0.1:9001", f"{HOST}:{writer.port}")
+    config = config.replace("127.0.0.1:9002", f"{HOST}:{followers[0].port}").replace("127.0.0.1:9003", f"{HOST}:{followers[1].port}")
+    config = config.replace("listen 8080;", f"listen {HOST}:{port};")
+    config = re.sub(r"worker_processes auto;", f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/nginx-error.log;", config)
+    # Which node served each request: the upstream address in the access log.
+    config = config.replace("http {", "http {\n    log_format routed '$request_method $uri $upstream_addr';\n"
+                            f"    access_log {tmp_path}/nginx-access.log routed;", 1)
+    (tmp_path / "nginx.conf").write_text(config)
+    process = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://{HOST}:{port}"
+    try:
+        assert wait_for(lambda: _answers(f"{base}/.health")), (tmp_path / "nginx-error.log").read_text()
+        # A write through nginx is the writer's; a read through nginx is a follower's.
+        name = requests.post(f"{base}/feed.json", params={"ns": "plant"}, json={"via": "nginx"}, timeout=10).json()["name"]
+        assert get(writer, f"feed/{name}").json() == {"via": "nginx"}
+        assert wait_for(lambda: requests.get(f"{base}/feed/{name}.json", params={"ns": "plant"}, timeout=10).json() == {"via": "nginx"})
+        followers_at = {f"{HOST}:{follower.port}" for follower in followers}
+
+        def served(method: str, uri: str) -> set[str]:
+            lines = (tmp_path / "nginx-access.log").read_text().splitlines()
+            return {line.split()[2] for line in lines if line.split()[:2] == [method, uri]}
+
+        assert wait_for(lambda: served("POST", "/feed.json")), "nginx logs the write"
+        assert served("POST", "/feed.json") == {f"{HOST}:{writer.port}"}, "writes go to the writer"
+        assert wait_for(lambda: served("GET", f"/feed/{name}.json"))
+        assert served("GET", f"/feed/{name}.json") <= followers_at, "reads go to the followers"
+        # A stream through nginx (on a follower) sees a write made through nginx (on the writer).
+        stream = SSEStream(f"{base}/feed.json", params={"ns": "plant"})
+        try:
+            stream.next_event()
+            second = requests.post(f"{base}/feed.json", params={"ns": "plant"}, json={"n": 2}, timeout=10).json()["name"]
+            stream.expect("put", f"/{second}", {"n": 2})
+        finally:
+            stream.close()
+        assert wait_for(lambda: served("GET", "/feed.json")), "nginx logs the stream once it ends"
+        assert served("GET", "/feed.json") <= followers_at, "streams go to the followers"
+        # The realtime protocol goes to the writer: an SDK-style write through nginx is stored.
+        socket_client = WireClient(port, "plant")
+        try:
+            assert socket_client.put("/feed/ws", "written")["s"] == "ok"
+        finally:
+            socket_client.close()
+        assert get(writer, "feed/ws").json() == "written"
+        assert wait_for(lambda: served("GET", "/.ws"))
+        assert served("GET", "/.ws") == {f"{HOST}:{writer.port}"}, "the realtime protocol goes to the writer"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -43,8 +43,8 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
             guard locked == true else { throw InUse(location: location) }
         }
         do {
+            // Its first statement connects, and so takes the lock.
             try PostgresSchema.migrate(control, logger: logger)
-            _ = try control.query("SELECT 1")
         } catch {
             control.close()
             throw error
@@ -60,11 +60,11 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
     }
 
     public func existingNamespaces() throws -> [String] {
-        try control.query("SELECT name FROM hearth_namespaces ORDER BY name").map { try $0.decode(String.self) }
+        try control.namespaceNames()
     }
 
     public func storedRules(namespace: String) throws -> String? {
-        try control.query("SELECT source FROM hearth_rules WHERE namespace = \(namespace)").first?.decode(String.self)
+        try control.storedRules(namespace: namespace)
     }
 
     public func storeRules(_ text: String, namespace: String) throws {
@@ -231,7 +231,7 @@ final class PostgresNamespace: Sendable {
         let data = ByteBuffer(bytes: try SnapshotFile(sequence: sequence, pushTime: pushTime, root: root).encode())
         let (name, logger) = (self.name, self.logger)
         try control.transaction { run in
-            _ = try run("INSERT INTO hearth_namespaces (name) VALUES (\(name)) ON CONFLICT DO NOTHING")
+            // The namespace's row exists: `open` registered it.
             _ = try run("""
                 INSERT INTO hearth_snapshots (namespace, sequence, push_time, data)
                 VALUES (\(name), \(Int64(sequence)), \(pushTime), \(data))

@@ -42,7 +42,12 @@ public final class PostgresFollower: NamespaceBackend, Sendable {
         self.location = location
         self.logger = logger
         connection = BlockingConnection(location: location, logger: logger)
-        try PostgresInspector(location: location, logger: logger).close()
+        do {
+            try PostgresSchema.requireTables(on: connection)
+        } catch {
+            connection.close()
+            throw error
+        }
         let thread = Thread { [self] in follow() }
         thread.name = "hearth-pg-follower"
         thread.start()
@@ -58,11 +63,11 @@ public final class PostgresFollower: NamespaceBackend, Sendable {
     }
 
     public func existingNamespaces() throws -> [String] {
-        try connection.query("SELECT name FROM hearth_namespaces ORDER BY name").map { try $0.decode(String.self) }
+        try connection.namespaceNames()
     }
 
     public func storedRules(namespace: String) throws -> String? {
-        try connection.query("SELECT source FROM hearth_rules WHERE namespace = \(namespace)").first?.decode(String.self)
+        try connection.storedRules(namespace: namespace)
     }
 
     public func storeRules(_ text: String, namespace: String) throws { throw ReadOnly() }
@@ -73,10 +78,7 @@ public final class PostgresFollower: NamespaceBackend, Sendable {
 
     public func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void) {
         // The rules stored now are the ones the server loads at start: only later ones count.
-        if let stored = try? connection.query("SELECT namespace, stored_at::text FROM hearth_rules") {
-            let seen = Dictionary(uniqueKeysWithValues: stored.compactMap { try? $0.decode((String, String).self) })
-            rulesSeen.withLock { $0 = seen }
-        }
+        if let stamps = try? connection.rulesStamps() { rulesSeen.withLock { $0 = stamps } }
         self.handler.withLock { $0 = handler }
     }
 
@@ -118,13 +120,10 @@ public final class PostgresFollower: NamespaceBackend, Sendable {
         if let handler = handler.withLock({ $0 }) {
             let known = followed.withLock { Set($0.keys) }
             for name in try existingNamespaces() where !known.contains(name) { handler(.namespaceAppeared(name)) }
-            let stored = try connection.query("SELECT namespace, stored_at::text FROM hearth_rules")
-                .map { try $0.decode((String, String).self) }
+            let stamps = try connection.rulesStamps()
             let changed = rulesSeen.withLock { seen in
-                stored.filter { seen[$0.0] != $0.1 }.map { name, stamp in
-                    seen[name] = stamp
-                    return name
-                }
+                defer { seen = stamps }
+                return stamps.filter { seen[$0.key] != $0.value }.map(\.key)
             }
             for name in changed { handler(.rulesStored(name)) }
         }

@@ -19,26 +19,16 @@ public struct PostgresInspector: Sendable {
     /// reads.
     public init(location: PostgresLocation, logger: Logger) throws {
         connection = BlockingConnection(location: location, logger: logger)
-        let version = try connection.query(
-            "SELECT max(version) FROM hearth_schema"
-        ).first?.decode(Int32?.self) ?? nil
-        guard let version else {
+        do {
+            try PostgresSchema.requireTables(on: connection)
+        } catch {
             connection.close()
-            throw NoTables(location: location)
+            throw error
         }
-        guard version <= PostgresSchema.version else {
-            connection.close()
-            throw PostgresSchema.TooNew(found: version)
-        }
-    }
-
-    struct NoTables: Error, CustomStringConvertible {
-        let location: PostgresLocation
-        var description: String { "\(location.description) holds no Hearth tables" }
     }
 
     public func namespaces() throws -> [String] {
-        try connection.query("SELECT name FROM hearth_namespaces ORDER BY name").map { try $0.decode(String.self) }
+        try connection.namespaceNames()
     }
 
     /// The namespace's tree, loaded as a node loads it (a gap in the log is an error).
@@ -51,7 +41,7 @@ public struct PostgresInspector: Sendable {
 
     /// The namespace's rules document, if one was stored.
     public func rules(namespace: String) throws -> String? {
-        try connection.query("SELECT source FROM hearth_rules WHERE namespace = \(namespace)").first?.decode(String.self)
+        try connection.storedRules(namespace: namespace)
     }
 
     public func close() {

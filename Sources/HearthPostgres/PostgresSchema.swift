@@ -59,17 +59,28 @@ enum PostgresSchema {
         try connection.transaction { run in
             _ = try run("LOCK TABLE hearth_schema IN EXCLUSIVE MODE")
             let rows = try run("SELECT max(version) FROM hearth_schema")
-            let found = try rows.first?.decode(Int32?.self) ?? nil
-            switch found {
-            case nil:
-                for statement in version1 { _ = try run(PostgresQuery(unsafeSQL: statement)) }
-                _ = try run("INSERT INTO hearth_schema (version) VALUES (\(version))")
-                logger.notice("created Hearth's tables in PostgreSQL", metadata: ["schema": "\(version)"])
-            case let found? where found > version:
-                throw TooNew(found: found)
-            default:
-                break
-            }
+            guard try checked(rows.first?.decode(Int32?.self) ?? nil) == nil else { return }
+            for statement in version1 { _ = try run(PostgresQuery(unsafeSQL: statement)) }
+            _ = try run("INSERT INTO hearth_schema (version) VALUES (\(version))")
+            logger.notice("created Hearth's tables in PostgreSQL", metadata: ["schema": "\(version)"])
         }
+    }
+
+    /// The layout a database holds (nil: none yet); a newer one than this build's is refused.
+    static func checked(_ found: Int32?) throws -> Int32? {
+        if let found, found > version { throw TooNew(found: found) }
+        return found
+    }
+
+    struct NoTables: Error, CustomStringConvertible {
+        let location: PostgresLocation
+        var description: String { "\(location.description) holds no Hearth tables" }
+    }
+
+    /// For nodes and tools that only read: the database must hold Hearth's tables, in a layout
+    /// this build reads.
+    static func requireTables(on connection: BlockingConnection) throws {
+        let found = try connection.query("SELECT max(version) FROM hearth_schema").first?.decode(Int32?.self) ?? nil
+        guard try checked(found) != nil else { throw NoTables(location: connection.location) }
     }
 }

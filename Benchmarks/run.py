@@ -36,6 +36,7 @@ import random
 import re
 import shutil
 import signal
+import threading
 import socket
 import subprocess
 import sys
@@ -665,12 +666,13 @@ def write_post_script(path: Path, body: bytes) -> Path:
     return path
 
 
-def run_wrk(port: int, path: str, seconds: int, script: Path | None = None) -> dict[str, Any]:
-    """Runs wrk (-t2 -c32 --latency) against http://127.0.0.1:`port``path`."""
+def run_wrk(port: int, path: str, seconds: int, script: Path | None = None,
+            threads: int = WRK_THREADS, connections: int = WRK_CONNECTIONS) -> dict[str, Any]:
+    """Runs wrk (-t2 -c32 --latency unless told) against http://127.0.0.1:`port``path`."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise BenchmarkError("wrk not found: run `make deps` (or apt-get install -y wrk)")
-    command = [wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
     command.append(f"http://{HOST}:{port}{path}")
@@ -1039,10 +1041,9 @@ FOLLOWER_STREAMS = 100
 
 
 def follower_latency(ctx: Context, hearth: Path, cluster: Any) -> dict[str, Any]:
-    """A writer and a follower on one PostgreSQL database; HearthBench fanout holds
-    FOLLOWER_STREAMS SSE streams on the follower and PUTs 100 writes/s to the writer: the
-    delay from a write's send to its event on the follower (commit, the follower's poll, the
-    fan-out)."""
+    """Two nodes on one PostgreSQL database; HearthBench fanout holds FOLLOWER_STREAMS SSE
+    streams on node B and PUTs 100 writes/s to node A: the delay from a write's send to its
+    event on node B (A's commit, its notification, B's read of the record, the fan-out)."""
     bench = ctx.binary("HearthBench")
     url = cluster.create_database("follow")
     rules = '{"rules": {".read": true, ".write": true}}'
@@ -1054,11 +1055,11 @@ def follower_latency(ctx: Context, hearth: Path, cluster: Any) -> dict[str, Any]
             status, _ = writer.request("PUT", "/warmup.json", b'true')
             if status != 200:
                 raise BenchmarkError(f"the writer refused the first write: {status}")
-            with HearthServer(hearth, follower_dir, ["--storage", url, "--follow",
+            with HearthServer(hearth, follower_dir, ["--storage", url,
                                                      "--max-streams-per-client", str(2 * FOLLOWER_STREAMS)],
                               rules=rules) as follower:
-                print(f"{FOLLOWER_STREAMS} SSE streams on the follower, {STREAM_WRITES_PER_SECOND} writes/s "
-                      f"on the writer for {ctx.http_seconds}s ...", flush=True)
+                print(f"{FOLLOWER_STREAMS} SSE streams on node B, {STREAM_WRITES_PER_SECOND} writes/s "
+                      f"on node A for {ctx.http_seconds}s ...", flush=True)
                 output = run_command([str(bench), "fanout", str(follower.port), str(FOLLOWER_STREAMS),
                                       str(ctx.http_seconds), str(STREAM_WRITES_PER_SECOND), str(writer.port)],
                                      timeout=ctx.http_seconds * 4 + 120)
@@ -1069,7 +1070,59 @@ def follower_latency(ctx: Context, hearth: Path, cluster: Any) -> dict[str, Any]
         shutil.rmtree(follower_dir, ignore_errors=True)
 
 
-@section("postgres", "Durable POST with PostgreSQL storage vs file storage vs pgbench one-row inserts; writer to follower latency")
+def three_nodes(ctx: Context, hearth: Path, cluster: Any, script: Path) -> dict[str, Any]:
+    """Three nodes on one PostgreSQL database, a wrk each (one thread, a third of the
+    connections) POSTing at once: first each to a namespace of its own (the way the nginx
+    example routes them), then all three to one namespace (every commit races the others'
+    at the fence; the losers are applied again)."""
+    url = cluster.create_database("three")
+    workdirs = [ctx.workdir / f"pg-node{i}" for i in range(3)]
+    connections = max(1, WRK_CONNECTIONS // 3)
+    results: dict[str, Any] = {}
+    try:
+        servers = [HearthServer(hearth, workdir, ["--storage", url, "--create-namespaces"]) for workdir in workdirs]
+        for server in servers:
+            server.start()
+        try:
+            for label, namespaces in (("own", ["n0", "n1", "n2"]), ("shared", ["shared"] * 3)):
+                print(f"wrk POST on three nodes, {'a namespace each' if label == 'own' else 'one namespace'}, "
+                      f"{ctx.http_seconds}s ...", flush=True)
+                runs: list[dict[str, Any]] = [{}, {}, {}]
+
+                def load(index: int) -> None:
+                    runs[index] = run_wrk(servers[index].port, f"/blessing.json?ns={namespaces[index]}", ctx.http_seconds,
+                                          script, threads=1, connections=connections)
+
+                threads = [threading.Thread(target=load, args=(i,)) for i in range(3)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                for index, run in enumerate(runs):
+                    servers[index].ensure_alive(f"during the three-node run ({label})")
+                    check_wrk_errors(ctx, f"POST on node {index} ({label})", run)
+                successful = sum(run["requests"] - run["non_2xx"] for run in runs)
+                time.sleep(1)  # node 0 takes the other nodes' last records
+                stored = 0
+                for namespace in sorted(set(namespaces)):
+                    status, body = servers[0].request("GET", f"/blessing.json?ns={namespace}&shallow=true")
+                    stored += len(orjson.loads(body) or {}) if status == 200 else 0
+                extra = stored - successful
+                ctx.row(f"Three nodes ({label}): stored vs 2xx POSTs", f"{stored:,} vs {successful:,} (in flight at stop: {extra:+d})",
+                        ok=0 <= extra <= WRK_CONNECTIONS)
+                results[label] = {"requests_per_s": sum(run["requests_per_s"] for run in runs),
+                                  "per_node": [run["requests_per_s"] for run in runs],
+                                  "p99_ms": max(run.get("p99_ms", 0) for run in runs), "stored": stored}
+        finally:
+            for server in servers:
+                server.stop()
+    finally:
+        for workdir in workdirs:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+@section("postgres", "Durable POST with PostgreSQL storage vs file storage vs pgbench one-row inserts; three nodes; node-to-node latency")
 def bench_postgres(ctx: Context) -> dict[str, Any]:
     """A private PostgreSQL 15 cluster (as the tests start one): Hearth POST with file storage
     (--fsync always), Hearth POST with --storage postgres://, then pgbench inserting the same
@@ -1103,6 +1156,7 @@ def bench_postgres(ctx: Context) -> dict[str, Any]:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         runs["follower"] = follower_latency(ctx, hearth, cluster)
+        runs["three"] = three_nodes(ctx, hearth, cluster, script)
         cluster.create_database("pgbench")
         cluster.sql("pgbench", "CREATE TABLE records (id bigserial PRIMARY KEY, body jsonb NOT NULL)")
         insert = ctx.workdir / "insert.sql"
@@ -1126,10 +1180,23 @@ def bench_postgres(ctx: Context) -> dict[str, Any]:
     ctx.row("Durable POST, PostgreSQL / file storage",
             f"{pg_rate:,.0f} vs {runs['file']['requests_per_s']:,.0f} req/s",
             ratio=ratio(pg_rate, runs["file"]["requests_per_s"]))
+    three = runs["three"]
+    print_table(["Three nodes", "Writes/s", "per node", "p99 ms"], [
+        [f"a namespace each", f"{three['own']['requests_per_s']:,.0f}",
+         " / ".join(f"{rate:,.0f}" for rate in three["own"]["per_node"]), f"{three['own']['p99_ms']:.2f}"],
+        [f"one namespace", f"{three['shared']['requests_per_s']:,.0f}",
+         " / ".join(f"{rate:,.0f}" for rate in three["shared"]["per_node"]), f"{three['shared']['p99_ms']:.2f}"],
+    ], right={1, 3})
+    ctx.row("Durable POST over three nodes (a namespace each) / one node, PostgreSQL storage",
+            f"{three['own']['requests_per_s']:,.0f} vs {pg_rate:,.0f} writes/s",
+            ratio=ratio(three["own"]["requests_per_s"], pg_rate))
+    ctx.row("Durable POST over three nodes, one namespace / a namespace each",
+            f"{three['shared']['requests_per_s']:,.0f} vs {three['own']['requests_per_s']:,.0f} writes/s",
+            ratio=ratio(three["shared"]["requests_per_s"], three["own"]["requests_per_s"]))
     follower = runs["follower"]
-    print(f"writer -> follower stream delivery: p50 {follower['p50_ms']:.1f} ms, p99 {follower['p99_ms']:.1f} ms, "
+    print(f"node A -> node B stream delivery: p50 {follower['p50_ms']:.1f} ms, p99 {follower['p99_ms']:.1f} ms, "
           f"{follower['probe_events']}/{follower['probe_events_expected']} probe events, {follower['writes']} writes")
-    ctx.row(f"Follower stream p99, write on the writer (ratio = 100 ms / p99)",
+    ctx.row(f"Stream p99 on node B, write on node A (ratio = 100 ms / p99)",
             f"p50 {follower['p50_ms']:.1f} ms, p99 {follower['p99_ms']:.1f} ms, max {follower['max_ms']:.1f} ms",
             ratio=ratio(100.0, follower["p99_ms"]), target=1.0)
     ctx.row("Durable POST on PostgreSQL / pgbench one-row inserts",

@@ -125,40 +125,81 @@ public final class Database: Sendable {
     public struct SubmittedWrite: Sendable {
         let outcome: WriteOutcome
         let pending: (sequence: UInt64, ticket: UInt64)?
+        /// Kept to apply it again when its record is known not to have been committed (another
+        /// node committed first, see ``Database/finish(_:)``).
+        let request: WriteRequest
     }
+
+    /// How many times a write whose record was known not to be committed is applied again
+    /// before its failure is reported.
+    static let maximumAttempts = 8
 
     /// Applies `request` (judging its rules and condition) and appends it to the log; does not
     /// wait. Throws if it is refused or the log refuses the append.
     public func submit(_ request: WriteRequest) throws -> SubmittedWrite {
-        do {
-            let (outcome, pending) = try writer.withLock { state throws -> (WriteOutcome, (UInt64, UInt64)?) in
-                try apply(request, to: &state)
+        var attempt = 1
+        while true {
+            do {
+                let (outcome, pending) = try writer.withLock { state throws -> (WriteOutcome, (UInt64, UInt64)?) in
+                    try apply(request, to: &state)
+                }
+                return SubmittedWrite(outcome: outcome, pending: pending, request: request)
+            } catch let refused as AppendRefused {
+                // The log failed earlier (perhaps with no writer waiting): let it recover so
+                // that this and later writes can succeed. Nothing was appended, so the write
+                // is tried again: after a recovery, and once in any case (another writer may
+                // have just recovered the log).
+                let recovered = rollBack(after: refused.underlying)
+                guard recovered || attempt == 1, attempt < Database.maximumAttempts else { throw refused.underlying }
+                attempt += 1
             }
-            return SubmittedWrite(outcome: outcome, pending: pending)
-        } catch {
-            // The log refused the append (it failed earlier, perhaps with no writer waiting):
-            // let it recover so that later writes can succeed.
-            rollBack(after: error)
-            throw error
         }
+    }
+
+    /// The log refused to append a write's record (``WriteLog/append(_:pushTime:)`` threw
+    /// `underlying`): nothing was written.
+    struct AppendRefused: Error {
+        let underlying: any Error
     }
 
     /// Waits until a submitted write is durable (and visible to readers); returns its outcome.
+    ///
+    /// When the log fails, it recovers (asking its storage what is durable); a record that was
+    /// durable after all is answered as written. A record known not to be committed (a shared
+    /// log where another node committed first) is applied again to the newer state, rules and
+    /// condition judged again, up to ``maximumAttempts`` times; so a write is committed at
+    /// most once and never on a state other than the one it was judged against.
     public func finish(_ submitted: SubmittedWrite) async throws -> WriteOutcome {
-        guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
-        do {
-            try await log.waitUntilDurable(sequence, ticket: ticket)
-        } catch {
-            rollBack(after: error)
-            throw error
+        var submitted = submitted
+        var attempt = 1
+        while true {
+            guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
+            do {
+                try await log.waitUntilDurable(sequence, ticket: ticket)
+                markDurable(through: sequence)
+                return submitted.outcome
+            } catch {
+                rollBack(after: error)
+                do {
+                    // After the recovery, the log knows whether the record is durable.
+                    try await log.waitUntilDurable(sequence, ticket: ticket)
+                    markDurable(through: sequence)
+                    return submitted.outcome
+                } catch is RecordNotCommitted where attempt < Database.maximumAttempts {
+                    attempt += 1
+                    submitted = try submit(submitted.request)
+                } catch {
+                    throw error
+                }
+            }
         }
-        markDurable(through: sequence)
-        return submitted.outcome
     }
 
     /// After the log failed: forgets every write it did not make durable, so the tree, the
-    /// sequence and the log agree again and later writes can succeed.
-    func rollBack(after failure: any Error) {
+    /// sequence and the log agree again and later writes can succeed; then takes the records
+    /// other nodes committed meanwhile (a shared log). Returns whether the log recovered.
+    @discardableResult
+    func rollBack(after failure: any Error) -> Bool {
         let durable: UInt64? = writer.withLock { state in
             // A log ahead of the writer (it holds records someone else wrote) cannot be caught
             // up here: nothing changes, and the log keeps refusing appends.
@@ -166,11 +207,19 @@ public final class Database: Sendable {
             state.pending.removeAll { $0.sequence > durable }
             state.root = state.pending.last?.root ?? committed.withLock { $0.root }
             state.sequence = durable
-            return durable
+            // What other nodes committed after it (none for a log of this node's own). If they
+            // cannot be read now, the next commit is refused by the fence and comes back here.
+            for record in (try? log.recordsWrittenElsewhere(after: durable)) ?? [] where record.sequence > state.sequence {
+                record.change.apply(to: &state.root)
+                state.sequence = record.sequence
+                state.pending.append(Version(sequence: record.sequence, root: state.root, change: record.change))
+            }
+            return state.sequence
         }
         // Also when nothing is dropped: a commit whose answer was lost may have made every
         // pending write durable after all.
         if let durable { markDurable(through: durable) }
+        return durable != nil
     }
 
     /// For a node that follows a log written elsewhere (a PostgreSQL follower): makes
@@ -254,7 +303,12 @@ public final class Database: Sendable {
             }
         }
         let sequence = state.sequence + 1
-        let ticket = try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
+        let ticket: UInt64
+        do {
+            ticket = try log.append(LogRecord(sequence: sequence, change: change), pushTime: state.pushIDs.lastTime)
+        } catch {
+            throw AppendRefused(underlying: error)
+        }
         state.sequence = sequence
         state.root = newRoot
         state.pending.append(Version(sequence: sequence, root: newRoot, change: change))

@@ -22,6 +22,23 @@ final class BlockingConnection: Sendable {
     let nextID = Atomic<Int>(0)
     /// Serialises the queries of the threads sharing this connection.
     let queries = NSLock()
+    /// The server session of the open connection, and those of connections dropped after a
+    /// failure that may still be running a statement (see ``endDroppedSessions()``).
+    let session = Mutex<Session?>(nil)
+    let dropped = Mutex<[Session]>([])
+
+    /// A PostgreSQL backend: its process id and when it started (together, unique).
+    struct Session: Sendable {
+        let connection: ObjectIdentifier
+        let pid: Int32
+        let started: String
+    }
+
+    /// A dropped session that would not end.
+    struct SessionStillRunning: Error, CustomStringConvertible {
+        let pid: Int32
+        var description: String { "PostgreSQL session \(pid) of a broken connection is still running" }
+    }
 
     init(location: PostgresLocation, logger: Logger, prepare: @escaping @Sendable (PostgresConnection) throws -> Void = { _ in }) {
         self.location = location
@@ -82,14 +99,29 @@ final class BlockingConnection: Sendable {
         }
     }
 
+    /// Connects if not connected; returns whether it made a new connection.
+    func connect() throws -> Bool {
+        queries.lock()
+        defer { queries.unlock() }
+        if let open = connection.withLock({ $0 }), !open.isClosed { return false }
+        _ = try connected()
+        return true
+    }
+
     func connected() throws -> PostgresConnection {
         if let open = connection.withLock({ $0 }), !open.isClosed { return open }
+        if let closed = connection.withLock({ $0 }) { drop(closed) }
         let id = nextID.add(1, ordering: .relaxed).newValue
         let open = try PostgresConnection.connect(
-            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: location.configuration, id: id, logger: logger
+            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: try location.configuration(), id: id, logger: logger
         ).wait()
         do {
             try prepare(open)
+            let row = try wait(open.query(
+                "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()", logger: logger), on: open).first
+            if let (pid, started) = try row?.decode((Int32, String).self) {
+                session.withLock { $0 = Session(connection: ObjectIdentifier(open), pid: pid, started: started) }
+            }
         } catch {
             _ = try? open.close().wait()
             throw error
@@ -100,7 +132,34 @@ final class BlockingConnection: Sendable {
 
     func drop(_ open: PostgresConnection) {
         connection.withLock { if $0 === open { $0 = nil } }
+        if let ended = session.withLock({ current -> Session? in
+            guard let session = current, session.connection == ObjectIdentifier(open) else { return nil }
+            current = nil
+            return session
+        }) {
+            dropped.withLock { $0.append(ended) }
+        }
         _ = try? open.close().wait()
+    }
+
+    /// Ends the server sessions of the connections dropped after a failure, and waits until
+    /// they are gone: a statement sent on a connection that broke may still be running on the
+    /// server (and commit later). Once this returns, what PostgreSQL shows is all that such a
+    /// statement did. Throws if PostgreSQL cannot be asked or a session will not end.
+    func endDroppedSessions() throws {
+        for session in dropped.withLock({ $0 }) {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while true {
+                let running = try query("""
+                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE pid = \(session.pid) AND backend_start::text = \(session.started)
+                    """)
+                if running.isEmpty { break }
+                guard ContinuousClock.now < deadline else { throw SessionStillRunning(pid: session.pid) }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            dropped.withLock { $0.removeAll { $0.pid == session.pid && $0.started == session.started } }
+        }
     }
 
     func close() {

@@ -9,38 +9,51 @@ import Synchronization
 /// Namespaces in PostgreSQL (`--storage postgres://…`): their logs, snapshots and rules in
 /// the tables of ``PostgresSchema``, for a ``StorageEngine`` made with `backend:`.
 ///
-/// One node per database for now: the node holds an advisory lock for as long as it runs,
-/// and a second node is refused at start. (The primary key on namespace and sequence would
-/// already refuse a second writer's records; nodes following each other's writes is the
-/// next step, see Docs/CLUSTER.md.)
+/// Any number of nodes may serve one database, each writing any namespace: each holds the
+/// namespaces it serves in memory and follows what the others commit (``PostgresTail``), and
+/// the fence in ``PostgresWriteLog`` makes the writes of a namespace linear across nodes (a
+/// write judged against a state another node has since moved past is applied again to the
+/// newer one). See Docs/CLUSTER.md.
 public final class PostgresBackend: NamespaceBackend, Sendable {
     public let location: PostgresLocation
     let logger: Logger
     /// For opening namespaces, rules and snapshots; it also holds the node's advisory lock.
     let control: BlockingConnection
     let namespaces = Mutex<[String: PostgresNamespace]>([:])
+    /// Names this node in the notifications it sends (it ignores its own).
+    let nodeID = UUID().uuidString
+    /// A serving node's: tells the others of its commits, and follows theirs (from the moment
+    /// the server asks to be told, ``onFollowedChange(_:)``). A tool has neither.
+    let notifier: PostgresNotifier?
+    let tail = Mutex<PostgresTail?>(nil)
 
-    /// The advisory lock key: "hearth" in ASCII.
+    /// The advisory lock key: "hearth" in ASCII. Serving nodes share it; a tool that must be
+    /// alone (import, compact, move-namespace) takes it exclusively.
     static let lockKey: Int64 = 0x6865_6172_7468
 
     struct InUse: Error, CustomStringConvertible {
         let location: PostgresLocation
+        let exclusive: Bool
         var description: String {
-            "another Hearth node uses \(location.description) (one node per database for now; see Docs/CLUSTER.md)"
+            exclusive
+                ? "another Hearth node uses \(location.description): stop the nodes serving it first"
+                : "a Hearth tool (import, compact, move-namespace) is using \(location.description) alone: wait for it to finish"
         }
     }
 
-    /// Connects, creates or checks the tables, and takes the node's lock. Throws if PostgreSQL
-    /// cannot be reached, its tables are from a newer Hearth, or another node holds the lock.
-    public init(location: PostgresLocation, logger: Logger) throws {
+    /// Connects, creates or checks the tables, and takes the advisory lock: shared for a
+    /// serving node, `exclusive` for a tool that must be alone. Throws if PostgreSQL cannot be
+    /// reached, its tables are from a newer Hearth, or the lock cannot be had.
+    public init(location: PostgresLocation, logger: Logger, exclusive: Bool = false) throws {
         self.location = location
         self.logger = logger
         // The lock is a session's: the control connection takes it whenever it (re)connects.
         control = BlockingConnection(location: location, logger: logger) { connection in
+            let function = exclusive ? "pg_try_advisory_lock" : "pg_try_advisory_lock_shared"
             let locked = try connection.query(
-                "SELECT pg_try_advisory_lock(\(PostgresBackend.lockKey))", logger: logger
+                "SELECT \(unescaped: function)(\(PostgresBackend.lockKey))", logger: logger
             ).wait().first?.decode(Bool.self)
-            guard locked == true else { throw InUse(location: location) }
+            guard locked == true else { throw InUse(location: location, exclusive: exclusive) }
         }
         do {
             // Its first statement connects, and so takes the lock.
@@ -49,12 +62,13 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
             control.close()
             throw error
         }
+        notifier = exclusive ? nil : PostgresNotifier(location: location, nodeID: nodeID, logger: logger)
     }
 
     public func open(namespace: String, options: StorageOptions, observer: StorageObserver) throws -> Database {
         if let open = namespaces.withLock({ $0[namespace] }) { return open.database }
         let opened = try PostgresNamespace.open(
-            namespace, control: control, options: options, observer: observer, logger: logger)
+            namespace, control: control, options: options, observer: observer, notifier: notifier, logger: logger)
         namespaces.withLock { $0[namespace] = opened }
         return opened.database
     }
@@ -75,6 +89,7 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
                 ON CONFLICT (namespace) DO UPDATE SET source = excluded.source, stored_at = now()
                 """)
         }
+        notifier?.notify(.rules, namespace)
     }
 
     public func diskUsage() -> StorageDiskUsage {
@@ -88,8 +103,22 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
         for namespace in namespaces.withLock({ Array($0.values) }) { try namespace.writeSnapshot() }
     }
 
+    public func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void) {
+        let tail = self.tail.withLock { tail in
+            if tail == nil {
+                tail = PostgresTail(location: location, nodeID: nodeID, logger: logger) { [unowned self] in
+                    namespaces.withLock { $0.mapValues(\.database) }
+                }
+            }
+            return tail!
+        }
+        tail.onFollowedChange(handler)
+    }
+
     public func close() {
+        tail.withLock { $0 }?.close()
         for namespace in namespaces.withLock({ Array($0.values) }) { namespace.close() }
+        notifier?.close()
         control.close()
     }
 }
@@ -101,16 +130,21 @@ final class PostgresNamespace: Sendable {
     let log: PostgresWriteLog
     let control: BlockingConnection
     let options: StorageOptions
+    let notifier: PostgresNotifier?
     let logger: Logger
     /// Records and bytes committed since the last snapshot, and whether one is being taken.
     let sinceSnapshot = Mutex<(records: Int, bytes: Int, taking: Bool)>((0, 0, false))
 
-    init(name: String, database: Database, log: PostgresWriteLog, control: BlockingConnection, options: StorageOptions, logger: Logger) {
+    init(
+        name: String, database: Database, log: PostgresWriteLog, control: BlockingConnection, options: StorageOptions,
+        notifier: PostgresNotifier?, logger: Logger
+    ) {
         self.name = name
         self.database = database
         self.log = log
         self.control = control
         self.options = options
+        self.notifier = notifier
         self.logger = logger
     }
 
@@ -158,7 +192,8 @@ final class PostgresNamespace: Sendable {
 
     /// Opens the namespace for writing: registered, loaded, with its log.
     static func open(
-        _ name: String, control: BlockingConnection, options: StorageOptions, observer: StorageObserver, logger: Logger
+        _ name: String, control: BlockingConnection, options: StorageOptions, observer: StorageObserver,
+        notifier: PostgresNotifier?, logger: Logger
     ) throws -> PostgresNamespace {
         // Registered as it opens (as a namespace's directory is created), so that it is still
         // there after a restart even if nothing was written to it.
@@ -173,7 +208,8 @@ final class PostgresNamespace: Sendable {
             link.namespace.withLock { $0 }?.committed(records: records, bytes: bytes)
         }
         let database = Database(name: name, root: root, sequence: sequence, log: log, lastPushTime: pushTime)
-        let namespace = PostgresNamespace(name: name, database: database, log: log, control: control, options: options, logger: logger)
+        let namespace = PostgresNamespace(
+            name: name, database: database, log: log, control: control, options: options, notifier: notifier, logger: logger)
         link.namespace.withLock { $0 = namespace }
         logger.info("namespace loaded from PostgreSQL", metadata: ["namespace": "\(name)", "sequence": "\(sequence)", "replayed": "\(loaded.replayed)"])
         return namespace
@@ -193,6 +229,7 @@ final class PostgresNamespace: Sendable {
     /// Counts committed records; past the snapshot thresholds, takes a snapshot on a thread of
     /// its own (commits go on meanwhile).
     func committed(records: Int, bytes: Int) {
+        notifier?.notify(.log, name)
         let due = sinceSnapshot.withLock { state -> Bool in
             state.records += records
             state.bytes += bytes

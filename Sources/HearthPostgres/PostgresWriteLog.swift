@@ -55,7 +55,7 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
     }
 
     /// A record appended before a failure that the recovery found was not committed.
-    struct RecordDiscarded: Error, CustomStringConvertible {
+    struct RecordDiscarded: RecordNotCommitted, CustomStringConvertible {
         var description: String { "the write was not committed before PostgreSQL failed" }
     }
 
@@ -112,7 +112,9 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard let failure, let failed = error as? Failure, failed.epoch == failure.epoch else { return nil }
-        guard let held = try? ownRecordsHeld() else { return nil }
+        // The failed commit's statement may still be running on a session whose connection
+        // broke: it is ended first, so that what PostgreSQL shows is final.
+        guard (try? connection.endDroppedSessions()) != nil, let held = try? ownRecordsHeld() else { return nil }
         durable = held
         durableAtRecovery[epoch] = held
         epoch += 1
@@ -120,6 +122,18 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
         failedBatch = []
         logger.notice("PostgreSQL writes resume", metadata: ["namespace": "\(namespace)", "sequence": "\(held)"])
         return held
+    }
+
+    /// The records other nodes committed after `sequence` (see
+    /// ``WriteLog/recordsWrittenElsewhere(after:)``); they are durable.
+    func recordsWrittenElsewhere(after sequence: UInt64) throws -> [LogRecord] {
+        let records = try connection.records(of: namespace, after: sequence)
+        if let last = records.last {
+            condition.lock()
+            durable = max(durable, last.sequence)
+            condition.unlock()
+        }
+        return records
     }
 
     /// The last of this log's records that PostgreSQL holds (see ``recover(from:)``).
@@ -237,8 +251,7 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
         let expected: Int64
         let found: Int64
         var description: String {
-            "namespace \(namespace) in PostgreSQL is at \(found), this node at \(expected): another node wrote to it, "
-                + "or a commit whose answer was lost completed late; restart the node to load what PostgreSQL holds"
+            "namespace \(namespace) in PostgreSQL is at \(found), this node at \(expected): another node wrote to it first"
         }
     }
 

@@ -97,13 +97,14 @@ public enum HearthApplication {
     ) throws -> HearthResponder {
         try storage.lockDirectory()
         let rules = RulesRegistry(fallback: configuration.fallbackRules, storage: storage)
+        let streams = StreamRegistry(options: configuration.streams)
         // A namespace keeps the indexes its rules declare from the moment it opens.
-        let namespaces = NamespaceRegistry { name in
+        let namespaces = NamespaceRegistry { [historyFromOpen = configuration.streamHistoryFromOpen] name in
             let database = try storage.open(namespace: name)
             database.declareIndexes(rules.rules(for: name).concreteIndexes)
+            if historyFromOpen { _ = streams.hub(for: database) }
             return database
         }
-        let streams = StreamRegistry(options: configuration.streams)
         for name in try storage.existingNamespaces() {
             try rules.loadStored(namespace: name)
             _ = try namespaces.database(name)

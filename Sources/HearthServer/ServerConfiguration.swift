@@ -39,6 +39,10 @@ public struct ServerConfiguration: Sendable {
     /// The node follows another node's writes to PostgreSQL (`--follow`): it takes no writes,
     /// no rules and no on-disconnect registrations (`503`).
     public var followsWriter = false
+    /// Each namespace keeps its stream history (`--stream-history`) from the moment it opens,
+    /// not from its first stream: on a node sharing PostgreSQL with others, a stream that was
+    /// on another node resumes here with `Last-Event-ID` although nothing streamed here before.
+    public var streamHistoryFromOpen = false
     /// Writes per client address (token buckets; `429` with `Retry-After` beyond them); nil
     /// for no limit. Admin callers are not limited.
     public var writeRateLimit: WriteRateLimit?

@@ -19,7 +19,7 @@ struct DataDirectoryOptions: ParsableArguments {
 
     func validate() throws {
         guard storage == "file" || PostgresLocation(url: storage) != nil else {
-            throw ValidationError("--storage must be file or a postgres://user[:password]@host[:port]/database URL.")
+            throw ValidationError("--storage must be file or a postgres://user[:password]@host[:port]/database URL (its query may give sslmode=disable, prefer, require, verify-ca or verify-full, and sslrootcert=<file>).")
         }
     }
 
@@ -33,9 +33,9 @@ struct DataDirectoryOptions: ParsableArguments {
         try postgres.map { try PostgresInspector(location: $0, logger: DataDirectoryOptions.logger) }
     }
 
-    /// The storage engine to write with (PostgreSQL through the node's lock, or the files).
+    /// The storage engine to write with (PostgreSQL holding the nodes' lock alone, or the files).
     func engine() throws -> StorageEngine {
-        let backend = try postgres.map { try PostgresBackend(location: $0, logger: DataDirectoryOptions.logger) }
+        let backend = try postgres.map { try PostgresBackend(location: $0, logger: DataDirectoryOptions.logger, exclusive: true) }
         return StorageEngine(directory: dataDirectory, backend: backend)
     }
 

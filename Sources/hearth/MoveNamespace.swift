@@ -39,7 +39,7 @@ struct MoveNamespace: AsyncParsableCommand {
         let (tree, rules) = try read()
         let target = StorageEngine(
             directory: dataDirectory,
-            backend: try PostgresLocation(url: to).map { try PostgresBackend(location: $0, logger: DataDirectoryOptions.logger) })
+            backend: try PostgresLocation(url: to).map { try PostgresBackend(location: $0, logger: DataDirectoryOptions.logger, exclusive: true) })
         defer { target.close() }
         let database = try target.open(namespace: namespace)
         guard database.snapshot.sequence == 0, database.root == .null else {

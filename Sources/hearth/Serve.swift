@@ -252,6 +252,7 @@ struct Serve: AsyncParsableCommand {
         configuration.compressStreams = settings.compressStreams
         configuration.createNamespaces = settings.createNamespaces
         configuration.followsWriter = settings.follow
+        configuration.streamHistoryFromOpen = location != nil
         configuration.writeRateLimit = settings.writeLimit
         configuration.clientAddresses = settings.clientAddresses
         configuration.metricsAddress = settings.metricsAddress.flatMap(ListenAddress.init)

@@ -133,7 +133,7 @@ struct ServeSettings: Sendable {
         try require(FsyncPolicy(fsync) != nil, "fsync must be always, none, interval or interval:<ms>.")
         try require(
             storage == "file" || PostgresLocation(url: storage) != nil,
-            "storage must be file or a postgres://user[:password]@host[:port]/database URL.")
+            "storage must be file or a postgres://user[:password]@host[:port]/database URL (its query may give sslmode=disable, prefer, require, verify-ca or verify-full, and sslrootcert=<file>).")
         try require(!(inMemory && storage != "file"), "in-memory and a postgres storage exclude each other.")
         try require(!follow || storage != "file", "follow needs a postgres storage: it follows the node writing there.")
         try require((tlsCert == nil) == (tlsKey == nil), "tls-cert and tls-key go together.")

@@ -62,6 +62,32 @@ class PostgresCluster:
                                  "-AtF", "\t", "-c", query], capture_output=True, text=True, check=True)
         return [line.split("\t") for line in result.stdout.splitlines() if line]
 
+    def enable_tls(self) -> Path:
+        """Turns TLS on (a certificate for 127.0.0.1 signed by a throw-away authority; plain
+        connections still work); returns the authority's PEM file."""
+        ca = self.root / "ca.pem"
+        if ca.exists():
+            return ca
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], capture_output=True, check=True, cwd=self.root)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                "-subj", "/CN=hearth-test-ca")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        (self.root / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+        for name in ("server.key", "server.crt"):
+            os.chmod(self.root / name, 0o600)
+            if self.as_postgres:
+                shutil.chown(self.root / name, "postgres")
+        for setting in (f"ssl_cert_file = '{self.root / 'server.crt'}'", f"ssl_key_file = '{self.root / 'server.key'}'",
+                        "ssl = on"):
+            self.sql("postgres", f"ALTER SYSTEM SET {setting}")
+        self.sql("postgres", "SELECT pg_reload_conf()")
+        return ca
+
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)

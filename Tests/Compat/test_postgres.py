@@ -2,14 +2,14 @@
 PostgreSQL 15 cluster the tests start themselves (`postgres_cluster.py`): what is written is
 in PostgreSQL's tables and is there after a restart or a kill -9, rules are stored there,
 snapshots trim the log, writes are refused with 503 while PostgreSQL is down and resume when
-it is back, and a second node on the same database is refused.
+it is back, a node behind PostgreSQL takes the newer records before committing, and a tool that
+must be alone is refused while nodes serve.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -153,32 +153,36 @@ def test_writes_get_503_while_postgres_is_down_and_resume_when_it_is_back(hearth
     assert sorted(record["n"] for record in stored.values()) == [1, 3]
 
 
-def test_a_node_behind_postgres_cannot_commit_on_its_stale_state(hearth_launcher, tmp_path, postgres, database):
+def test_a_node_behind_postgres_takes_the_newer_records_before_committing(hearth_launcher, tmp_path, postgres, database):
     """The fence: a commit goes through only if PostgreSQL's last record for the namespace is
-    the one before it, so a node that missed another writer's records refuses its writes."""
+    the one before it. A node that missed another writer's records has its commit refused,
+    takes those records, and applies its write again on top of them."""
     name, url = database
     server = serve(hearth_launcher, tmp_path, url)
-    assert post(server, "items", {"n": 1}).status_code == 200
+    first = post(server, "items", {"n": 1}).json()["name"]
     [[last]] = postgres.sql(name, "SELECT max(sequence) FROM hearth_log WHERE namespace = 'plant'")
-    # Another writer commits the next record behind this node's back.
-    postgres.sql(name, "INSERT INTO hearth_log SELECT namespace, sequence + 1, push_time, record FROM hearth_log "
-                       f"WHERE namespace = 'plant' AND sequence = {last}")
-    refused = post(server, "items", {"n": 2})
-    assert refused.status_code == 503
-    assert "another node wrote to it" in refused.json()["error"] and "nothing was written" in refused.json()["error"]
-    assert postgres.sql(name, "SELECT count(*) FROM hearth_log WHERE namespace = 'plant'") == [[str(int(last) + 1)]]
-    assert len(get(server, "items").json()) == 1, "the refused write is not shown as if it were stored"
-    assert post(server, "items", {"n": 3}).status_code == 503, "refused until the node loads what PostgreSQL holds"
-    assert len(get(server, "items").json()) == 1
+    # Another writer commits the next record behind this node's back, with no notification:
+    # a copy of the first (so that its effect is known) with the next sequence number in its
+    # payload's first 8 bytes (little-endian; the number is below 256 here).
+    postgres.sql(name, "INSERT INTO hearth_log SELECT namespace, sequence + 1, push_time, overlay(record placing "
+                       "decode(lpad(to_hex(sequence + 1), 2, '0') || '00000000000000', 'hex') from 1 for 8) "
+                       f"FROM hearth_log WHERE namespace = 'plant' AND sequence = {last}")
+    written = post(server, "items", {"n": 2})
+    assert written.status_code == 200, written.text
+    assert postgres.sql(name, "SELECT sequence FROM hearth_log WHERE namespace = 'plant' ORDER BY 1") == [
+        [str(int(last))], [str(int(last) + 1)], [str(int(last) + 2)]], "committed after the other writer's record"
+    items = get(server, "items").json()
+    assert sorted(items) == sorted([first, written.json()["name"]])
 
 
-def test_a_second_node_on_the_same_database_is_refused(hearth_launcher, hearth_binary, tmp_path, database):
+def test_a_tool_that_must_be_alone_is_refused_while_nodes_serve(hearth_launcher, hearth_binary, tmp_path, database):
     _, url = database
     serve(hearth_launcher, tmp_path, url)
-    second = subprocess.run([str(hearth_binary), "serve", "--host", HOST, "--port", "0", "--data-dir", str(tmp_path / "other"),
-                             "--storage", url], capture_output=True, text=True, timeout=30)
-    assert second.returncode == 2
-    assert "another Hearth node uses" in second.stderr + second.stdout
+    hearth_launcher(tmp_path / "second", tmp_path, extra_args=["--storage", url], log_name="second")
+    compact = subprocess.run([str(hearth_binary), "compact", "--data-dir", str(tmp_path / "tool"), "--storage", url],
+                             capture_output=True, text=True, timeout=30)
+    assert compact.returncode != 0
+    assert "another Hearth node uses" in compact.stderr + compact.stdout
 
 
 @pytest.mark.parametrize("storage, message", [
@@ -339,78 +343,20 @@ def test_a_follower_takes_the_writers_rules_and_refuses_what_it_would_store(hear
         client.close()
 
 
-def test_the_nginx_example_in_front_of_a_writer_and_two_followers(hearth_launcher, tmp_path, database):
-    """Examples/cluster/nginx.conf, with its ports rewritten: writes through nginx reach the
-    writer, reads and streams are served by followers, and the realtime protocol reaches the
-    writer."""
-    import re
-    import shutil
-    from pathlib import Path
-
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert Path(nginx).exists(), "nginx is missing: `sudo apt-get install -y nginx` (`make system-deps` does)"
-    _, url = database
-    writer = serve(hearth_launcher, tmp_path, url)
-    assert requests.put(f"{writer.base_url}/feed/a.json", params={"ns": "plant"}, json=1, timeout=10).status_code == 200
-    followers = [hearth_launcher(tmp_path / f"follower{i}", tmp_path, extra_args=["--storage", url, "--follow"],
-                                 log_name=f"follower{i}") for i in (1, 2)]
-    example = (Path(__file__).resolve().parents[2] / "Examples" / "cluster" / "nginx.conf").read_text()
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
-    config = example.replace("127.0.0.1:9001", f"{HOST}:{writer.port}")
-    config = config.replace("127.0.0.1:9002", f"{HOST}:{followers[0].port}").replace("127.0.0.1:9003", f"{HOST}:{followers[1].port}")
-    config = config.replace("listen 8080;", f"listen {HOST}:{port};")
-    config = re.sub(r"worker_processes auto;", f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/nginx-error.log;", config)
-    # Which node served each request: the upstream address in the access log.
-    config = config.replace("http {", "http {\n    log_format routed '$request_method $uri $upstream_addr';\n"
-                            f"    access_log {tmp_path}/nginx-access.log routed;", 1)
-    (tmp_path / "nginx.conf").write_text(config)
-    process = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://{HOST}:{port}"
-    try:
-        assert wait_for(lambda: _answers(f"{base}/.health")), (tmp_path / "nginx-error.log").read_text()
-        # A write through nginx is the writer's; a read through nginx is a follower's.
-        name = requests.post(f"{base}/feed.json", params={"ns": "plant"}, json={"via": "nginx"}, timeout=10).json()["name"]
-        assert get(writer, f"feed/{name}").json() == {"via": "nginx"}
-        assert wait_for(lambda: requests.get(f"{base}/feed/{name}.json", params={"ns": "plant"}, timeout=10).json() == {"via": "nginx"})
-        followers_at = {f"{HOST}:{follower.port}" for follower in followers}
-
-        def served(method: str, uri: str) -> set[str]:
-            lines = (tmp_path / "nginx-access.log").read_text().splitlines()
-            return {line.split()[2] for line in lines if line.split()[:2] == [method, uri]}
-
-        assert wait_for(lambda: served("POST", "/feed.json")), "nginx logs the write"
-        assert served("POST", "/feed.json") == {f"{HOST}:{writer.port}"}, "writes go to the writer"
-        assert wait_for(lambda: served("GET", f"/feed/{name}.json"))
-        assert served("GET", f"/feed/{name}.json") <= followers_at, "reads go to the followers"
-        # A stream through nginx (on a follower) sees a write made through nginx (on the writer).
-        stream = SSEStream(f"{base}/feed.json", params={"ns": "plant"})
-        try:
-            stream.next_event()
-            second = requests.post(f"{base}/feed.json", params={"ns": "plant"}, json={"n": 2}, timeout=10).json()["name"]
-            stream.expect("put", f"/{second}", {"n": 2})
-        finally:
-            stream.close()
-        assert wait_for(lambda: served("GET", "/feed.json")), "nginx logs the stream once it ends"
-        assert served("GET", "/feed.json") <= followers_at, "streams go to the followers"
-        # The realtime protocol goes to the writer: an SDK-style write through nginx is stored.
-        socket_client = WireClient(port, "plant")
-        try:
-            assert socket_client.put("/feed/ws", "written")["s"] == "ok"
-        finally:
-            socket_client.close()
-        assert get(writer, "feed/ws").json() == "written"
-        assert wait_for(lambda: served("GET", "/.ws"))
-        assert served("GET", "/.ws") == {f"{HOST}:{writer.port}"}, "the realtime protocol goes to the writer"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+def test_tls_to_postgres_with_the_server_certificate_verified(hearth_launcher, hearth_binary, tmp_path, postgres, database):
+    name, url = database
+    authority = postgres.enable_tls()
+    server = serve(hearth_launcher, tmp_path, f"{url}?sslmode=verify-full&sslrootcert={authority}")
+    assert post(server, "items", {"n": 1}).status_code == 200
+    encrypted = postgres.sql(name, "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                                   f"WHERE a.datname = '{name}' AND a.pid <> pg_backend_pid()")
+    assert encrypted and all(row == ["t"] for row in encrypted), encrypted
+    # A certificate signed by another authority is refused, with the reason.
+    other = tmp_path / "other-ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "other.key"),
+                    "-out", str(other), "-days", "1", "-subj", "/CN=other"], capture_output=True, check=True)
+    refused = subprocess.run([str(hearth_binary), "serve", "--host", HOST, "--port", "0", "--data-dir", str(tmp_path / "d"),
+                              "--storage", f"{url}?sslmode=verify-full&sslrootcert={other}"],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2
+    assert "PostgreSQL storage" in refused.stderr + refused.stdout

@@ -120,14 +120,35 @@ struct DatabaseLogFailureTests {
         }
     }
 
-    @Test func aRefusedAppendLetsTheLogRecover() async throws {
+    @Test func aRefusedAppendLetsTheLogRecoverAndIsMadeThen() async throws {
         let log = IdleFailedLog()
         let database = Database(name: "t", log: log)
         let request = WriteRequest(path: Path(keys: ["a"]), operation: .set(try JSONParser.parse(Array("1".utf8))))
-        await #expect(throws: IdleFailedLog.Failed.self) { try await database.write(request) }
-        #expect(log.recoveries == 1)
+        // Nothing was appended when the log refused: the write is made once it has recovered.
         _ = try await database.write(request)
+        #expect(log.recoveries == 1)
         #expect(database.root.child("a") == .int(1))
+    }
+
+    /// A log that fails every append and never recovers (its storage is gone).
+    final class DeadLog: WriteLog, @unchecked Sendable {
+        struct Gone: Error {}
+        var appends = 0
+        func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 {
+            appends += 1
+            throw Gone()
+        }
+        func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {}
+        func recover(from failure: any Error) -> UInt64? { nil }
+    }
+
+    @Test func aLogThatCannotRecoverIsTriedTwiceAndTheWriteFails() async throws {
+        let log = DeadLog()
+        let database = Database(name: "t", root: .int(7), log: log)
+        let request = WriteRequest(path: Path(keys: ["a"]), operation: .set(try JSONParser.parse(Array("1".utf8))))
+        await #expect(throws: DeadLog.Gone.self) { try await database.write(request) }
+        #expect(log.appends == 2, "once more in case another writer had just recovered it, no more")
+        #expect(database.root == .int(7) && database.snapshot.sequence == 0)
     }
 }
 
@@ -192,5 +213,65 @@ struct DatabaseFollowTests {
         #expect(database.applyFollowed([whole, record(41, "y", 25)]))
         #expect(database.snapshot.sequence == 41)
         #expect(database.root.child("a") == .null && database.root.child("z") == .int(26) && database.root.child("y") == .int(25))
+    }
+}
+
+@Suite("Database on a log other nodes write too")
+struct DatabaseSharedLogTests {
+    /// A log where another node committed first: the first commit is refused (the fence),
+    /// the recovery finds none of this node's records and returns the other node's, and
+    /// the record appended again is committed.
+    final class ContendedLog: WriteLog, @unchecked Sendable {
+        struct Fenced: Error {}
+        struct NotCommitted: RecordNotCommitted {}
+        let elsewhere: [LogRecord]
+        var recovered = false
+        var appended: [UInt64] = []
+        init(elsewhere: [LogRecord]) { self.elsewhere = elsewhere }
+        func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 {
+            appended.append(record.sequence)
+            return recovered ? 1 : 0
+        }
+        func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {
+            guard ticket == 0 else { return }
+            if recovered { throw NotCommitted() }
+            throw Fenced()
+        }
+        func recover(from failure: any Error) -> UInt64? {
+            guard !recovered, failure is Fenced else { return nil }
+            recovered = true
+            return 0
+        }
+        func recordsWrittenElsewhere(after sequence: UInt64) throws -> [LogRecord] {
+            elsewhere.filter { $0.sequence > sequence }
+        }
+    }
+
+    static func setting(_ key: String, to value: Int64, at sequence: UInt64) -> LogRecord {
+        LogRecord(sequence: sequence, change: Change(kind: .set, path: Path(keys: [ChildKey(key)]), mutations: [
+            .set(Path(keys: [ChildKey(key)]), .int(value)),
+        ]))
+    }
+
+    @Test func aWriteFencedOutIsMadeAgainAfterTheOtherNodesRecords() async throws {
+        let log = ContendedLog(elsewhere: [Self.setting("a", to: 1, at: 1), Self.setting("c", to: 3, at: 2)])
+        let database = Database(name: "t", log: log)
+        let outcome = try await database.write(WriteRequest(path: Path(keys: ["b"]), operation: .set(try JSONParser.parse(Array("2".utf8)))))
+        guard case .written(let sequence, _) = outcome else { Issue.record("refused: \(outcome)"); return }
+        #expect(sequence == 3, "committed after the other node's records")
+        #expect(log.appended == [1, 3])
+        #expect(database.snapshot.sequence == 3)
+        #expect(database.root.child("a") == .int(1) && database.root.child("b") == .int(2) && database.root.child("c") == .int(3))
+    }
+
+    @Test func aConditionIsJudgedAgainstTheNewerState() async throws {
+        let log = ContendedLog(elsewhere: [Self.setting("a", to: 1, at: 1)])
+        let database = Database(name: "t", log: log)
+        // Judged against "a is empty" here, but another node set it first.
+        let outcome = try await database.write(WriteRequest(path: Path(keys: ["a"]), operation: .set(try JSONParser.parse(Array("5".utf8))), ifMatch: "null_etag"))
+        guard case .conditionFailed(let current) = outcome else { Issue.record("written on a stale state: \(outcome)"); return }
+        #expect(current == .int(1))
+        #expect(log.appended == [1], "not appended again")
+        #expect(database.root.child("a") == .int(1) && database.snapshot.sequence == 1)
     }
 }

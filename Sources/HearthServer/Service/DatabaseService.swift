@@ -316,6 +316,9 @@ public struct DatabaseService: Sendable {
         return try namespaces.database(namespace)
     }
 
+    /// The longest a stream resuming from a change this node has not taken yet waits for it.
+    static let resumeCatchUpWait = Duration.seconds(2)
+
     /// Subscribes a listener to `database`'s hub; its first events (the current value, or the
     /// changes after `lastSequence`) are queued before this returns.
     func subscribe(
@@ -323,6 +326,14 @@ public struct DatabaseService: Sendable {
         from lastSequence: UInt64? = nil
     ) async -> (Subscription, NamespaceStreams) {
         let hub = streams.hub(for: database)
+        if let lastSequence, configuration.streamHistoryFromOpen {
+            // A stream resuming here from another node may name a change this node has not
+            // taken yet: it waits for it (a moment), rather than get an older value.
+            let deadline = ContinuousClock.now + DatabaseService.resumeCatchUpWait
+            while await hub.latestSequence < lastSequence, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
         let subscription = Subscription(
             id: streams.makeID(), path: path, auth: caller.auth, bypassesRules: caller.bypassesRules, query: query,
             delivery: delivery)

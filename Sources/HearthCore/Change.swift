@@ -82,21 +82,21 @@ public protocol WriteLog: Sendable {
     /// (the caller then rolls its tree back to it), or nil if the failure was already handled.
     /// Called by the namespace's writer, under its lock.
     func recover(from failure: any Error) -> UInt64?
-    /// For a log that several nodes write (PostgreSQL): the records other nodes committed
-    /// after `sequence`, in order, right after ``recover(from:)`` returned `sequence`, so that
-    /// the writer takes them before writing again. A record may jump ahead (a snapshot, as a
-    /// change that sets the whole tree). A node's own log has none.
+    /// Whether several nodes write this log (PostgreSQL): after a recovery the writer then
+    /// takes ``recordsWrittenElsewhere(after:)`` and applies the writes the recovery dropped
+    /// again (their records are known not to be committed, and never will be). False for a
+    /// node's own log: its dropped writes fail.
+    var isShared: Bool { get }
+    /// For a shared log: the records other nodes committed after `sequence`, in order, right
+    /// after ``recover(from:)`` returned `sequence`. A record may jump ahead (a snapshot, as a
+    /// change that sets the whole tree).
     func recordsWrittenElsewhere(after sequence: UInt64) throws -> [LogRecord]
 }
 
 extension WriteLog {
+    public var isShared: Bool { false }
     public func recordsWrittenElsewhere(after sequence: UInt64) throws -> [LogRecord] { [] }
 }
-
-/// Thrown by ``WriteLog/waitUntilDurable(_:ticket:)`` for a record the log knows was not
-/// committed and never will be (its storage was asked after a failure): the write may be
-/// applied again.
-public protocol RecordNotCommitted: Error {}
 
 /// A log that keeps nothing: every record is "durable" at once. For tests and in-memory servers.
 public struct MemoryWriteLog: WriteLog {

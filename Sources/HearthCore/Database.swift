@@ -18,14 +18,35 @@ public final class Database: Sendable {
         var pushIDs: PushIDGenerator
         /// Versions written but not yet durable, oldest first.
         var pending: [Version] = []
+        /// Writes a recovery applied again, by the sequence and ticket they had, until their
+        /// ``Database/finish(_:)`` takes them: the new submission, or why there is none.
+        var reapplied: [WriteKey: Result<SubmittedWrite, any Error>] = [:]
     }
 
     /// A version of the tree written but not yet durable, with the mutations that made it
-    /// (the indexes catch up with them when it is published).
+    /// (the indexes catch up with them when it is published), and the write of this node that
+    /// made it (none for a record taken from elsewhere).
     struct Version {
         var sequence: UInt64
         var root: Node
         var change: Change
+        var write: PendingWrite? = nil
+    }
+
+    /// A write of this node whose record is not durable yet.
+    struct PendingWrite {
+        let request: WriteRequest
+        let ticket: UInt64
+        /// How many times it has been applied.
+        let attempts: Int
+        /// Its client was told it failed: it must not be applied again.
+        var abandoned = false
+    }
+
+    /// A record appended to the log: its sequence and the log's ticket.
+    struct WriteKey: Hashable {
+        let sequence: UInt64
+        let ticket: UInt64
     }
 
     /// What readers see. The indexes always match the root: they are brought up to date, in
@@ -125,14 +146,11 @@ public final class Database: Sendable {
     public struct SubmittedWrite: Sendable {
         let outcome: WriteOutcome
         let pending: (sequence: UInt64, ticket: UInt64)?
-        /// Kept to apply it again when its record is known not to have been committed (another
-        /// node committed first, see ``Database/finish(_:)``).
-        let request: WriteRequest
     }
 
-    /// How many times a write whose record was known not to be committed is applied again
-    /// before its failure is reported.
-    static let maximumAttempts = 8
+    /// How many times a write whose record was refused because another node committed first
+    /// is applied in all, before its failure is reported.
+    static let maximumAttempts = 32
 
     /// Applies `request` (judging its rules and condition) and appends it to the log; does not
     /// wait. Throws if it is refused or the log refuses the append.
@@ -140,15 +158,13 @@ public final class Database: Sendable {
         var attempt = 1
         while true {
             do {
-                let (outcome, pending) = try writer.withLock { state throws -> (WriteOutcome, (UInt64, UInt64)?) in
-                    try apply(request, to: &state)
-                }
-                return SubmittedWrite(outcome: outcome, pending: pending, request: request)
+                return try writer.withLock { state throws -> SubmittedWrite in try apply(request, to: &state) }
             } catch let refused as AppendRefused {
                 // The log failed earlier (perhaps with no writer waiting): let it recover so
                 // that this and later writes can succeed. Nothing was appended, so the write
-                // is tried again: after a recovery, and once in any case (another writer may
-                // have just recovered the log).
+                // is tried again: after a recovery (which first applies again, in order, the
+                // writes it dropped), and once in any case (another writer may have just
+                // recovered the log).
                 let recovered = rollBack(after: refused.underlying)
                 guard recovered || attempt == 1, attempt < Database.maximumAttempts else { throw refused.underlying }
                 attempt += 1
@@ -165,13 +181,13 @@ public final class Database: Sendable {
     /// Waits until a submitted write is durable (and visible to readers); returns its outcome.
     ///
     /// When the log fails, it recovers (asking its storage what is durable); a record that was
-    /// durable after all is answered as written. A record known not to be committed (a shared
-    /// log where another node committed first) is applied again to the newer state, rules and
-    /// condition judged again, up to ``maximumAttempts`` times; so a write is committed at
-    /// most once and never on a state other than the one it was judged against.
+    /// durable after all is answered as written. On a log other nodes write too, a record
+    /// refused because another node committed first was applied again by the recovery, to the
+    /// newer state (rules and condition judged again, in the namespace's order), and this waits
+    /// for that one; so a write is committed at most once, never on a state other than the one
+    /// it was judged against, and a connection's writes stay in its order.
     public func finish(_ submitted: SubmittedWrite) async throws -> WriteOutcome {
         var submitted = submitted
-        var attempt = 1
         while true {
             guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
             do {
@@ -185,41 +201,68 @@ public final class Database: Sendable {
                     try await log.waitUntilDurable(sequence, ticket: ticket)
                     markDurable(through: sequence)
                     return submitted.outcome
-                } catch is RecordNotCommitted where attempt < Database.maximumAttempts {
-                    attempt += 1
-                    submitted = try submit(submitted.request)
                 } catch {
-                    throw error
+                    let key = WriteKey(sequence: sequence, ticket: ticket)
+                    let next: Result<SubmittedWrite, any Error>? = writer.withLock { state in
+                        if let again = state.reapplied.removeValue(forKey: key) { return again }
+                        // Its client is told it failed: no later recovery may apply it again.
+                        if let index = state.pending.firstIndex(where: { $0.sequence == sequence && $0.write?.ticket == ticket }) {
+                            state.pending[index].write?.abandoned = true
+                        }
+                        return nil
+                    }
+                    guard let next else { throw error }
+                    submitted = try next.get()
                 }
             }
         }
     }
 
     /// After the log failed: forgets every write it did not make durable, so the tree, the
-    /// sequence and the log agree again and later writes can succeed; then takes the records
-    /// other nodes committed meanwhile (a shared log). Returns whether the log recovered.
+    /// sequence and the log agree again and later writes can succeed; on a log other nodes
+    /// write too, takes the records they committed meanwhile, then applies this node's
+    /// dropped writes again, in their order (``finish(_:)`` picks them up). Returns whether
+    /// the log recovered.
     @discardableResult
     func rollBack(after failure: any Error) -> Bool {
-        let durable: UInt64? = writer.withLock { state in
+        let published: UInt64? = writer.withLock { state in
             // A log ahead of the writer (it holds records someone else wrote) cannot be caught
             // up here: nothing changes, and the log keeps refusing appends.
             guard let durable = log.recover(from: failure), state.sequence >= durable else { return nil }
+            let dropped = state.pending.filter { $0.sequence > durable }
             state.pending.removeAll { $0.sequence > durable }
             state.root = state.pending.last?.root ?? committed.withLock { $0.root }
             state.sequence = durable
-            // What other nodes committed after it (none for a log of this node's own). If they
-            // cannot be read now, the next commit is refused by the fence and comes back here.
+            guard log.isShared else { return durable }
+            // What other nodes committed after it. If they cannot be read now, the writes
+            // applied again below are refused by the fence and come back here.
             for record in (try? log.recordsWrittenElsewhere(after: durable)) ?? [] where record.sequence > state.sequence {
                 record.change.apply(to: &state.root)
                 state.sequence = record.sequence
                 state.pending.append(Version(sequence: record.sequence, root: state.root, change: record.change))
             }
-            return state.sequence
+            let caughtUp = state.sequence
+            for version in dropped {
+                guard let write = version.write, !write.abandoned else { continue }
+                let key = WriteKey(sequence: version.sequence, ticket: write.ticket)
+                guard write.attempts < Database.maximumAttempts else {
+                    state.reapplied[key] = .failure(failure)
+                    continue
+                }
+                do {
+                    state.reapplied[key] = .success(try apply(write.request, to: &state, attempts: write.attempts + 1))
+                } catch let refused as AppendRefused {
+                    state.reapplied[key] = .failure(refused.underlying)
+                } catch {
+                    state.reapplied[key] = .failure(error)
+                }
+            }
+            return caughtUp
         }
         // Also when nothing is dropped: a commit whose answer was lost may have made every
         // pending write durable after all.
-        if let durable { markDurable(through: durable) }
-        return durable != nil
+        if let published { markDurable(through: published) }
+        return published != nil
     }
 
     /// For a node that follows a log written elsewhere (a PostgreSQL follower): makes
@@ -288,7 +331,7 @@ public final class Database: Sendable {
     }
 
     /// Runs inside the writer lock: builds the change, checks the rules and conditions, logs it.
-    func apply(_ request: WriteRequest, to state: inout WriterState) throws -> (WriteOutcome, (UInt64, UInt64)?) {
+    func apply(_ request: WriteRequest, to state: inout WriterState, attempts: Int = 1) throws -> SubmittedWrite {
         let current = state.root
         let now = clock()
         let (change, result) = try request.change(from: current) { ChildKey(state.pushIDs.next(now: now)) }
@@ -299,7 +342,7 @@ public final class Database: Sendable {
             var existing = current.at(request.path)
             if case .setPriority = request.operation { existing = existing.priority?.node ?? .null }
             guard condition.holds(for: existing) else {
-                return (.conditionFailed(current: existing), nil)
+                return SubmittedWrite(outcome: .conditionFailed(current: existing), pending: nil)
             }
         }
         let sequence = state.sequence + 1
@@ -311,8 +354,10 @@ public final class Database: Sendable {
         }
         state.sequence = sequence
         state.root = newRoot
-        state.pending.append(Version(sequence: sequence, root: newRoot, change: change))
-        return (.written(sequence: sequence, result: result), (sequence, ticket))
+        state.pending.append(Version(
+            sequence: sequence, root: newRoot, change: change,
+            write: PendingWrite(request: request, ticket: ticket, attempts: attempts)))
+        return SubmittedWrite(outcome: .written(sequence: sequence, result: result), pending: (sequence, ticket))
     }
 
     /// Milliseconds since the epoch from the system clock.

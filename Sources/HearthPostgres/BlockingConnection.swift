@@ -31,7 +31,8 @@ final class BlockingConnection: Sendable {
     struct Session: Sendable {
         let connection: ObjectIdentifier
         let pid: Int32
-        let started: String
+        /// `backend_start`, in microseconds since the epoch.
+        let started: Int64
     }
 
     /// A dropped session that would not end.
@@ -40,9 +41,18 @@ final class BlockingConnection: Sendable {
         var description: String { "PostgreSQL session \(pid) of a broken connection is still running" }
     }
 
-    init(location: PostgresLocation, logger: Logger, prepare: @escaping @Sendable (PostgresConnection) throws -> Void = { _ in }) {
+    /// Whether the server sessions of connections dropped after a failure are remembered, for
+    /// ``endDroppedSessions()`` (a log's connection, whose commits must be final before its
+    /// recovery looks).
+    let tracksSessions: Bool
+
+    init(
+        location: PostgresLocation, logger: Logger, tracksSessions: Bool = false,
+        prepare: @escaping @Sendable (PostgresConnection) throws -> Void = { _ in }
+    ) {
         self.location = location
         self.logger = logger
+        self.tracksSessions = tracksSessions
         self.prepare = prepare
     }
 
@@ -64,9 +74,17 @@ final class BlockingConnection: Sendable {
         do {
             return try wait(open.query(query, logger: logger), on: open)
         } catch {
-            if open.isClosed { drop(open) }
+            if !BlockingConnection.leavesConnectionUsable(error) || open.isClosed { drop(open, broken: true) }
             throw error
         }
+    }
+
+    /// Whether the connection is still good after `error`: PostgreSQL answered the statement
+    /// with an error of its own (a constraint, a syntax error). Anything else (a timeout, a
+    /// connection closed or failing, perhaps not yet marked closed) drops the connection.
+    static func leavesConnectionUsable(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return false }
+        return error.code == .server && error.serverInfo != nil
     }
 
     /// Runs `body`'s queries in one transaction (BEGIN … COMMIT, ROLLBACK on a throw).
@@ -88,13 +106,13 @@ final class BlockingConnection: Sendable {
                 result = try body(run)
             } catch {
                 // A connection that cannot even roll back is not used again.
-                if (try? run("ROLLBACK")) == nil { drop(open) }
+                if (try? run("ROLLBACK")) == nil { drop(open, broken: true) }
                 throw error
             }
             _ = try run("COMMIT")
             return result
         } catch {
-            if open.isClosed { drop(open) }
+            if !BlockingConnection.leavesConnectionUsable(error) || open.isClosed { drop(open, broken: true) }
             throw error
         }
     }
@@ -110,17 +128,20 @@ final class BlockingConnection: Sendable {
 
     func connected() throws -> PostgresConnection {
         if let open = connection.withLock({ $0 }), !open.isClosed { return open }
-        if let closed = connection.withLock({ $0 }) { drop(closed) }
+        if let closed = connection.withLock({ $0 }) { drop(closed, broken: true) }
         let id = nextID.add(1, ordering: .relaxed).newValue
         let open = try PostgresConnection.connect(
             on: MultiThreadedEventLoopGroup.singleton.next(), configuration: try location.configuration(), id: id, logger: logger
         ).wait()
         do {
             try prepare(open)
-            let row = try wait(open.query(
-                "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()", logger: logger), on: open).first
-            if let (pid, started) = try row?.decode((Int32, String).self) {
-                session.withLock { $0 = Session(connection: ObjectIdentifier(open), pid: pid, started: started) }
+            if tracksSessions {
+                let row = try wait(open.query("""
+                    SELECT pid, (extract(epoch FROM backend_start) * 1000000)::int8 FROM pg_stat_activity WHERE pid = pg_backend_pid()
+                    """, logger: logger), on: open).first
+                if let (pid, started) = try row?.decode((Int32, Int64).self) {
+                    session.withLock { $0 = Session(connection: ObjectIdentifier(open), pid: pid, started: started) }
+                }
             }
         } catch {
             _ = try? open.close().wait()
@@ -130,15 +151,16 @@ final class BlockingConnection: Sendable {
         return open
     }
 
-    func drop(_ open: PostgresConnection) {
+    /// Closes `open`; a `broken` one's server session (when tracked) is remembered, for
+    /// ``endDroppedSessions()``.
+    func drop(_ open: PostgresConnection, broken: Bool) {
         connection.withLock { if $0 === open { $0 = nil } }
-        if let ended = session.withLock({ current -> Session? in
+        let ended = session.withLock { current -> Session? in
             guard let session = current, session.connection == ObjectIdentifier(open) else { return nil }
             current = nil
             return session
-        }) {
-            dropped.withLock { $0.append(ended) }
         }
+        if let ended, broken { dropped.withLock { $0.append(ended) } }
         _ = try? open.close().wait()
     }
 
@@ -147,12 +169,12 @@ final class BlockingConnection: Sendable {
     /// server (and commit later). Once this returns, what PostgreSQL shows is all that such a
     /// statement did. Throws if PostgreSQL cannot be asked or a session will not end.
     func endDroppedSessions() throws {
-        for session in dropped.withLock({ $0 }) {
+        while let session = dropped.withLock({ $0.first }) {
             let deadline = ContinuousClock.now + .seconds(10)
             while true {
                 let running = try query("""
                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                    WHERE pid = \(session.pid) AND backend_start::text = \(session.started)
+                    WHERE pid = \(session.pid) AND (extract(epoch FROM backend_start) * 1000000)::int8 = \(session.started)
                     """)
                 if running.isEmpty { break }
                 guard ContinuousClock.now < deadline else { throw SessionStillRunning(pid: session.pid) }
@@ -165,6 +187,6 @@ final class BlockingConnection: Sendable {
     func close() {
         queries.lock()
         defer { queries.unlock() }
-        if let open = connection.withLock({ $0 }) { drop(open) }
+        if let open = connection.withLock({ $0 }) { drop(open, broken: false) }
     }
 }

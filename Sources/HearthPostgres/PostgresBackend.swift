@@ -9,8 +9,8 @@ import Synchronization
 /// Namespaces in PostgreSQL (`--storage postgres://…`): their logs, snapshots and rules in
 /// the tables of ``PostgresSchema``, for a ``StorageEngine`` made with `backend:`.
 ///
-/// Any number of nodes may serve one database, each writing any namespace: each holds the
-/// namespaces it serves in memory and follows what the others commit (``PostgresTail``), and
+/// Any number of nodes may serve one database, each writing any namespace: each holds every
+/// namespace in memory and follows what the others commit (``PostgresTail``), and
 /// the fence in ``PostgresWriteLog`` makes the writes of a namespace linear across nodes (a
 /// write judged against a state another node has since moved past is applied again to the
 /// newer one). See Docs/CLUSTER.md.
@@ -26,6 +26,8 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
     /// the server asks to be told, ``onFollowedChange(_:)``). A tool has neither.
     let notifier: PostgresNotifier?
     let tail = Mutex<PostgresTail?>(nil)
+    /// A serving node's with an address the others can reach: who writes which namespace.
+    let leases: PostgresLeases?
 
     /// The advisory lock key: "hearth" in ASCII. Serving nodes share it; a tool that must be
     /// alone (import, compact, move-namespace) takes it exclusively.
@@ -42,9 +44,11 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
     }
 
     /// Connects, creates or checks the tables, and takes the advisory lock: shared for a
-    /// serving node, `exclusive` for a tool that must be alone. Throws if PostgreSQL cannot be
-    /// reached, its tables are from a newer Hearth, or the lock cannot be had.
-    public init(location: PostgresLocation, logger: Logger, exclusive: Bool = false) throws {
+    /// serving node, `exclusive` for a tool that must be alone. A serving node that gives the
+    /// URL others reach it at (`advertise`) takes write leases, and others forward writes to
+    /// it. Throws if PostgreSQL cannot be reached, its tables are from a newer Hearth, or the
+    /// lock cannot be had.
+    public init(location: PostgresLocation, logger: Logger, exclusive: Bool = false, advertise: String? = nil) throws {
         self.location = location
         self.logger = logger
         // The lock is a session's: the control connection takes it whenever it (re)connects.
@@ -63,6 +67,19 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
             throw error
         }
         notifier = exclusive ? nil : PostgresNotifier(location: location, nodeID: nodeID, logger: logger)
+        if !exclusive, let advertise {
+            leases = PostgresLeases(location: location, nodeID: nodeID, address: advertise, logger: logger)
+        } else {
+            leases = nil
+        }
+    }
+
+    public func writeOwner(of namespace: String) -> WriteOwner {
+        leases?.owner(of: namespace) ?? .thisNode
+    }
+
+    public func ownerUnreachable(_ namespace: String, address: String) {
+        leases?.holderUnreachable(namespace, address: address)
     }
 
     public func open(namespace: String, options: StorageOptions, observer: StorageObserver) throws -> Database {
@@ -116,6 +133,7 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
     }
 
     public func close() {
+        leases?.close()
         tail.withLock { $0 }?.close()
         for namespace in namespaces.withLock({ Array($0.values) }) { namespace.close() }
         notifier?.close()
@@ -203,7 +221,7 @@ final class PostgresNamespace: Sendable {
         let link = Link()
         let log = PostgresWriteLog(
             namespace: name, durable: sequence,
-            connection: BlockingConnection(location: control.location, logger: logger), observer: observer, logger: logger
+            connection: BlockingConnection(location: control.location, logger: logger, tracksSessions: true), observer: observer, logger: logger
         ) { records, bytes in
             link.namespace.withLock { $0 }?.committed(records: records, bytes: bytes)
         }
@@ -214,6 +232,10 @@ final class PostgresNamespace: Sendable {
         logger.info("namespace loaded from PostgreSQL", metadata: ["namespace": "\(name)", "sequence": "\(sequence)", "replayed": "\(loaded.replayed)"])
         return namespace
     }
+
+    /// Seconds a log row stays after a snapshot holds it: longer than a recovery takes to
+    /// look for its own rows (the statement timeout, and ending a broken session).
+    static let trimAge: Double = 60
 
     /// How the log's commits reach the namespace made after it.
     final class Link: Sendable {
@@ -276,7 +298,12 @@ final class PostgresNamespace: Sendable {
                 SET sequence = excluded.sequence, push_time = excluded.push_time, data = excluded.data, taken_at = now()
                 WHERE hearth_snapshots.sequence <= excluded.sequence
                 """)
-            _ = try run("DELETE FROM hearth_log WHERE namespace = \(name) AND sequence <= \(Int64(sequence))")
+            // Rows committed in the last trimAge stay (a node that lost a commit's answer looks
+            // for its rows); the next snapshot deletes them.
+            _ = try run("""
+                DELETE FROM hearth_log WHERE namespace = \(name) AND sequence <= \(Int64(sequence))
+                AND committed_at < now() - make_interval(secs => \(PostgresNamespace.trimAge))
+                """)
         }
         sinceSnapshot.withLock { $0 = (0, 0, false) }
         logger.info("PostgreSQL snapshot taken", metadata: ["namespace": "\(name)", "sequence": "\(sequence)"])

@@ -6,7 +6,7 @@ import PostgresNIO
 /// newer Hearth. See Docs/CLUSTER.md.
 enum PostgresSchema {
     /// The layout this build writes.
-    static let version: Int32 = 1
+    static let version: Int32 = 2
 
     struct TooNew: Error, CustomStringConvertible {
         let found: Int32
@@ -47,7 +47,32 @@ enum PostgresSchema {
         """,
     ]
 
-    /// Creates the tables, or checks their version. Nodes starting together take turns (the
+    /// Version 2: each log row says which commit wrote it (a random id per batch, so that a
+    /// node that lost a commit's answer finds exactly its own rows) and when (the snapshot
+    /// trims only rows older than ``PostgresNamespace/trimAge``, so that such a node still finds
+    /// them); each namespace's write lease (``PostgresLeases``).
+    static let version2 = [
+        "ALTER TABLE hearth_log ADD COLUMN commit_id uuid",
+        "ALTER TABLE hearth_log ADD COLUMN committed_at timestamptz NOT NULL DEFAULT now()",
+        """
+        CREATE TABLE hearth_leases (
+            namespace text PRIMARY KEY,
+            node text NOT NULL,
+            address text NOT NULL,
+            expires_at timestamptz NOT NULL)
+        """,
+    ]
+
+    /// The statements that bring a database from version `found` (nil: no tables) to this
+    /// build's.
+    static func migrations(from found: Int32?) -> [String] {
+        var statements: [String] = []
+        if found == nil { statements += version1 }
+        if (found ?? 0) < 2 { statements += version2 }
+        return statements
+    }
+
+    /// Creates the tables, or checks their version and migrates older ones. Nodes starting together take turns (the
     /// version table is locked for the transaction).
     static func migrate(_ connection: BlockingConnection, logger: Logger) throws {
         do {
@@ -59,10 +84,12 @@ enum PostgresSchema {
         try connection.transaction { run in
             _ = try run("LOCK TABLE hearth_schema IN EXCLUSIVE MODE")
             let rows = try run("SELECT max(version) FROM hearth_schema")
-            guard try checked(rows.first?.decode(Int32?.self) ?? nil) == nil else { return }
-            for statement in version1 { _ = try run(PostgresQuery(unsafeSQL: statement)) }
+            let found = try checked(rows.first?.decode(Int32?.self) ?? nil)
+            guard found != version else { return }
+            for statement in migrations(from: found) { _ = try run(PostgresQuery(unsafeSQL: statement)) }
             _ = try run("INSERT INTO hearth_schema (version) VALUES (\(version))")
-            logger.notice("created Hearth's tables in PostgreSQL", metadata: ["schema": "\(version)"])
+            logger.notice(found == nil ? "created Hearth's tables in PostgreSQL" : "migrated Hearth's tables in PostgreSQL",
+                          metadata: ["schema": "\(version)", "from": "\(found.map(String.init) ?? "none")"])
         }
     }
 

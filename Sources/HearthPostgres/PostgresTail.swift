@@ -32,6 +32,9 @@ final class PostgresTail: @unchecked Sendable {
     var notified = Notified()
     let stopping = Atomic<Bool>(false)
     let finished = Mutex(false)
+    /// How notifications reach the tail (cleared at close, which ends the cycle through the
+    /// listening connection's closure).
+    let wake: Wake
 
     struct Notified {
         var namespaces: Set<String> = []
@@ -47,8 +50,8 @@ final class PostgresTail: @unchecked Sendable {
         self.nodeID = nodeID
         self.logger = logger
         self.databases = databases
-        let wake = Wake()
-        listener = BlockingConnection(location: location, logger: logger) { open in
+        wake = Wake()
+        listener = BlockingConnection(location: location, logger: logger) { [wake] open in
             // (Adding the first listener of a channel sends its LISTEN.)
             open.addListener(channel: PostgresNotifier.channel) { _, notification in
                 wake.tail.withLock { $0 }?.notified(notification.payload)
@@ -94,6 +97,7 @@ final class PostgresTail: @unchecked Sendable {
         wakeup.signal()
         wakeup.unlock()
         while !finished.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.005) }
+        wake.tail.withLock { $0 = nil }
         listener.close()
         connection.close()
     }
@@ -103,13 +107,17 @@ final class PostgresTail: @unchecked Sendable {
     func follow() {
         defer { finished.withLock { $0 = true } }
         var failing = false
+        var lastFullRound = ContinuousClock.now
         while !stopping.load(ordering: .relaxed) {
-            // A new listening connection may have missed notifications: a full round then.
+            // A new listening connection may have missed notifications: a full round then; and
+            // one every interval whatever the notifications (one may have been lost).
             let reconnected = (try? listener.connect()) ?? false
-            let (woken, asked) = waitForWork(full: reconnected)
+            let (_, asked) = waitForWork(full: reconnected)
             guard !stopping.load(ordering: .relaxed) else { return }
+            let full = reconnected || ContinuousClock.now - lastFullRound >= PostgresTail.interval
+            if full { lastFullRound = ContinuousClock.now }
             do {
-                try followOnce(all: !woken || reconnected, asked: asked)
+                try followOnce(all: full, asked: asked)
                 if failing { logger.notice("following PostgreSQL again") }
                 failing = false
             } catch {
@@ -152,8 +160,11 @@ final class PostgresTail: @unchecked Sendable {
             if !appeared.isEmpty { followed = databases() }
         }
         for (name, database) in followed where all || asked.namespaces.contains(name) {
+            guard !stopping.load(ordering: .relaxed) else { return }
             do {
                 let records = try connection.records(of: name, after: database.snapshot.sequence)
+                // Not applied while this node's own writes are pending: they will meet the
+                // fence and take these records then, or the next full round does.
                 if !records.isEmpty { _ = database.applyFollowed(records) }
                 if failing.withLock({ $0.remove(name) }) != nil { logger.notice("following namespace again", metadata: ["namespace": "\(name)"]) }
             } catch {

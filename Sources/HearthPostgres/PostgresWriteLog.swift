@@ -37,8 +37,10 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
     /// For each failed epoch, the last sequence PostgreSQL held when the log recovered: a
     /// record of that epoch is durable if and only if it is at or before it.
     var durableAtRecovery: [UInt64: UInt64] = [:]
-    /// The batch whose commit failed, kept until the recovery has asked PostgreSQL about it.
+    /// The batch whose commit failed and its commit id, kept until the recovery has asked
+    /// PostgreSQL about it.
     var failedBatch: [(sequence: UInt64, pushTime: Int64, payload: [UInt8])] = []
+    var failedCommit = UUID()
     var closing = false
     var flusherDone = false
 
@@ -55,7 +57,7 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
     }
 
     /// A record appended before a failure that the recovery found was not committed.
-    struct RecordDiscarded: RecordNotCommitted, CustomStringConvertible {
+    struct RecordDiscarded: Error, CustomStringConvertible {
         var description: String { "the write was not committed before PostgreSQL failed" }
     }
 
@@ -104,10 +106,9 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
     }
 
     /// Asks PostgreSQL which of this log's records it holds. Only records that are this log's
-    /// own count (a commit whose answer was lost may have happened): of the batch that failed,
-    /// the leading records PostgreSQL holds byte for byte. A row at one of their sequence
-    /// numbers that is not ours means another writer got there; the log then reports the
-    /// records before that batch, and its next commit is refused by the fence.
+    /// own count (a commit whose answer was lost may have happened): the failed batch, if rows
+    /// with its commit id are there. Otherwise another writer may have got there first; the
+    /// log then reports the records before that batch (the caller takes the other writer's).
     func recover(from error: any Error) -> UInt64? {
         condition.lock()
         defer { condition.unlock() }
@@ -117,12 +118,17 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
         guard (try? connection.endDroppedSessions()) != nil, let held = try? ownRecordsHeld() else { return nil }
         durable = held
         durableAtRecovery[epoch] = held
+        // Tickets of epochs long past are held by no waiter any more.
+        if durableAtRecovery.count > 1024 { durableAtRecovery = durableAtRecovery.filter { $0.key + 1024 > epoch } }
         epoch += 1
         self.failure = nil
         failedBatch = []
         logger.notice("PostgreSQL writes resume", metadata: ["namespace": "\(namespace)", "sequence": "\(held)"])
         return held
     }
+
+    /// Other nodes write the namespace too.
+    var isShared: Bool { true }
 
     /// The records other nodes committed after `sequence` (see
     /// ``WriteLog/recordsWrittenElsewhere(after:)``); they are durable.
@@ -136,21 +142,16 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
         return records
     }
 
-    /// The last of this log's records that PostgreSQL holds (see ``recover(from:)``).
+    /// The last of this log's records that PostgreSQL holds (see ``recover(from:)``): the
+    /// failed batch's, if its commit happened (a batch is one statement: all its rows or none,
+    /// found by the commit's id; the snapshot trims rows only after ``PostgresNamespace/trimAge``).
     func ownRecordsHeld() throws -> UInt64 {
-        guard let first = failedBatch.first else { return min(durable, try lastCommittedSequence()) }
+        guard let first = failedBatch.first, let last = failedBatch.last else { return min(durable, try lastCommittedSequence()) }
         let rows = try connection.query("""
-            SELECT sequence, record FROM hearth_log
-            WHERE namespace = \(namespace) AND sequence BETWEEN \(Int64(first.sequence)) AND \(Int64(failedBatch.last!.sequence))
-            ORDER BY sequence
+            SELECT count(*) FROM hearth_log WHERE namespace = \(namespace) AND commit_id = \(failedCommit)
             """)
-        var held = first.sequence - 1
-        for (row, ours) in zip(rows, failedBatch) {
-            let (sequence, record) = try row.decode((Int64, ByteBuffer).self)
-            guard UInt64(sequence) == ours.sequence, Array(buffer: record) == ours.payload else { break }
-            held = ours.sequence
-        }
-        return held
+        let held = try rows.first?.decode(Int64.self) ?? 0
+        return held == Int64(failedBatch.count) ? last.sequence : first.sequence - 1
     }
 
     /// The last sequence PostgreSQL holds for the namespace (its snapshot's when the log rows
@@ -183,8 +184,9 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
             condition.unlock()
 
             let started = ContinuousClock.now
+            let commitID = UUID()
             do {
-                try commit(batch)
+                try commit(batch, id: commitID)
                 observer.recordSync(ContinuousClock.now - started)
                 let resumed: [CheckedContinuation<Void, any Error>] = {
                     condition.lock()
@@ -205,6 +207,7 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
                     defer { condition.unlock() }
                     failure = failed
                     failedBatch = batch
+                    failedCommit = commitID
                     // What was queued after the batch is discarded with it (it follows it).
                     pending = []
                     defer { waiters = [] }
@@ -228,14 +231,14 @@ final class PostgresWriteLog: WriteLog, @unchecked Sendable {
     /// check and the primary key together fence the sequence: a node whose memory is behind
     /// PostgreSQL (rows written by another node, even rows a snapshot has since trimmed)
     /// cannot commit.
-    func commit(_ batch: [(sequence: UInt64, pushTime: Int64, payload: [UInt8])]) throws {
+    func commit(_ batch: [(sequence: UInt64, pushTime: Int64, payload: [UInt8])], id: UUID) throws {
         let sequences = batch.map { Int64($0.sequence) }
         let pushTimes = batch.map(\.pushTime)
         let payloads = batch.map { ByteBuffer(bytes: $0.payload) }
         let expected = Int64(batch[0].sequence) - 1
         let inserted = try connection.query("""
-            INSERT INTO hearth_log (namespace, sequence, push_time, record)
-            SELECT \(namespace), s, p, r FROM unnest(\(sequences)::int8[], \(pushTimes)::int8[], \(payloads)::bytea[]) AS t(s, p, r)
+            INSERT INTO hearth_log (namespace, sequence, push_time, record, commit_id)
+            SELECT \(namespace), s, p, r, \(id) FROM unnest(\(sequences)::int8[], \(pushTimes)::int8[], \(payloads)::bytea[]) AS t(s, p, r)
             WHERE greatest(
                 (SELECT coalesce(max(sequence), 0) FROM hearth_log WHERE namespace = \(namespace)),
                 (SELECT coalesce(max(sequence), 0) FROM hearth_snapshots WHERE namespace = \(namespace))) = \(expected)

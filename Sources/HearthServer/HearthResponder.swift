@@ -22,6 +22,9 @@ public struct HearthResponder: HTTPResponder {
     /// Realtime connections by session id, whichever transport they use.
     let realtimeConnections = OpenRealtimeConnections()
     let longPoll: LongPollEndpoint
+    /// Sends REST writes to the node holding their namespace's write lease (storage shared
+    /// with other nodes); nil without storage.
+    let forwarder: WriteForwarder?
     let logger: Logger
 
     public init(
@@ -34,6 +37,9 @@ public struct HearthResponder: HTTPResponder {
         self.streams = streams
         self.metrics = streams.metrics
         self.logger = logger
+        forwarder = storage.map {
+            WriteForwarder(storage: $0, maxBodyBytes: configuration.maxBodyBytes, metrics: streams.metrics, logger: logger)
+        }
         callers = CallerResolver(
             adminToken: configuration.adminToken, emulator: configuration.emulator, verifier: configuration.tokenVerifier)
         service = DatabaseService(
@@ -131,9 +137,17 @@ public struct HearthResponder: HTTPResponder {
             return try await handler.handle()
         case .data(let path, let priority, let csv):
             let namespace = try resolveNamespace(request, options: options)
+            var written = request
             if HearthResponder.writeMethods.contains(method) {
                 try service.admitWrite(from: client(of: request, context: context).limitKey, caller: caller)
+                if let forwarder {
+                    switch try await forwarder.route(request, namespace: namespace) {
+                    case .answered(let response): return response
+                    case .here(let kept): written = kept
+                    }
+                }
             }
+            let request = written
             try service.checkNamespaceExists(namespace, caller: caller)
             let handler = DataRequestHandler(
                 service: service, request: request, method: method, path: path, priorityTarget: priority,

@@ -11,6 +11,8 @@ public final class ServerMetrics: Sendable {
     let streamEvents: Counter
     let streamResyncs: Counter
     let streamsOpened: Counter
+    /// REST writes sent to the node holding their namespace's write lease.
+    let forwardedWrites: Counter
     /// The realtime protocol's figures.
     let realtime: RealtimeMetrics
 
@@ -35,6 +37,8 @@ public final class ServerMetrics: Sendable {
         streamResyncs = registry.makeCounter(
             name: "hearth_stream_resyncs_total", help: "Streams that fell behind and were sent a fresh put.")
         streamsOpened = registry.makeCounter(name: "hearth_streams_opened_total", help: "Streams opened.")
+        forwardedWrites = registry.makeCounter(
+            name: "hearth_forwarded_writes_total", help: "REST writes sent to the node holding their namespace's write lease.")
         realtime = RealtimeMetrics(registry: registry)
     }
 

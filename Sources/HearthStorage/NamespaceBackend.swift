@@ -25,6 +25,19 @@ public protocol NamespaceBackend: Sendable {
     /// appears there and of each rules document stored there, so that the server opens the
     /// namespace or takes the rules.
     func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void)
+    /// Which node should write `namespace` (several nodes sharing the storage): this one, or
+    /// the one at an address, which REST writes are forwarded to.
+    func writeOwner(of namespace: String) -> WriteOwner
+    /// The owner at `address` did not answer a forwarded write: this node writes `namespace`
+    /// itself for now.
+    func ownerUnreachable(_ namespace: String, address: String)
+}
+
+/// Which node should write a namespace (see ``NamespaceBackend/writeOwner(of:)``).
+public enum WriteOwner: Sendable, Equatable {
+    case thisNode
+    /// The node that holds the namespace's lease, at the URL it gave (`http://host:port`).
+    case node(address: String)
 }
 
 /// What a following node learns besides data (see ``NamespaceBackend/onFollowedChange(_:)``).
@@ -35,4 +48,6 @@ public enum FollowedChange: Sendable, Equatable {
 
 extension NamespaceBackend {
     public func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void) {}
+    public func writeOwner(of namespace: String) -> WriteOwner { .thisNode }
+    public func ownerUnreachable(_ namespace: String, address: String) {}
 }

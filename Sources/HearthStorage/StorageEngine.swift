@@ -126,6 +126,17 @@ public final class StorageEngine: Sendable {
         backend?.onFollowedChange(handler)
     }
 
+    /// Which node should write `namespace` (see ``NamespaceBackend/writeOwner(of:)``); always
+    /// this one for a data directory.
+    public func writeOwner(of namespace: String) -> WriteOwner {
+        backend?.writeOwner(of: namespace) ?? .thisNode
+    }
+
+    /// A forwarded write found no node at `address` (see ``NamespaceBackend/ownerUnreachable(_:address:)``).
+    public func ownerUnreachable(_ namespace: String, address: String) {
+        backend?.ownerUnreachable(namespace, address: address)
+    }
+
     /// Flushes and closes every log (graceful shutdown).
     public func close() {
         backend?.close()

@@ -31,6 +31,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Where namespaces are stored: file (the data directory, the default), or postgres://user[:password]@host[:port]/database.")
     var storage: String?
 
+    @Option(name: .customLong("advertise-url"), help: "With --storage postgres://…: the http://host:port other nodes forward a namespace's writes to while this node holds its write lease (default: http://<host>:<port> unless the host is 0.0.0.0 or ::, else no forwarding to this node).")
+    var advertiseURL: String?
+
     @Flag(name: .customLong("follow"), inversion: .prefixedNo,
           help: "With --storage postgres://…: follow the writes another node makes there (reads and streams; no writes).")
     var follow: Bool?
@@ -136,6 +139,7 @@ struct Serve: AsyncParsableCommand {
         flags["data-dir"] = dataDirectory.map { .string($0) }
         flags["storage"] = storage.map { .string($0) }
         flags["follow"] = follow.map { .bool($0) }
+        flags["advertise-url"] = advertiseURL.map { .string($0) }
         flags["in-memory"] = inMemory.map { .bool($0) }
         flags["default-namespace"] = defaultNamespace.map { .string($0) }
         flags["emulator"] = emulator.map { .bool($0) }
@@ -209,7 +213,8 @@ struct Serve: AsyncParsableCommand {
         do {
             if let location {
                 backend = settings.follow
-                    ? try PostgresFollower(location: location, logger: logger) : try PostgresBackend(location: location, logger: logger)
+                    ? try PostgresFollower(location: location, logger: logger)
+                    : try PostgresBackend(location: location, logger: logger, advertise: settings.advertisedURL)
             } else {
                 backend = nil
             }

@@ -24,6 +24,7 @@ struct ServeSettings: Sendable {
     var storage = "file"
     /// With PostgreSQL storage: follow another node's writes and take none.
     var follow = false
+    var advertiseURL: String?
     var defaultNamespace = "default"
     var fsync = "always"
     var segmentBytes = 64 << 20
@@ -79,6 +80,7 @@ struct ServeSettings: Sendable {
         .bool("in-memory", \.inMemory),
         .string("storage", \.storage, secret: true),
         .bool("follow", \.follow),
+        .optionalString("advertise-url", \.advertiseURL),
         .string("default-namespace", \.defaultNamespace),
         .string("fsync", \.fsync),
         .int("segment-bytes", \.segmentBytes),
@@ -165,6 +167,10 @@ struct ServeSettings: Sendable {
         }
         try require(
             ForwardedHeader(rawValue: proxyHeader.lowercased()) != nil, "proxy-header must be x-forwarded-for or forwarded.")
+        if let advertiseURL {
+            try require(
+                ForwardTarget(advertiseURL) != nil, "advertise-url must be http://host:port, the address other nodes reach this one at.")
+        }
         if let metricsAddress {
             let address = ListenAddress(metricsAddress)
             try require(address != nil, "metrics-address must be host:port, for example 127.0.0.1:9091.")
@@ -252,5 +258,15 @@ extension ServeSettings {
         ClientAddressResolver(
             trustedProxies: trustedProxy.compactMap(IPNetwork.init),
             header: ForwardedHeader(rawValue: proxyHeader.lowercased()) ?? .xForwardedFor)
+    }
+}
+
+extension ServeSettings {
+    /// The URL other nodes forward writes to: `advertise-url`, else `http://<host>:<port>`
+    /// when that names one machine (not a wildcard address, nor port 0), else none.
+    var advertisedURL: String? {
+        if let advertiseURL { return advertiseURL }
+        guard !["0.0.0.0", "::", "[::]", ""].contains(host), port != 0, tlsCert == nil else { return nil }
+        return host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
     }
 }

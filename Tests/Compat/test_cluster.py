@@ -241,16 +241,21 @@ def test_kill_9_of_the_writing_node_under_8_writers_20_times_loses_nothing_and_s
 
 def test_a_node_paused_while_others_write_commits_nothing_on_the_state_it_had(hearth_launcher, tmp_path, url, postgres):
     a, b, _ = nodes(hearth_launcher, tmp_path, url)
-    assert put(a, "counter", 1).status_code == 200
+    # b writes first, so b holds the namespace's write lease.
+    assert put(b, "counter", 1).status_code == 200
+    assert wait_for(lambda: get(a, "counter").json() == 1)
     etag = requests.get(f"{a.base_url}/counter.json", params={"ns": NS}, headers={"X-Firebase-ETag": "true"},
                         timeout=10).headers["ETag"]
     answers: dict[str, requests.Response] = {}
+    # Written where they arrive (marked as forwarded already), as realtime writes are, or as
+    # writes are when a believes it holds the lease (paused past its expiry, say).
+    here = {"X-Hearth-Forwarded": "1"}
     a.process.send_signal(signal.SIGSTOP)
     try:
         # Sent while a is paused: it reads them when it resumes, judged against what it had.
         conditional = threading.Thread(target=lambda: answers.setdefault(
-            "conditional", put(a, "counter", 100, headers={"if-match": etag})))
-        plain = threading.Thread(target=lambda: answers.setdefault("plain", put(a, "from_a", "late")))
+            "conditional", put(a, "counter", 100, headers={"if-match": etag, **here})))
+        plain = threading.Thread(target=lambda: answers.setdefault("plain", put(a, "from_a", "late", headers=here)))
         conditional.start()
         plain.start()
         time.sleep(0.3)
@@ -270,10 +275,48 @@ def test_a_node_paused_while_others_write_commits_nothing_on_the_state_it_had(he
     assert sequences == list(range(1, 13)), "one linear log: nothing committed twice or on the old state"
 
 
+def forwarded_writes(node) -> int:
+    metrics = requests.get(f"{node.base_url}/.metrics", headers=OWNER, timeout=10).text
+    for line in metrics.splitlines():
+        if line.startswith("hearth_forwarded_writes_total"):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def test_rest_writes_go_to_the_node_holding_the_namespaces_write_lease(hearth_launcher, tmp_path, url, postgres):
+    database = url.rsplit("/", 1)[1]
+    a, b, c = nodes(hearth_launcher, tmp_path, url)
+    assert put(a, "x", 1).status_code == 200
+    assert postgres.sql(database, f"SELECT address FROM hearth_leases WHERE namespace = '{NS}'") == [[a.base_url]]
+    names = []
+    for node in (b, c, b, c):
+        answer = requests.post(f"{node.base_url}/items.json", params={"ns": NS}, json={"via": node.port}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        names.append(answer.json()["name"])
+    assert forwarded_writes(b) == 2 and forwarded_writes(c) == 2 and forwarded_writes(a) == 0
+    assert sorted(get(a, "items").json()) == sorted(names), "the holder made them"
+    # The client gets the holder's answer, whatever it is.
+    refused = put(b, "x", 2, headers={"if-match": "stale"})
+    assert refused.status_code == 412 and refused.json() == 1
+    # A holder that stops releases its leases: the next writer takes the namespace.
+    a.process.terminate()
+    a.process.wait(timeout=15)
+    assert put(b, "x", 3).status_code == 200
+    assert postgres.sql(database, f"SELECT address FROM hearth_leases WHERE namespace = '{NS}'") == [[b.base_url]]
+    # A holder that dies: writes on another node are made there at once.
+    b.process.kill()
+    b.process.wait(timeout=10)
+    started = time.monotonic()
+    assert put(c, "x", 4).status_code == 200
+    assert time.monotonic() - started < 2
+    assert get(c, "x").json() == 4
+
+
 def test_postgres_stopped_and_started_under_load_on_three_nodes(hearth_launcher, tmp_path, url, postgres):
     cluster = nodes(hearth_launcher, tmp_path, url)
     acknowledged: list[str] = []
     statuses: list[int] = []
+    unexpected: list[str] = []
     stop = threading.Event()
 
     def writer(index: int) -> None:
@@ -283,13 +326,15 @@ def test_postgres_stopped_and_started_under_load_on_three_nodes(hearth_launcher,
             node = cluster[index % 3]
             try:
                 response = requests.post(f"{node.base_url}/load.json", params={"ns": NS}, json={"w": index, "n": n}, timeout=20)
-            except requests.RequestException:
+            except requests.RequestException as error:
+                unexpected.append(f"no answer: {error}")
                 continue
             statuses.append(response.status_code)
             if response.status_code == 200:
                 acknowledged.append(response.json()["name"])
             else:
-                assert response.status_code == 503 and "nothing was written" in response.json()["error"], response.text
+                if response.status_code != 503 or "PostgreSQL" not in response.json()["error"]:
+                    unexpected.append(response.text)
                 time.sleep(0.05)
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
@@ -310,6 +355,7 @@ def test_postgres_stopped_and_started_under_load_on_three_nodes(hearth_launcher,
         stop.set()
         for thread in threads:
             thread.join(30)
+    assert not unexpected, unexpected[:5]
     assert 503 in statuses
     for node in cluster:
         assert wait_for(lambda: set(acknowledged) <= set(get(node, "load", shallow="true").json() or {}), seconds=15)
@@ -389,7 +435,9 @@ def test_the_nginx_example_in_front_of_three_nodes(hearth_launcher, tmp_path, ur
         assert statuses.count(200) >= 9, statuses
         stored = requests.get(f"{base}/feed.json", params={"ns": NS}, timeout=10).json()
         assert stored[name] == {"via": "nginx"} and stored["ws"] == "written"
-        assert sum(1 for value in stored.values() if isinstance(value, dict) and "after" in value) == statuses.count(200)
+        # A POST that got no answer (or a 502) may or may not have been committed.
+        after = sum(1 for value in stored.values() if isinstance(value, dict) and "after" in value)
+        assert statuses.count(200) <= after <= len(statuses), (after, statuses)
         assert len(served(NS)) == 2, "the namespace moved to one other node"
     finally:
         process.terminate()
@@ -401,3 +449,11 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+@pytest.mark.parametrize("address", ["ftp://127.0.0.1:9001", "http://127.0.0.1", "http://127.0.0.1:9001/path", "nonsense"])
+def test_a_bad_advertise_url_stops_the_start_with_a_clear_error(hearth_binary, tmp_path, address):
+    result = subprocess.run([str(hearth_binary), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / "d"),
+                             "--advertise-url", address], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "advertise-url must be http://host:port" in result.stderr + result.stdout

@@ -220,13 +220,14 @@ struct DatabaseFollowTests {
 struct DatabaseSharedLogTests {
     /// A log where another node committed first: the first commit is refused (the fence),
     /// the recovery finds none of this node's records and returns the other node's, and
-    /// the record appended again is committed.
+    /// the records appended again are committed.
     final class ContendedLog: WriteLog, @unchecked Sendable {
         struct Fenced: Error {}
-        struct NotCommitted: RecordNotCommitted {}
+        struct Discarded: Error {}
         let elsewhere: [LogRecord]
         var recovered = false
         var appended: [UInt64] = []
+        var isShared: Bool { true }
         init(elsewhere: [LogRecord]) { self.elsewhere = elsewhere }
         func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 {
             appended.append(record.sequence)
@@ -234,7 +235,7 @@ struct DatabaseSharedLogTests {
         }
         func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {
             guard ticket == 0 else { return }
-            if recovered { throw NotCommitted() }
+            if recovered { throw Discarded() }
             throw Fenced()
         }
         func recover(from failure: any Error) -> UInt64? {
@@ -253,10 +254,14 @@ struct DatabaseSharedLogTests {
         ]))
     }
 
+    static func set(_ key: String, _ json: String, ifMatch: String? = nil) throws -> WriteRequest {
+        WriteRequest(path: Path(keys: [ChildKey(key)]), operation: .set(try JSONParser.parse(Array(json.utf8))), ifMatch: ifMatch)
+    }
+
     @Test func aWriteFencedOutIsMadeAgainAfterTheOtherNodesRecords() async throws {
         let log = ContendedLog(elsewhere: [Self.setting("a", to: 1, at: 1), Self.setting("c", to: 3, at: 2)])
         let database = Database(name: "t", log: log)
-        let outcome = try await database.write(WriteRequest(path: Path(keys: ["b"]), operation: .set(try JSONParser.parse(Array("2".utf8)))))
+        let outcome = try await database.write(try Self.set("b", "2"))
         guard case .written(let sequence, _) = outcome else { Issue.record("refused: \(outcome)"); return }
         #expect(sequence == 3, "committed after the other node's records")
         #expect(log.appended == [1, 3])
@@ -268,10 +273,21 @@ struct DatabaseSharedLogTests {
         let log = ContendedLog(elsewhere: [Self.setting("a", to: 1, at: 1)])
         let database = Database(name: "t", log: log)
         // Judged against "a is empty" here, but another node set it first.
-        let outcome = try await database.write(WriteRequest(path: Path(keys: ["a"]), operation: .set(try JSONParser.parse(Array("5".utf8))), ifMatch: "null_etag"))
+        let outcome = try await database.write(try Self.set("a", "5", ifMatch: "null_etag"))
         guard case .conditionFailed(let current) = outcome else { Issue.record("written on a stale state: \(outcome)"); return }
         #expect(current == .int(1))
         #expect(log.appended == [1], "not appended again")
         #expect(database.root.child("a") == .int(1) && database.snapshot.sequence == 1)
+    }
+
+    @Test func pipelinedWritesFencedOutAreMadeAgainInTheirOrder() async throws {
+        let log = ContendedLog(elsewhere: [Self.setting("a", to: 1, at: 1)])
+        let database = Database(name: "t", log: log)
+        let first = try database.submit(try Self.set("x", "1"))
+        let second = try database.submit(try Self.set("x", "2"))
+        _ = try await database.finish(first)
+        _ = try await database.finish(second)
+        #expect(log.appended == [1, 2, 2, 3], "both applied again, in their order, after the other node's record")
+        #expect(database.root.child("x") == .int(2) && database.snapshot.sequence == 3)
     }
 }

@@ -330,7 +330,7 @@ public struct DatabaseService: Sendable {
             // A stream resuming here from another node may name a change this node has not
             // taken yet: it waits for it (a moment), rather than get an older value.
             let deadline = ContinuousClock.now + DatabaseService.resumeCatchUpWait
-            while await hub.latestSequence < lastSequence, ContinuousClock.now < deadline {
+            while await hub.latestSequence < lastSequence, ContinuousClock.now < deadline, !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(5))
             }
         }

@@ -28,6 +28,8 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
     let tail = Mutex<PostgresTail?>(nil)
     /// A serving node's with an address the others can reach: who writes which namespace.
     let leases: PostgresLeases?
+    /// A serving node's: its sessions' on-disconnect writes, and those of dead nodes.
+    let sessions: PostgresSessions?
 
     /// The advisory lock key: "hearth" in ASCII. Serving nodes share it; a tool that must be
     /// alone (import, compact, move-namespace) takes it exclusively.
@@ -67,6 +69,13 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
             throw error
         }
         notifier = exclusive ? nil : PostgresNotifier(location: location, nodeID: nodeID, logger: logger)
+        do {
+            sessions = exclusive ? nil : try PostgresSessions(location: location, nodeID: nodeID, logger: logger)
+        } catch {
+            notifier?.close()
+            control.close()
+            throw error
+        }
         if !exclusive, let advertise {
             leases = PostgresLeases(location: location, nodeID: nodeID, address: advertise, logger: logger)
         } else {
@@ -80,6 +89,12 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
 
     public func ownerUnreachable(_ namespace: String, address: String) {
         leases?.holderUnreachable(namespace, address: address)
+    }
+
+    public func sessionStore() -> (any SessionStore)? { sessions }
+
+    public func onOrphanedSessions(_ handler: @escaping @Sendable ([String: [UInt8]]) -> Void) {
+        sessions?.onOrphaned(handler)
     }
 
     public func open(namespace: String, options: StorageOptions, observer: StorageObserver) throws -> Database {
@@ -133,6 +148,7 @@ public final class PostgresBackend: NamespaceBackend, Sendable {
     }
 
     public func close() {
+        sessions?.close()
         leases?.close()
         tail.withLock { $0 }?.close()
         for namespace in namespaces.withLock({ Array($0.values) }) { namespace.close() }

@@ -24,8 +24,7 @@ final class PostgresLeases: Sendable {
     /// Holders that could not be reached, by address, until when this node writes their
     /// namespaces itself (their leases' expiry, when it takes them).
     let unreachable = Mutex<[String: ContinuousClock.Instant]>([:])
-    let stopping = Atomic<Bool>(false)
-    let finished = Mutex(false)
+    let renewals = Mutex<PeriodicThread?>(nil)
 
     struct Lease {
         let node: String
@@ -43,9 +42,7 @@ final class PostgresLeases: Sendable {
         self.nodeID = nodeID
         self.address = address
         self.logger = logger
-        let thread = Thread { [self] in renewLoop() }
-        thread.name = "hearth-pg-leases"
-        thread.start()
+        renewals.withLock { $0 = PeriodicThread(name: "hearth-pg-leases", every: PostgresLeases.renewInterval) { [self] in renew() } }
     }
 
     /// Who writes `namespace`: this node, or the node at an address. Takes the lease when no
@@ -109,19 +106,6 @@ final class PostgresLeases: Sendable {
         known.withLock { $0[namespace] = lease }
     }
 
-    func renewLoop() {
-        defer { finished.withLock { $0 = true } }
-        while !stopping.load(ordering: .relaxed) {
-            var slept = Duration.zero
-            while slept < PostgresLeases.renewInterval, !stopping.load(ordering: .relaxed) {
-                Thread.sleep(forTimeInterval: 0.05)
-                slept += .milliseconds(50)
-            }
-            guard !stopping.load(ordering: .relaxed) else { return }
-            renew()
-        }
-    }
-
     /// Extends this node's leases; those it no longer holds (it was paused past their
     /// expiry, and another node took them) are forgotten, as are expired leases of others.
     func renew() {
@@ -147,8 +131,7 @@ final class PostgresLeases: Sendable {
 
     /// Releases this node's leases (a graceful stop: the others take its namespaces at once).
     func close() {
-        stopping.store(true, ordering: .relaxed)
-        while !finished.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.01) }
+        renewals.withLock { $0 }?.stop()
         _ = try? connection.query("DELETE FROM hearth_leases WHERE node = \(nodeID)")
         connection.close()
     }

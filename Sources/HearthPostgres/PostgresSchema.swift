@@ -50,7 +50,8 @@ enum PostgresSchema {
     /// Version 2: each log row says which commit wrote it (a random id per batch, so that a
     /// node that lost a commit's answer finds exactly its own rows) and when (the snapshot
     /// trims only rows older than ``PostgresNamespace/trimAge``, so that such a node still finds
-    /// them); each namespace's write lease (``PostgresLeases``).
+    /// them); each namespace's write lease (``PostgresLeases``); the nodes' presence and their
+    /// sessions' on-disconnect writes (``PostgresSessions``).
     static let version2 = [
         "ALTER TABLE hearth_log ADD COLUMN commit_id uuid",
         "ALTER TABLE hearth_log ADD COLUMN committed_at timestamptz NOT NULL DEFAULT now()",
@@ -60,6 +61,14 @@ enum PostgresSchema {
             node text NOT NULL,
             address text NOT NULL,
             expires_at timestamptz NOT NULL)
+        """,
+        "CREATE TABLE hearth_nodes (node text PRIMARY KEY, seen_at timestamptz NOT NULL)",
+        """
+        CREATE TABLE hearth_sessions (
+            node text NOT NULL,
+            key text NOT NULL,
+            value bytea NOT NULL,
+            PRIMARY KEY (node, key))
         """,
     ]
 

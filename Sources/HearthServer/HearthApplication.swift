@@ -129,10 +129,22 @@ public enum HearthApplication {
                 logger.error("cannot take what the writer stored", metadata: ["change": "\(change)", "error": "\(error)"])
             }
         }
-        let (journal, left) = try SessionJournal.open(directory: storage.directory, logger: logger)
+        // On-disconnect writes: in shared storage when there is one (another node makes those
+        // of a node that dies), else in the data directory's journal.
+        let journal: any SessionStore
+        var left: [String: [UInt8]] = [:]
+        if let shared = storage.sessionStore() {
+            journal = shared
+        } else {
+            (journal, left) = try SessionJournal.open(directory: storage.directory, logger: logger)
+        }
         let responder = HearthResponder(
             configuration: configuration, namespaces: namespaces, rules: rules, streams: streams, storage: storage,
             sessionJournal: journal, logger: logger)
+        storage.onOrphanedSessions { [logger] orphaned in
+            logger.notice("making the on-disconnect writes of sessions of a node found dead", metadata: ["count": "\(orphaned.count)"])
+            Task { await responder.service.sessionsEndedBeforeStart(orphaned, now: Database.systemMilliseconds()) }
+        }
         if !left.isEmpty {
             // Sessions the last run ended without seeing it (a crash, a restart): their
             // on-disconnect writes are made now.

@@ -29,7 +29,7 @@ public struct HearthResponder: HTTPResponder {
 
     public init(
         configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, streams: StreamRegistry,
-        storage: StorageEngine? = nil, sessionJournal: SessionJournal = .memoryOnly(), logger: Logger
+        storage: StorageEngine? = nil, sessionJournal: any SessionStore = SessionJournal.memoryOnly(), logger: Logger
     ) {
         self.configuration = configuration
         self.namespaces = namespaces

@@ -31,6 +31,12 @@ public protocol NamespaceBackend: Sendable {
     /// The owner at `address` did not answer a forwarded write: this node writes `namespace`
     /// itself for now.
     func ownerUnreachable(_ namespace: String, address: String)
+    /// Where this node keeps its sessions' on-disconnect writes, when not in the data
+    /// directory: shared storage, from which other nodes make them if this node dies.
+    func sessionStore() -> (any SessionStore)?
+    /// `handler` gets the on-disconnect entries of nodes found dead (they stopped renewing
+    /// their presence), now this node's to make and then remove from ``sessionStore()``.
+    func onOrphanedSessions(_ handler: @escaping @Sendable ([String: [UInt8]]) -> Void)
 }
 
 /// Which node should write a namespace (see ``NamespaceBackend/writeOwner(of:)``).
@@ -50,4 +56,6 @@ extension NamespaceBackend {
     public func onFollowedChange(_ handler: @escaping @Sendable (FollowedChange) -> Void) {}
     public func writeOwner(of namespace: String) -> WriteOwner { .thisNode }
     public func ownerUnreachable(_ namespace: String, address: String) {}
+    public func sessionStore() -> (any SessionStore)? { nil }
+    public func onOrphanedSessions(_ handler: @escaping @Sendable ([String: [UInt8]]) -> Void) {}
 }

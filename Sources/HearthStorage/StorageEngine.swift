@@ -132,6 +132,15 @@ public final class StorageEngine: Sendable {
         backend?.writeOwner(of: namespace) ?? .thisNode
     }
 
+    /// Where on-disconnect writes are kept when not in the data directory (see
+    /// ``NamespaceBackend/sessionStore()``).
+    public func sessionStore() -> (any SessionStore)? { backend?.sessionStore() }
+
+    /// See ``NamespaceBackend/onOrphanedSessions(_:)``.
+    public func onOrphanedSessions(_ handler: @escaping @Sendable ([String: [UInt8]]) -> Void) {
+        backend?.onOrphanedSessions(handler)
+    }
+
     /// A forwarded write found no node at `address` (see ``NamespaceBackend/ownerUnreachable(_:address:)``).
     public func ownerUnreachable(_ namespace: String, address: String) {
         backend?.ownerUnreachable(namespace, address: address)

@@ -312,6 +312,31 @@ def test_rest_writes_go_to_the_node_holding_the_namespaces_write_lease(hearth_la
     assert get(c, "x").json() == 4
 
 
+def test_the_on_disconnect_writes_of_a_node_killed_are_made_by_another_node(hearth_launcher, tmp_path, url, postgres):
+    database = url.rsplit("/", 1)[1]
+    a, b, _ = nodes(hearth_launcher, tmp_path, url)
+    client = WireClient(a.port, NS)
+    try:
+        assert client.call("o", {"p": "/presence/ada", "d": "offline"})["s"] == "ok"
+        assert client.put("/presence/ada", "online")["s"] == "ok"
+    finally:
+        client.drop()
+    assert postgres.sql(database, "SELECT count(*) FROM hearth_sessions") in ([["1"]], [["0"]])
+    assert wait_for(lambda: get(b, "presence/ada").json() in ("online", "offline"))
+    # A second session, still open when its node is killed.
+    client = WireClient(a.port, NS)
+    assert client.call("o", {"p": "/presence/bob", "d": "offline"})["s"] == "ok"
+    assert client.put("/presence/bob", "online")["s"] == "ok"
+    assert postgres.sql(database, "SELECT count(*) FROM hearth_sessions") == [["1"]], "kept in PostgreSQL"
+    a.process.kill()
+    a.process.wait(timeout=10)
+    assert wait_for(lambda: get(b, "presence/ada").json() == "offline"), "a dropped session's write is made at once"
+    started = time.monotonic()
+    assert wait_for(lambda: get(b, "presence/bob").json() == "offline", seconds=30), "another node made it"
+    print(f"made {time.monotonic() - started:.1f} s after the kill")
+    assert wait_for(lambda: postgres.sql(database, "SELECT count(*) FROM hearth_sessions") == [["0"]])
+
+
 def test_postgres_stopped_and_started_under_load_on_three_nodes(hearth_launcher, tmp_path, url, postgres):
     cluster = nodes(hearth_launcher, tmp_path, url)
     acknowledged: list[str] = []

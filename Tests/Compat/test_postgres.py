@@ -198,7 +198,7 @@ def test_an_older_schema_is_migrated_and_its_data_kept(hearth_launcher, tmp_path
     server.process.wait(timeout=15)
     # Back to version 1's layout, as an older Hearth left it.
     postgres.sql(name, "ALTER TABLE hearth_log DROP COLUMN commit_id, DROP COLUMN committed_at")
-    postgres.sql(name, "DROP TABLE hearth_leases")
+    postgres.sql(name, "DROP TABLE hearth_leases, hearth_nodes, hearth_sessions")
     postgres.sql(name, "DELETE FROM hearth_schema; INSERT INTO hearth_schema VALUES (1)")
     again = serve(hearth_launcher, tmp_path, url, log_name="pg-migrated")
     assert [record["n"] for record in get(again, "items").json().values()] == [1]

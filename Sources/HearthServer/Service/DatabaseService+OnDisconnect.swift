@@ -21,8 +21,9 @@ public enum OnDisconnectOperation: Sendable {
 }
 
 /// Every session's pending on-disconnect writes, per namespace, with the caller who asked;
-/// each change is in the ``SessionJournal`` before it is acknowledged, so the writes of
-/// sessions a crash or restart ended are made when the server starts again.
+/// each change is in the ``SessionStore`` (the data directory's journal, or PostgreSQL) before
+/// it is acknowledged, so the writes of sessions a crash or restart ended are made when the
+/// server starts again (or, with PostgreSQL, by another node once this one is found dead).
 final class OnDisconnectRegistry: Sendable {
     struct Pending: Sendable {
         var writes = OnDisconnectWrites()
@@ -30,11 +31,11 @@ final class OnDisconnectRegistry: Sendable {
     }
 
     let sessions = Mutex<[SessionID: [String: Pending]]>([:])
-    let journal: SessionJournal
+    let journal: any SessionStore
     /// Session numbers start again at every run: the journal's keys carry the run too.
     let run = UInt64.random(in: 1...UInt64.max)
 
-    init(journal: SessionJournal) {
+    init(journal: any SessionStore) {
         self.journal = journal
     }
 

@@ -24,7 +24,7 @@ public struct DatabaseService: Sendable {
 
     public init(
         configuration: ServerConfiguration, namespaces: NamespaceRegistry, rules: RulesRegistry, streams: StreamRegistry,
-        sessionJournal: SessionJournal = .memoryOnly(), logger: Logger
+        sessionJournal: any SessionStore = SessionJournal.memoryOnly(), logger: Logger
     ) {
         self.configuration = configuration
         self.namespaces = namespaces

@@ -91,10 +91,15 @@ case "json":
 case "recovery":
     // Build a log of N small records directly (as the server would have written them), then
     // time a cold open: MANIFEST, segment read, CRC checks, decoding and replay.
+    // `reuse` as a fourth argument opens a log written by an earlier run (to profile the open
+    // alone: `perf record HearthBench recovery <dir> <records> reuse`).
     let directory = arguments[2]
     let records = arguments.count > 3 ? Int(arguments[3]) ?? 1_000_000 : 1_000_000
-    try? FileManager.default.removeItem(atPath: directory)
+    let reuse = arguments.count > 4 && arguments[4] == "reuse"
     let options = StorageOptions(fsync: .none, segmentBytes: 1 << 40, snapshotAfterBytes: 1 << 40, snapshotAfterRecords: Int.max)
+    var logBytes = 0
+    if !reuse {
+    try? FileManager.default.removeItem(atPath: directory)
     let creator = StorageEngine(directory: directory, options: options)
     _ = try creator.open(namespace: "bench")
     creator.close()
@@ -104,7 +109,6 @@ case "recovery":
     var random = SeededRandom(seed: 1)
     var generator = PushIDGenerator()
     var buffer: [UInt8] = []
-    var logBytes = 0
     for sequence in 1...UInt64(records) {
         let name = ChildKey(generator.next(now: 1_700_000_000_000 + Int64(sequence / 8), using: &random))
         let path = Path(keys: ["readings", name])
@@ -120,6 +124,10 @@ case "recovery":
     try handle.write(contentsOf: buffer)
     logBytes += buffer.count
     try handle.close()
+    } else {
+        logBytes = Int((try FileManager.default.attributesOfItem(
+            atPath: directory + "/bench/" + StorageFormat.segmentName(firstSequence: 1))[.size] as? NSNumber)?.intValue ?? 0)
+    }
     let clock = ContinuousClock()
     let start = clock.now
     let engine = StorageEngine(directory: directory, options: options)

@@ -1,6 +1,18 @@
+import CCRC32C
+
 /// CRC-32C (Castagnoli, polynomial 0x1EDC6F41 reflected as 0x82F63B78), as etcd's WAL and
-/// LevelDB's log use. Slicing-by-8 tables.
+/// LevelDB's log use: the CPU's instruction where there is one (x86-64 with SSE 4.2, about
+/// 20 times faster), else slicing-by-8 tables.
 public enum CRC32C {
+    /// Whether the CPU's instruction is used.
+    static let hardware = hearth_crc32c_hardware() != 0
+
+    /// The checksum of `bytes`, continuing from `crc` (0 to start).
+    public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        guard hardware else { return softwareChecksum(bytes, continuing: crc) }
+        return ~hearth_crc32c_update(~crc, bytes.baseAddress, bytes.count)
+    }
+
     static let tables: [[UInt32]] = {
         var tables = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
         for index in 0..<256 {
@@ -17,8 +29,8 @@ public enum CRC32C {
         return tables
     }()
 
-    /// The checksum of `bytes`, continuing from `crc` (0 to start).
-    public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+    /// The checksum by tables (the fallback; tests compare the two).
+    static func softwareChecksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var value = ~crc
         var index = 0
         let count = bytes.count

@@ -27,6 +27,15 @@ public struct LogSegmentReader {
 
     /// Reads a whole segment held in memory.
     public static func read(_ bytes: UnsafeRawBufferPointer) throws -> Result {
+        var all: [LogRecordCodec.Entry] = []
+        var result = try read(bytes, batchSize: 4096) { all += $0 }
+        result.entries = all
+        return result
+    }
+
+    /// The sequence number a segment's header says it starts at; throws ``BadHeader`` if the
+    /// header is unreadable.
+    public static func firstSequence(of bytes: UnsafeRawBufferPointer) throws -> UInt64 {
         guard bytes.count >= StorageFormat.segmentHeaderSize else {
             throw BadHeader(description: "the file is shorter than a segment header (\(bytes.count) bytes)")
         }
@@ -36,9 +45,22 @@ public struct LogSegmentReader {
         let version = try header.u32()
         guard version == StorageFormat.version else { throw BadHeader(description: "unsupported format version \(version)") }
         _ = try header.u32()
-        let firstSequence = try header.u64()
+        return try header.u64()
+    }
 
+    /// Reads a whole segment held in memory, handing its records to `deliver` in order, in
+    /// batches of `batchSize` (the last may be smaller); the result holds no entries.
+    public static func read(
+        _ bytes: UnsafeRawBufferPointer, batchSize: Int, deliver: ([LogRecordCodec.Entry]) -> Void
+    ) throws -> Result {
+        let firstSequence = try firstSequence(of: bytes)
         var entries: [LogRecordCodec.Entry] = []
+        entries.reserveCapacity(batchSize)
+        /// The result, once the batch being filled is delivered.
+        func ending(goodLength: Int, ending: Ending) -> Result {
+            if !entries.isEmpty { deliver(entries) }
+            return Result(firstSequence: firstSequence, entries: [], goodLength: goodLength, ending: ending)
+        }
         var offset = StorageFormat.segmentHeaderSize
         var expected = firstSequence
         while offset < bytes.count {
@@ -47,7 +69,7 @@ public struct LogSegmentReader {
             // A record header cut short, or zeros where a record should begin (space allocated
             // but never written): the tail was torn.
             guard available >= StorageFormat.recordHeaderSize else {
-                return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
+                return ending(goodLength: start, ending: .tornTail(offset: start))
             }
             var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[start...]))
             let length = Int(try reader.u32())
@@ -57,49 +79,47 @@ public struct LogSegmentReader {
             if length == 0 && crc == 0 && type == 0 {
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
                 if rest.allSatisfy({ $0 == 0 }) {
-                    return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
+                    return ending(goodLength: start, ending: .tornTail(offset: start))
                 }
-                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
-                    ending: .corrupt(offset: start, reason: "zeroed record header followed by data"))
+                return ending(goodLength: start, ending: .corrupt(offset: start, reason: "zeroed record header followed by data"))
             }
             guard length <= StorageFormat.maxRecordPayload, end <= bytes.count else {
                 // Runs past the end of the file: a torn write, unless a good record follows
                 // (then the length itself was damaged, and records after it would be lost).
                 if hasValidRecord(in: bytes, after: start) {
-                    return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
-                        ending: .corrupt(offset: start, reason: "record length runs past the end of the file, yet good records follow"))
+                    return ending(goodLength: start, ending: .corrupt(offset: start, reason: "record length runs past the end of the file, yet good records follow"))
                 }
-                return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
+                return ending(goodLength: start, ending: .tornTail(offset: start))
             }
             let body = UnsafeRawBufferPointer(rebasing: bytes[(start + StorageFormat.recordHeaderSize - 1)..<end])
             guard CRC32C.checksum(body) == crc else {
                 if end == bytes.count {
                     // The last record, damaged: a write that did not finish.
-                    return Result(firstSequence: firstSequence, entries: entries, goodLength: start, ending: .tornTail(offset: start))
+                    return ending(goodLength: start, ending: .tornTail(offset: start))
                 }
-                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
-                    ending: .corrupt(offset: start, reason: "checksum mismatch"))
+                return ending(goodLength: start, ending: .corrupt(offset: start, reason: "checksum mismatch"))
             }
             guard type == StorageFormat.changeRecordType else {
-                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
-                    ending: .corrupt(offset: start, reason: "unknown record type \(type)"))
+                return ending(goodLength: start, ending: .corrupt(offset: start, reason: "unknown record type \(type)"))
             }
             let entry: LogRecordCodec.Entry
             do {
                 entry = try LogRecordCodec.decodePayload(UnsafeRawBufferPointer(rebasing: bytes[(start + StorageFormat.recordHeaderSize)..<end]))
             } catch {
-                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
-                    ending: .corrupt(offset: start, reason: "\(error)"))
+                return ending(goodLength: start, ending: .corrupt(offset: start, reason: "\(error)"))
             }
             guard entry.record.sequence == expected else {
-                return Result(firstSequence: firstSequence, entries: entries, goodLength: start,
-                    ending: .corrupt(offset: start, reason: "sequence \(entry.record.sequence) where \(expected) was expected"))
+                return ending(goodLength: start, ending: .corrupt(offset: start, reason: "sequence \(entry.record.sequence) where \(expected) was expected"))
             }
             entries.append(entry)
+            if entries.count == batchSize {
+                deliver(entries)
+                entries.removeAll(keepingCapacity: true)
+            }
             expected += 1
             offset = end
         }
-        return Result(firstSequence: firstSequence, entries: entries, goodLength: offset, ending: .clean)
+        return ending(goodLength: offset, ending: .clean)
     }
 
     /// True if a complete record with a good checksum starts anywhere after `offset`. Used only

@@ -112,9 +112,9 @@ enum Recovery {
             let path = files.path(segment.name)
             let isLast = index == live.count - 1
             let bytes = try FileIO.read(path)
-            let result: LogSegmentReader.Result
+            let firstSequence: UInt64
             do {
-                result = try bytes.withUnsafeBytes { try LogSegmentReader.read($0) }
+                firstSequence = try bytes.withUnsafeBytes { try LogSegmentReader.firstSequence(of: $0) }
             } catch {
                 if mode == .repair || (isLast && mode == .open && bytes.count < StorageFormat.segmentHeaderSize) {
                     // A segment whose header never made it to disk: nothing in it was acknowledged.
@@ -125,23 +125,31 @@ enum Recovery {
                 }
                 throw RecoveryError(file: path, offset: 0, reason: "\(error)")
             }
-            guard result.firstSequence == segment.firstSequence else {
+            guard firstSequence == segment.firstSequence else {
                 throw RecoveryError(file: path, offset: 16,
-                    reason: "the header says it starts at sequence \(result.firstSequence), the name says \(segment.firstSequence)")
+                    reason: "the header says it starts at sequence \(firstSequence), the name says \(segment.firstSequence)")
             }
-            // Segments must continue one another without a gap.
-            if let first = result.entries.first?.record.sequence, first > sequence + 1 {
-                throw RecoveryError(file: path, offset: StorageFormat.segmentHeaderSize,
-                    reason: "records \(sequence + 1)...\(first - 1) are missing (a segment was removed?)")
+            // Decoded on another thread while the records already decoded are applied here.
+            let reading = PipelinedSegmentRead(bytes)
+            var lastRead: UInt64?
+            while let batch = reading.next() {
+                // Segments must continue one another without a gap.
+                if lastRead == nil, let first = batch.first?.record.sequence, first > sequence + 1 {
+                    reading.abandon()
+                    throw RecoveryError(file: path, offset: StorageFormat.segmentHeaderSize,
+                        reason: "records \(sequence + 1)...\(first - 1) are missing (a segment was removed?)")
+                }
+                for entry in batch where entry.record.sequence > sequence {
+                    entry.record.change.apply(to: &root)
+                    sequence = entry.record.sequence
+                    pushTime = max(pushTime, entry.pushTime)
+                    replayed += 1
+                }
+                lastRead = batch.last?.record.sequence ?? lastRead
             }
-            for entry in result.entries where entry.record.sequence > sequence {
-                entry.record.change.apply(to: &root)
-                sequence = entry.record.sequence
-                pushTime = max(pushTime, entry.pushTime)
-                replayed += 1
-            }
+            let result = try reading.result()
             lastSegment = path
-            lastSegmentLastSequence = result.entries.last?.record.sequence ?? (result.firstSequence - 1)
+            lastSegmentLastSequence = lastRead ?? (firstSequence - 1)
             switch result.ending {
             case .clean:
                 break

@@ -55,6 +55,23 @@ struct LogSegmentTests {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
         #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
         #expect(CRC32C.checksum([]) == 0)
+        #expect(CRC32C.softwareChecksum(Array("123456789".utf8).withUnsafeBytes { UnsafeRawBufferPointer($0) }) == 0xE306_9283)
+    }
+
+    @Test func theCPUsInstructionAndTheTablesAgree() {
+        var random = SystemRandomNumberGenerator()
+        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4097] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let seed = UInt32.random(in: 0...UInt32.max, using: &random)
+            bytes.withUnsafeBytes { buffer in
+                #expect(CRC32C.checksum(buffer, continuing: seed) == CRC32C.softwareChecksum(buffer, continuing: seed), "\(length) bytes")
+                // Continuing in two parts is the same as one pass.
+                let half = length / 2
+                let split = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[half...]),
+                    continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[..<half])))
+                #expect(split == CRC32C.checksum(buffer))
+            }
+        }
     }
 
     @Test func truncatingTheLastRecordAtEveryByteLosesExactlyThatRecord() throws {

@@ -212,6 +212,7 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
             case .complete(let done):
                 completion = done
             case .sync(let syncing):
+                observer?.willSync()
                 let syncStart = ContinuousClock.now
                 try FileIO.syncData(syncing.descriptor, path: syncing.path)
                 observer?.recordSync(ContinuousClock.now - syncStart)

@@ -8,8 +8,24 @@ public final class StorageObserver: Sendable {
         let call: @Sendable (Duration) -> Void
     }
     private let onSync = Mutex<Handler?>(nil)
+    /// For tests: runs on the flusher thread just before each `fdatasync` of a log (it may
+    /// block, holding the sync back).
+    private struct Hook: Sendable {
+        let call: @Sendable () -> Void
+    }
+    private let beforeSync = Mutex<Hook?>(nil)
 
     public init() {}
+
+    /// For tests: calls `hook` on the flusher thread just before each log sync.
+    func holdSyncs(_ hook: @escaping @Sendable () -> Void) {
+        beforeSync.withLock { $0 = Hook(call: hook) }
+    }
+
+    func willSync() {
+        let hook = beforeSync.withLock { $0 }
+        hook?.call()
+    }
 
     /// Calls `handler` with the duration of every log sync from now on (one handler; a later
     /// call replaces it).

@@ -1,0 +1,44 @@
+import Foundation
+import HearthCore
+@testable import HearthStorage
+import Synchronization
+import Testing
+
+/// Under `fsync always`, a write is answered only after the `fdatasync` that makes it durable:
+/// with the sync held back, the write waits, unseen by readers; released, it is answered.
+/// (A faster group commit must keep this; see issue 18.)
+@Suite("Durable answers")
+struct DurableAnswerTests {
+    @Test func aWriteIsNotAnsweredBeforeItsSync() async throws {
+        let directory = temporaryDirectory()
+        let engine = StorageEngine(directory: directory, options: StorageOptions(fsync: .always))
+        defer { engine.close() }
+        let database = try engine.open(namespace: "ns")
+        let syncs = Atomic<Int>(0)
+        let release = DispatchSemaphore(value: 0)
+        engine.observer.holdSyncs {
+            syncs.add(1, ordering: .relaxed)
+            release.wait()
+        }
+        let answered = Atomic<Bool>(false)
+        let write = Task {
+            _ = try await database.write(WriteRequest(path: Path(keys: ["a"]), operation: .set(try parsed("1"))))
+            answered.store(true, ordering: .relaxed)
+        }
+        // The flusher reaches the sync and is held there.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while syncs.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        let reached = syncs.load(ordering: .relaxed)
+        #expect(reached == 1, "the write reached its sync")
+        try await Task.sleep(for: .milliseconds(200))
+        let answeredEarly = answered.load(ordering: .relaxed)
+        #expect(!answeredEarly, "answered before its sync")
+        #expect(database.snapshot.sequence == 0 && database.root == .null, "visible to readers before its sync")
+        engine.observer.holdSyncs {}
+        release.signal()
+        try await write.value
+        let answeredAfter = answered.load(ordering: .relaxed)
+        #expect(answeredAfter)
+        #expect(database.root.child("a") == .int(1))
+    }
+}

@@ -251,7 +251,7 @@ final class PostgresNamespace: Sendable {
 
     /// Seconds a log row stays after a snapshot holds it: longer than a recovery takes to
     /// look for its own rows (the statement timeout, and ending a broken session).
-    static let trimAge: Double = 60
+    static let trimAge: Double = 600
 
     /// How the log's commits reach the namespace made after it.
     final class Link: Sendable {

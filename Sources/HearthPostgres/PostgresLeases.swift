@@ -77,12 +77,17 @@ final class PostgresLeases: Sendable {
             remember(namespace, Lease(node: node, address: holder, until: now + .milliseconds(Int64(max(0, left) * 1000))))
             return node == nodeID ? .thisNode : owner(at: holder, now: now)
         } catch {
+            // Not asked again for a second (each write would wait for PostgreSQL otherwise).
+            remember(namespace, Lease(node: nodeID, address: address, until: now + .seconds(1)))
             return .thisNode
         }
     }
 
     /// The node at `address`, unless it could not be reached lately: then this one.
     func owner(at address: String, now: ContinuousClock.Instant) -> WriteOwner {
+        // Another node giving this node's own address (two machines advertising the same
+        // loopback address, say) would have this node forward to itself: it writes instead.
+        if address == self.address { return .thisNode }
         if let until = unreachable.withLock({ $0[address] }), until > now { return .thisNode }
         return .node(address: address)
     }

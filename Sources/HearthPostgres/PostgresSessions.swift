@@ -7,26 +7,35 @@ import Synchronization
 /// The on-disconnect writes of a node's realtime sessions, kept in PostgreSQL
 /// (`hearth_sessions`, by node and key) rather than in its data directory, with the node's
 /// presence (`hearth_nodes`, renewed every ``PostgresSessions/beat``). A node that has not
-/// renewed its presence for ``PostgresSessions/deadAfter`` is dead: a living node adopts its
+/// renewed its presence for ``PostgresSessions/deadAfter``, while another has reached PostgreSQL
+/// throughout, is dead: that living node adopts its
 /// entries (one statement, so only one node does) and makes their writes, as a restarted node
 /// makes its own. So a presence flag set with `onDisconnect` is cleared even when its node
 /// never comes back.
 final class PostgresSessions: SessionStore, Sendable {
     let connection: BlockingConnection
+    /// The presence's own connection, so that a slow registration never delays a beat.
+    let beats: BlockingConnection
+    /// Since when this node's beats have succeeded without a break: it adopts only after a
+    /// whole ``deadAfter`` of them (after PostgreSQL was unreachable, every node's presence
+    /// is old, and the others must have had the time to renew theirs).
+    let reachableSince = Mutex<ContinuousClock.Instant?>(nil)
     let nodeID: String
     let logger: Logger
     let handler = Mutex<(@Sendable ([String: [UInt8]]) -> Void)?>(nil)
-    let beats = Mutex<PeriodicThread?>(nil)
+    let beating = Mutex<PeriodicThread?>(nil)
 
     static let beat = Duration.seconds(3)
-    static let deadAfter = Duration.seconds(10)
+    static let deadAfter = Duration.seconds(20)
 
     init(location: PostgresLocation, nodeID: String, logger: Logger) throws {
         connection = BlockingConnection(location: location, logger: logger)
+        beats = BlockingConnection(location: location, logger: logger)
         self.nodeID = nodeID
         self.logger = logger
         try renewPresence()
-        beats.withLock { $0 = PeriodicThread(name: "hearth-pg-sessions", every: PostgresSessions.beat) { [self] in beat() } }
+        reachableSince.withLock { $0 = .now }
+        beating.withLock { $0 = PeriodicThread(name: "hearth-pg-sessions", every: PostgresSessions.beat) { [self] in beat() } }
     }
 
     func put(_ key: String, _ value: [UInt8]) throws {
@@ -46,7 +55,7 @@ final class PostgresSessions: SessionStore, Sendable {
     }
 
     func renewPresence() throws {
-        _ = try connection.query("""
+        _ = try beats.query("""
             INSERT INTO hearth_nodes (node, seen_at) VALUES (\(nodeID), now()) ON CONFLICT (node) DO UPDATE SET seen_at = now()
             """)
     }
@@ -55,7 +64,7 @@ final class PostgresSessions: SessionStore, Sendable {
     /// they become this node's, then go to the handler.
     func adoptOrphans() throws -> [String: [UInt8]] {
         let seconds = Double(PostgresSessions.deadAfter.components.seconds)
-        let rows = try connection.query("""
+        let rows = try beats.query("""
             WITH dead AS (
                 DELETE FROM hearth_nodes WHERE seen_at < now() - make_interval(secs => \(seconds)) AND node <> \(nodeID)
                 RETURNING node)
@@ -75,18 +84,24 @@ final class PostgresSessions: SessionStore, Sendable {
     func beat() {
         do {
             try renewPresence()
-            guard let handler = handler.withLock({ $0 }) else { return }
+            let since = reachableSince.withLock { since in
+                if since == nil { since = .now }
+                return since!
+            }
+            guard ContinuousClock.now - since >= PostgresSessions.deadAfter, let handler = handler.withLock({ $0 }) else { return }
             let adopted = try adoptOrphans()
             if !adopted.isEmpty { handler(adopted) }
         } catch {
+            reachableSince.withLock { $0 = nil }
             logger.warning("cannot renew this node's presence in PostgreSQL", metadata: ["error": "\(error)"])
         }
     }
 
     /// Stops renewing; the node's presence goes (what it left behind is adopted by others).
     func close() {
-        beats.withLock { $0 }?.stop()
-        _ = try? connection.query("DELETE FROM hearth_nodes WHERE node = \(nodeID)")
+        beating.withLock { $0 }?.stop()
+        _ = try? beats.query("DELETE FROM hearth_nodes WHERE node = \(nodeID)")
+        beats.close()
         connection.close()
     }
 }

@@ -137,18 +137,18 @@ public struct HearthResponder: HTTPResponder {
             return try await handler.handle()
         case .data(let path, let priority, let csv):
             let namespace = try resolveNamespace(request, options: options)
-            var written = request
             if HearthResponder.writeMethods.contains(method) {
                 try service.admitWrite(from: client(of: request, context: context).limitKey, caller: caller)
-                if let forwarder {
-                    switch try await forwarder.route(request, namespace: namespace) {
-                    case .answered(let response): return response
-                    case .here(let kept): written = kept
-                    }
+            }
+            try service.checkNamespaceExists(namespace, caller: caller)
+            var written = request
+            if HearthResponder.writeMethods.contains(method), let forwarder {
+                switch try await forwarder.route(request, namespace: namespace) {
+                case .answered(let response): return response
+                case .here(let kept): written = kept
                 }
             }
             let request = written
-            try service.checkNamespaceExists(namespace, caller: caller)
             let handler = DataRequestHandler(
                 service: service, request: request, method: method, path: path, priorityTarget: priority,
                 options: options, namespace: namespace, caller: caller, now: Database.systemMilliseconds(),

@@ -25,7 +25,8 @@ enum ForwardingClient {
     }
 
     static let connectTimeout = TimeAmount.seconds(1)
-    static let answerTimeout = TimeAmount.seconds(30)
+    /// As long as a lease: a holder paused longer has lost its lease by then.
+    static let answerTimeout = TimeAmount.seconds(10)
 
     static func send(to target: ForwardTarget, head: HTTPRequestHead, body: ByteBuffer) async throws -> Answer {
         let loop = MultiThreadedEventLoopGroup.singleton.next()

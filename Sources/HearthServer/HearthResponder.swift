@@ -38,7 +38,9 @@ public struct HearthResponder: HTTPResponder {
         self.metrics = streams.metrics
         self.logger = logger
         forwarder = storage.map {
-            WriteForwarder(storage: $0, maxBodyBytes: configuration.maxBodyBytes, metrics: streams.metrics, logger: logger)
+            WriteForwarder(
+                storage: $0, maxBodyBytes: configuration.maxBodyBytes, forwardedHeader: configuration.clientAddresses.header,
+                metrics: streams.metrics, logger: logger)
         }
         callers = CallerResolver(
             adminToken: configuration.adminToken, emulator: configuration.emulator, verifier: configuration.tokenVerifier)
@@ -143,7 +145,7 @@ public struct HearthResponder: HTTPResponder {
             try service.checkNamespaceExists(namespace, caller: caller)
             var written = request
             if HearthResponder.writeMethods.contains(method), let forwarder {
-                switch try await forwarder.route(request, namespace: namespace) {
+                switch try await forwarder.route(request, namespace: namespace, client: client(of: request, context: context)) {
                 case .answered(let response): return response
                 case .here(let kept): written = kept
                 }

@@ -18,6 +18,10 @@ struct WriteForwarder: Sendable {
     static let forwardedHeader = HTTPField.Name("X-Hearth-Forwarded")!
     let storage: StorageEngine
     let maxBodyBytes: Int
+    /// The forwarding header this server believes from its trusted proxies: the client's
+    /// address is added to it, so that a holder that trusts this node counts the client's
+    /// writes (`write-rate-limit`) against the client, not against this node.
+    let forwardedHeader: ForwardedHeader
     let metrics: ServerMetrics
     let logger: Logger
 
@@ -29,7 +33,7 @@ struct WriteForwarder: Sendable {
     }
 
     /// Where a write to `namespace` is made.
-    func route(_ request: Request, namespace: String) async throws -> Route {
+    func route(_ request: Request, namespace: String, client: ClientAddress) async throws -> Route {
         guard request.headers[Self.forwardedHeader] == nil, case .node(let address) = storage.writeOwner(of: namespace),
             let target = ForwardTarget(address)
         else { return .here(request) }
@@ -37,7 +41,8 @@ struct WriteForwarder: Sendable {
         var kept = request
         kept.body = Hummingbird.RequestBody(buffer: body)
         do {
-            let answer = try await ForwardingClient.send(to: target, head: head(of: request, bodyBytes: body.readableBytes), body: body)
+            let answer = try await ForwardingClient.send(
+                to: target, head: head(of: request, bodyBytes: body.readableBytes, client: client), body: body)
             metrics.forwardedWrites.increment()
             return .answered(response(from: answer))
         } catch ForwardingClient.Failure.unreachable(let reason) {
@@ -54,10 +59,22 @@ struct WriteForwarder: Sendable {
     /// Hop-by-hop headers, not passed on.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"]
 
-    func head(of request: Request, bodyBytes: Int) -> HTTPRequestHead {
+    func head(of request: Request, bodyBytes: Int, client: ClientAddress) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) {
             headers.add(name: field.name.rawName, value: field.value)
+        }
+        if let address = client.address {
+            // Appended last: what this node saw, after whatever the client or proxies wrote.
+            switch forwardedHeader {
+            case .xForwardedFor:
+                let earlier = headers["x-forwarded-for"].joined(separator: ", ")
+                headers.replaceOrAdd(name: "X-Forwarded-For", value: earlier.isEmpty ? "\(address)" : "\(earlier), \(address)")
+            case .forwarded:
+                let node = address.isIPv4 ? "\(address)" : "\"[\(address)]\""
+                let earlier = headers["forwarded"].joined(separator: ", ")
+                headers.replaceOrAdd(name: "Forwarded", value: earlier.isEmpty ? "for=\(node)" : "\(earlier), for=\(node)")
+            }
         }
         if headers["host"].isEmpty, let authority = request.head.authority { headers.add(name: "Host", value: authority) }
         headers.add(name: "Content-Length", value: String(bodyBytes))

@@ -21,6 +21,16 @@ public final class Database: Sendable {
         /// Writes a recovery applied again, by the sequence and ticket they had, until their
         /// ``Database/finish(_:)`` takes them: the new submission, or why there is none.
         var reapplied: [WriteKey: Result<SubmittedWrite, any Error>] = [:]
+
+        /// Takes `records`, committed elsewhere, as the next versions (to be published as
+        /// durable); those at or before the current sequence are skipped.
+        mutating func take(_ records: [LogRecord]) {
+            for record in records where record.sequence > sequence {
+                record.change.apply(to: &root)
+                sequence = record.sequence
+                pending.append(Version(sequence: record.sequence, root: root, change: record.change))
+            }
+        }
     }
 
     /// A version of the tree written but not yet durable, with the mutations that made it
@@ -236,11 +246,7 @@ public final class Database: Sendable {
             guard log.isShared else { return durable }
             // What other nodes committed after it. If they cannot be read now, the writes
             // applied again below are refused by the fence and come back here.
-            for record in (try? log.recordsWrittenElsewhere(after: durable)) ?? [] where record.sequence > state.sequence {
-                record.change.apply(to: &state.root)
-                state.sequence = record.sequence
-                state.pending.append(Version(sequence: record.sequence, root: state.root, change: record.change))
-            }
+            state.take((try? log.recordsWrittenElsewhere(after: durable)) ?? [])
             let caughtUp = state.sequence
             for version in dropped {
                 guard let write = version.write, !write.abandoned else { continue }
@@ -274,14 +280,8 @@ public final class Database: Sendable {
     public func applyFollowed(_ records: [LogRecord]) -> Bool {
         let last: UInt64? = writer.withLock { state in
             guard state.pending.isEmpty else { return nil }
-            var last: UInt64?
-            for record in records where record.sequence > state.sequence {
-                record.change.apply(to: &state.root)
-                state.sequence = record.sequence
-                state.pending.append(Version(sequence: record.sequence, root: state.root, change: record.change))
-                last = record.sequence
-            }
-            return last ?? state.sequence
+            state.take(records)
+            return state.sequence
         }
         guard let last else { return false }
         markDurable(through: last)

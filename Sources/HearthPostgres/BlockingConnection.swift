@@ -74,9 +74,14 @@ final class BlockingConnection: Sendable {
         do {
             return try wait(open.query(query, logger: logger), on: open)
         } catch {
-            if !BlockingConnection.leavesConnectionUsable(error) || open.isClosed { drop(open, broken: true) }
+            dropIfBroken(open, after: error)
             throw error
         }
+    }
+
+    /// Drops `open` unless it is still good after `error` (see ``leavesConnectionUsable(_:)``).
+    func dropIfBroken(_ open: PostgresConnection, after error: any Error) {
+        if !BlockingConnection.leavesConnectionUsable(error) || open.isClosed { drop(open, broken: true) }
     }
 
     /// Whether the connection is still good after `error`: PostgreSQL answered the statement
@@ -112,7 +117,7 @@ final class BlockingConnection: Sendable {
             _ = try run("COMMIT")
             return result
         } catch {
-            if !BlockingConnection.leavesConnectionUsable(error) || open.isClosed { drop(open, broken: true) }
+            dropIfBroken(open, after: error)
             throw error
         }
     }

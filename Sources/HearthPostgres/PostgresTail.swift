@@ -112,7 +112,7 @@ final class PostgresTail: @unchecked Sendable {
             // A new listening connection may have missed notifications: a full round then; and
             // one every interval whatever the notifications (one may have been lost).
             let reconnected = (try? listener.connect()) ?? false
-            let (_, asked) = waitForWork(full: reconnected)
+            let asked = waitForWork(full: reconnected)
             guard !stopping.load(ordering: .relaxed) else { return }
             let full = reconnected || ContinuousClock.now - lastFullRound >= PostgresTail.interval
             if full { lastFullRound = ContinuousClock.now }
@@ -127,16 +127,16 @@ final class PostgresTail: @unchecked Sendable {
         }
     }
 
-    /// Waits for a notification or the interval; returns whether a notification woke it, and
-    /// what the notifications asked for.
-    func waitForWork(full: Bool) -> (woken: Bool, asked: Notified) {
+    /// Waits for a notification or the interval (not at all when a `full` round is due);
+    /// returns what the notifications asked for.
+    func waitForWork(full: Bool) -> Notified {
         wakeup.lock()
         defer { wakeup.unlock() }
         if !full && !notified.any {
             _ = wakeup.wait(until: Date(timeIntervalSinceNow: Double(PostgresTail.interval.components.attoseconds) / 1e18))
         }
         defer { notified = Notified() }
-        return (notified.any, notified)
+        return notified
     }
 
     /// One round: namespaces that appeared and rules stored since are announced; each followed

@@ -139,12 +139,13 @@ public struct HearthResponder: HTTPResponder {
             return try await handler.handle()
         case .data(let path, let priority, let csv):
             let namespace = try resolveNamespace(request, options: options)
-            if HearthResponder.writeMethods.contains(method) {
+            let writes = HearthResponder.writeMethods.contains(method)
+            if writes {
                 try service.admitWrite(from: client(of: request, context: context).limitKey, caller: caller)
             }
             try service.checkNamespaceExists(namespace, caller: caller)
             var written = request
-            if HearthResponder.writeMethods.contains(method), let forwarder {
+            if writes, let forwarder {
                 switch try await forwarder.route(request, namespace: namespace, client: client(of: request, context: context)) {
                 case .answered(let response): return response
                 case .here(let kept): written = kept

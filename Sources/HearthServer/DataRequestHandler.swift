@@ -24,6 +24,8 @@ struct DataRequestHandler {
     let client: @Sendable () -> String
     /// `<path>.csv`: the children as CSV rows (reads only).
     let csv: Bool
+    /// The connection's event loop (a stream's pump runs on it).
+    let eventLoop: any EventLoop
 
     var wantsETag: Bool { request.headers[ResponseFactory.firebaseETagHeader]?.lowercased() == "true" }
     var ifMatch: String? { request.headers[.ifMatch] }
@@ -94,7 +96,9 @@ struct DataRequestHandler {
             .flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
         let listener = try await service.listen(
             namespace: namespace, path: path, query: query, as: caller, client: client(), from: lastEventID, now: now)
-        return StreamRequestHandler(request: request, caller: caller, listener: listener, metrics: service.metrics).respond()
+        return StreamRequestHandler(
+            request: request, caller: caller, listener: listener, metrics: service.metrics, eventLoop: eventLoop
+        ).respond()
     }
 
     // MARK: Writes

@@ -7,7 +7,7 @@ import NIOCore
 
 /// Answers every HTTP request: Firebase's REST API on `<path>.json` and Hearth's reserved
 /// endpoints (`/.health`, `/.inspect/databases.json`).
-public struct HearthResponder: HTTPResponder {
+public final class HearthResponder: HTTPResponder, Sendable {
     public typealias Context = HearthRequestContext
 
     public let configuration: ServerConfiguration
@@ -155,7 +155,8 @@ public struct HearthResponder: HTTPResponder {
             let handler = DataRequestHandler(
                 service: service, request: request, method: method, path: path, priorityTarget: priority,
                 options: options, namespace: namespace, caller: caller, now: Database.systemMilliseconds(),
-                client: { client(of: request, context: context).limitKey }, csv: csv)
+                client: { [self] in self.client(of: request, context: context).limitKey }, csv: csv,
+                eventLoop: context.eventLoop)
             return try await handler.handle()
         }
     }

@@ -11,7 +11,7 @@ import Logging
 ///
 /// The service owns what must come out the same whichever transport asked: the rules checks,
 /// the namespace creation policy, the write rate limit, and the metrics of data operations.
-public struct DatabaseService: Sendable {
+public final class DatabaseService: Sendable {
     let configuration: ServerConfiguration
     public let namespaces: NamespaceRegistry
     public let rules: RulesRegistry

@@ -18,6 +18,8 @@ struct StreamRequestHandler {
     /// The subscription the service opened, with the client's stream slot.
     let listener: DatabaseService.Listener
     let metrics: ServerMetrics
+    /// The connection's event loop: the pump runs there (see ``EventLoopTaskExecutor``).
+    let eventLoop: any EventLoop
 
     static func wantsStream(_ request: Request) -> Bool {
         request.headers[.accept]?.contains("text/event-stream") ?? false
@@ -37,6 +39,7 @@ struct StreamRequestHandler {
         let request = self.request
         let listener = self.listener
         let metrics = self.metrics
+        let executor = EventLoopTaskExecutor(eventLoop)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer {
                 expiry?.cancel()
@@ -47,7 +50,9 @@ struct StreamRequestHandler {
                 // pump returns. (No extra tasks per stream: they would cost memory per client.)
                 try await request.body.consumeWithInboundCloseHandler { _ in
                     try await withGracefulShutdownHandler {
-                        try await StreamRequestHandler.pump(subscription, outbox: outbox, hub: hub, into: &writer)
+                        try await withTaskExecutorPreference(executor) {
+                            try await StreamRequestHandler.pump(subscription, outbox: outbox, hub: hub, into: &writer)
+                        }
                     } onGracefulShutdown: {
                         outbox.end(.shutdown)
                     }

@@ -39,7 +39,7 @@ struct StreamRequestHandler {
         let request = self.request
         let listener = self.listener
         let metrics = self.metrics
-        let executor = EventLoopTaskExecutor(eventLoop)
+        let loopExecutor = EventLoopTaskExecutor(eventLoop)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer {
                 expiry?.cancel()
@@ -50,6 +50,10 @@ struct StreamRequestHandler {
                 // pump returns. (No extra tasks per stream: they would cost memory per client.)
                 try await request.body.consumeWithInboundCloseHandler { _ in
                     try await withGracefulShutdownHandler {
+                        // Writing frames as they are is light: the pump runs on the
+                        // connection's event loop. Compressing them is not: a compressed
+                        // stream's pump stays on the global pool, with the event loops free.
+                        let executor: any TaskExecutor = writer is GzipWriter ? globalConcurrentExecutor : loopExecutor
                         try await withTaskExecutorPreference(executor) {
                             try await StreamRequestHandler.pump(subscription, outbox: outbox, hub: hub, into: &writer)
                         }
@@ -83,7 +87,12 @@ struct StreamRequestHandler {
             case .frame(let frame):
                 try await writer.write(frame)
             case .resync:
-                await hub.resync(subscription)
+                // The hub is an actor without an executor of its own: called from here it
+                // would run on this task's preferred executor, and a resync encodes the whole
+                // subtree. It runs on the global pool instead.
+                await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    await hub.resync(subscription)
+                }
             case .end(let frame):
                 if let frame { try await writer.write(frame) }
                 return

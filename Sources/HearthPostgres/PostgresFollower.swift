@@ -32,13 +32,7 @@ public final class PostgresFollower: NamespaceBackend, Sendable {
     public init(location: PostgresLocation, logger: Logger) throws {
         self.location = location
         self.logger = logger
-        connection = BlockingConnection(location: location, logger: logger)
-        do {
-            try PostgresSchema.requireTables(on: connection)
-        } catch {
-            connection.close()
-            throw error
-        }
+        connection = try PostgresSchema.readerConnection(to: location, logger: logger)
         tail = PostgresTail(location: location, nodeID: UUID().uuidString, logger: logger) { [followed] in
             followed.databases.withLock { $0 }
         }

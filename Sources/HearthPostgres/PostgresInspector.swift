@@ -18,13 +18,7 @@ public struct PostgresInspector: Sendable {
     /// Connects, and checks that the database holds Hearth's tables in a layout this build
     /// reads.
     public init(location: PostgresLocation, logger: Logger) throws {
-        connection = BlockingConnection(location: location, logger: logger)
-        do {
-            try PostgresSchema.requireTables(on: connection)
-        } catch {
-            connection.close()
-            throw error
-        }
+        connection = try PostgresSchema.readerConnection(to: location, logger: logger)
     }
 
     public func namespaces() throws -> [String] {

@@ -119,4 +119,17 @@ enum PostgresSchema {
         let found = try connection.query("SELECT max(version) FROM hearth_schema").first?.decode(Int32?.self) ?? nil
         guard try checked(found) != nil else { throw NoTables(location: connection.location) }
     }
+
+    /// A connection to `location` for a node or tool that only reads, once ``requireTables(on:)``
+    /// found the tables (closed again if not).
+    static func readerConnection(to location: PostgresLocation, logger: Logger) throws -> BlockingConnection {
+        let connection = BlockingConnection(location: location, logger: logger)
+        do {
+            try requireTables(on: connection)
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
 }

@@ -92,6 +92,13 @@ def local_session() -> requests.Session:
     return session
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
 def read_until_closed(connection: socket.socket) -> bytes:
     """Everything `connection` receives until the peer closes it (or resets it, or the
     socket's timeout passes)."""

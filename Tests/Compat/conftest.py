@@ -21,7 +21,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -40,6 +39,7 @@ from compat_helpers import (
     HOST,
     HTTP_TIMEOUT_SECONDS,
     EmulatorOnlyCredential,
+    free_port,
 )
 
 STARTUP_TIMEOUT_SECONDS = 30.0
@@ -144,13 +144,6 @@ def _resolve_binary(config: pytest.Config) -> Path:
     pytest.exit(f"hearth binary not found or not executable (tried: {tried})", returncode=4)
 
 
-def _free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL if the process is still alive after a grace period."""
     if process.poll() is not None:
@@ -216,7 +209,7 @@ def _start_server(
     """
     failures = []
     for attempt in range(1, START_ATTEMPTS + 1):
-        port = _free_port()
+        port = free_port()
         stderr_path = log_dir / f"{log_name}-{attempt}.log"
         command = [
             str(binary), "serve", *(["--emulator"] if emulator else []),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from compat_helpers import HOST, assert_push_id, local_session
+from compat_helpers import HOST, assert_push_id, free_port, local_session
 from test_examples import RUN_PY, describe, run_example
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -367,12 +366,6 @@ def test_a_forwarded_address_is_honoured_only_from_a_trusted_proxy(hearth_launch
     # X-Forwarded-For is not believed here: the proxy is the client.
     assert put(rfc, "a", "192.0.2.2") == 200
     assert put(rfc, "a", "192.0.2.3") == 429
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def test_metrics_on_their_own_address(hearth_launcher, tmp_path):

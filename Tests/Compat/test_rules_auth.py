@@ -28,7 +28,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import stat
 import subprocess
 import time
@@ -43,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from compat_helpers import HOST, HTTP_TIMEOUT_SECONDS, assert_push_id
+from compat_helpers import HOST, HTTP_TIMEOUT_SECONDS, assert_push_id, free_port
 
 NAMESPACE = "rules-compat"
 OWNER = "owner"  # the emulator's admin bearer token
@@ -459,13 +458,6 @@ def run_cli(binary: Path, *args: str) -> subprocess.CompletedProcess:
     """Runs `hearth <args>` and returns its exit status and output."""
     return subprocess.run([str(binary), *args], stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=CLI_TIMEOUT_SECONDS)
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 # --------------------------------------------------------------------------------------

@@ -24,8 +24,9 @@ struct DataRequestHandler {
     let client: @Sendable () -> String
     /// `<path>.csv`: the children as CSV rows (reads only).
     let csv: Bool
-    /// The connection's event loop (a stream's pump runs on it).
-    let eventLoop: any EventLoop
+    /// The request's channel (a stream's pump runs on its event loop and ends when its
+    /// client goes away).
+    let channel: any Channel
 
     var wantsETag: Bool { request.headers[ResponseFactory.firebaseETagHeader]?.lowercased() == "true" }
     var ifMatch: String? { request.headers[.ifMatch] }
@@ -97,7 +98,7 @@ struct DataRequestHandler {
         let listener = try await service.listen(
             namespace: namespace, path: path, query: query, as: caller, client: client(), from: lastEventID, now: now)
         return StreamRequestHandler(
-            request: request, caller: caller, listener: listener, metrics: service.metrics, eventLoop: eventLoop
+            request: request, caller: caller, listener: listener, metrics: service.metrics, channel: channel
         ).respond()
     }
 

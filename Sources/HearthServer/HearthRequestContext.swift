@@ -7,12 +7,13 @@ public struct HearthRequestContext: RequestContext, RemoteAddressRequestContext 
     public var coreContext: CoreRequestContextStorage
     /// The peer of the connection (for HTTP/2, of the connection the stream belongs to).
     public let remoteAddress: SocketAddress?
-    /// The event loop of the channel the request came on (streams write from it).
-    public let eventLoop: any EventLoop
+    /// The channel the request came on (for HTTP/2, the request's stream): streams write
+    /// from its event loop and end when its client goes away.
+    public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
-        eventLoop = source.channel.eventLoop
+        channel = source.channel
     }
 }

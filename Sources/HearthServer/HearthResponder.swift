@@ -156,7 +156,7 @@ public final class HearthResponder: HTTPResponder, Sendable {
                 service: service, request: request, method: method, path: path, priorityTarget: priority,
                 options: options, namespace: namespace, caller: caller, now: Database.systemMilliseconds(),
                 client: { [self] in self.client(of: request, context: context).limitKey }, csv: csv,
-                eventLoop: context.eventLoop)
+                channel: context.channel)
             return try await handler.handle()
         }
     }

@@ -1068,6 +1068,40 @@ def test_closed_streams_are_cleaned_up(launch):
     rest.close()
 
 
+def test_a_client_that_closes_its_sending_side_ends_its_stream(launch):
+    """A client that half-closes its connection (shutdown of its sending side, as some HTTP
+    clients do when they have nothing more to send) has gone as far as its stream is
+    concerned: the server ends the stream (the response finishes and the connection closes)
+    and counts it closed, without a task per stream reading the request."""
+    server = launch()
+    rest = Rest(server.base_url, "halfclose")
+
+    def open_count() -> int:
+        response = rest.session.get(f"{server.base_url}/.inspect/streams.json",
+                                    headers={"Authorization": f"Bearer {OWNER}"}, timeout=HTTP_TIMEOUT_SECONDS)
+        assert response.status_code == 200, response.text
+        return response.json()["open"]
+
+    before = open_count()
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT_SECONDS) as raw:
+        raw.sendall(b"GET /half.json?ns=halfclose HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        received = b""
+        while b"event: put" not in received:
+            chunk = raw.recv(65536)
+            assert chunk, f"the stream ended before its first event: {received!r}"
+            received += chunk
+        poll_until(open_count, lambda n: n == before + 1, "open streams with the raw stream open")
+        raw.shutdown(socket.SHUT_WR)
+        poll_until(open_count, lambda n: n == before, "open streams after the client's half-close")
+        # The server finishes the response and closes: the client reads to the end.
+        raw.settimeout(10)
+        while chunk := raw.recv(65536):
+            received += chunk
+        assert received.endswith(b"0\r\n\r\n"), received[-200:]
+    rest.close()
+
+
 # --------------------------------------------------------------------------------------
 # 10. Permission and headers on open
 # --------------------------------------------------------------------------------------

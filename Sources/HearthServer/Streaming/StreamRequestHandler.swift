@@ -18,8 +18,9 @@ struct StreamRequestHandler {
     /// The subscription the service opened, with the client's stream slot.
     let listener: DatabaseService.Listener
     let metrics: ServerMetrics
-    /// The connection's event loop: the pump runs there (see ``EventLoopTaskExecutor``).
-    let eventLoop: any EventLoop
+    /// The request's channel: the pump runs on its event loop (see ``EventLoopTaskExecutor``),
+    /// and the stream ends when its client goes away.
+    let channel: any Channel
 
     static func wantsStream(_ request: Request) -> Bool {
         request.headers[.accept]?.contains("text/event-stream") ?? false
@@ -36,10 +37,10 @@ struct StreamRequestHandler {
         var headers = ResponseFactory.baseHeaders(contentType: "text/event-stream; charset=utf-8")
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // tell proxies not to buffer events
-        let request = self.request
         let listener = self.listener
         let metrics = self.metrics
-        let loopExecutor = EventLoopTaskExecutor(eventLoop)
+        let loopExecutor = EventLoopTaskExecutor(channel.eventLoop)
+        let channel = self.channel
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer {
                 expiry?.cancel()
@@ -48,20 +49,17 @@ struct StreamRequestHandler {
             do {
                 // When the client goes away or the server shuts down, the outbox ends and the
                 // pump returns. (No extra tasks per stream: they would cost memory per client.)
-                try await request.body.consumeWithInboundCloseHandler { _ in
-                    try await withGracefulShutdownHandler {
-                        // Writing frames as they are is light: the pump runs on the
-                        // connection's event loop. Compressing them is not: a compressed
-                        // stream's pump stays on the global pool, with the event loops free.
-                        let executor: any TaskExecutor = writer is GzipWriter ? globalConcurrentExecutor : loopExecutor
-                        try await withTaskExecutorPreference(executor) {
-                            try await StreamRequestHandler.pump(subscription, outbox: outbox, hub: hub, into: &writer)
-                        }
-                    } onGracefulShutdown: {
-                        outbox.end(.shutdown)
+                ConnectionGuardHandler.whenClientGoes(on: channel) { outbox.end(.client) }
+                try await withGracefulShutdownHandler {
+                    // Writing frames as they are is light: the pump runs on the connection's
+                    // event loop. Compressing them is not: a compressed stream's pump stays on
+                    // the global pool, with the event loops free.
+                    let executor: any TaskExecutor = writer is GzipWriter ? globalConcurrentExecutor : loopExecutor
+                    try await withTaskExecutorPreference(executor) {
+                        try await StreamRequestHandler.pump(subscription, outbox: outbox, hub: hub, into: &writer)
                     }
-                } onInboundClosed: {
-                    outbox.end(.client)
+                } onGracefulShutdown: {
+                    outbox.end(.shutdown)
                 }
             } catch {
                 // The client went away (or the write failed): nothing more to send.

@@ -1032,6 +1032,14 @@ def test_stalled_reader_is_resynchronised_and_healthy_reader_misses_nothing(laun
 # --------------------------------------------------------------------------------------
 
 
+def open_stream_count(server, rest: Rest) -> int:
+    """The server's open streams, from `/.inspect/streams.json` (as the owner)."""
+    response = rest.session.get(f"{server.base_url}/.inspect/streams.json",
+                                headers={"Authorization": f"Bearer {OWNER}"}, timeout=HTTP_TIMEOUT_SECONDS)
+    assert response.status_code == 200, response.text
+    return response.json()["open"]
+
+
 def test_closed_streams_are_cleaned_up(launch):
     """20 streams opened and then closed by the client: `/.inspect/streams.json` counts them
     while they are open and returns to the previous count within a few seconds."""
@@ -1039,10 +1047,7 @@ def test_closed_streams_are_cleaned_up(launch):
     rest = Rest(server.base_url, "cleanup")
 
     def open_count() -> int:
-        response = rest.session.get(f"{server.base_url}/.inspect/streams.json",
-                                    headers={"Authorization": f"Bearer {OWNER}"}, timeout=HTTP_TIMEOUT_SECONDS)
-        assert response.status_code == 200, response.text
-        return response.json()["open"]
+        return open_stream_count(server, rest)
 
     before = open_count()
     opened = []
@@ -1077,10 +1082,7 @@ def test_a_client_that_closes_its_sending_side_ends_its_stream(launch):
     rest = Rest(server.base_url, "halfclose")
 
     def open_count() -> int:
-        response = rest.session.get(f"{server.base_url}/.inspect/streams.json",
-                                    headers={"Authorization": f"Bearer {OWNER}"}, timeout=HTTP_TIMEOUT_SECONDS)
-        assert response.status_code == 200, response.text
-        return response.json()["open"]
+        return open_stream_count(server, rest)
 
     before = open_count()
     host, port = server.base_url.removeprefix("http://").split(":")

@@ -98,7 +98,7 @@ struct DataRequestHandler {
         let listener = try await service.listen(
             namespace: namespace, path: path, query: query, as: caller, client: client(), from: lastEventID, now: now)
         return StreamRequestHandler(
-            request: request, caller: caller, listener: listener, metrics: service.metrics, channel: channel
+            caller: caller, listener: listener, metrics: service.metrics, channel: channel
         ).respond()
     }
 

@@ -13,7 +13,6 @@ import ServiceLifecycle
 /// `auth_revoked` when the credential expires. The stream ends when the client goes away or
 /// the server shuts down.
 struct StreamRequestHandler {
-    let request: Request
     let caller: Caller
     /// The subscription the service opened, with the client's stream slot.
     let listener: DatabaseService.Listener

@@ -1547,22 +1547,11 @@ IDLE_STREAM_COUNTS_QUICK = (500,)
 IDLE_STREAM_TARGET_KB = 16.0
 
 
-def _open_idle_streams(port: int, count: int) -> list[socket.socket]:
-    """`count` SSE streams on /feed, each read up to its first event, then left idle."""
+def _open_idle_streams(streams: list[socket.socket], port: int, count: int) -> None:
+    """Opens `count` SSE streams on /feed in batches of 250, each read up to its first event
+    and then left idle, appending each to `streams` as it is made: the caller closes them
+    all, also when this fails partway."""
     request = f"GET /feed.json HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\n\r\n".encode()
-    streams: list[socket.socket] = []
-    try:
-        _open_streams_into(streams, port, count, request)
-    except BaseException:
-        for stream in streams:
-            stream.close()
-        raise
-    return streams
-
-
-def _open_streams_into(streams: list[socket.socket], port: int, count: int, request: bytes) -> None:
-    """Opens the streams of `_open_idle_streams` in batches of 250, appending each to
-    `streams` as it is made (so that the caller can close them all on a failure)."""
     for start in range(0, count, 250):
         first = len(streams)
         for _ in range(min(250, count - start)):
@@ -1595,11 +1584,11 @@ def bench_idle_streams(ctx: Context) -> dict[str, Any]:
             assert server.process is not None
             held: list[socket.socket] = []
             try:
-                held += _open_idle_streams(server.port, 50)
+                _open_idle_streams(held, server.port, 50)
                 time.sleep(1)
                 before = _rss_mb(server.process.pid)
                 print(f"{count:,} idle SSE streams ...", flush=True)
-                held += _open_idle_streams(server.port, count)
+                _open_idle_streams(held, server.port, count)
                 time.sleep(2)
                 after = _rss_mb(server.process.pid)
                 server.ensure_alive(f"holding {count} streams")

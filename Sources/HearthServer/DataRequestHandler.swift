@@ -33,6 +33,29 @@ struct DataRequestHandler {
     var ifNoneMatch: String? { request.headers[.ifNoneMatch] }
 
     func handle() async throws -> Response {
+        try checkOptions()
+        switch method {
+        case "GET":
+            if StreamRequestHandler.wantsStream(request) && !csv { return try await stream() }
+            return try read()
+        case "PUT": return try await put()
+        case "POST": return try await post()
+        case "PATCH": return try await patch()
+        case "DELETE": return try await delete()
+        default: throw ServiceError.methodNotAllowed(method)
+        }
+    }
+
+    /// The answer to a request that needs no waiting (a JSON read that is not a stream), or
+    /// nil for every other request, which ``handle()`` answers.
+    func answerWithoutWaiting() throws -> BufferedResponse? {
+        guard method == "GET", !csv, !StreamRequestHandler.wantsStream(request) else { return nil }
+        try checkOptions()
+        return try readJSON()
+    }
+
+    /// Refuses options the method cannot take.
+    func checkOptions() throws {
         if !options.query.isEmpty && method != "GET" {
             throw DataError("Query parameters (orderBy, startAt, limitToFirst, ...) are only supported on GET requests.")
         }
@@ -48,30 +71,30 @@ struct DataRequestHandler {
             }
         }
         if csv && method != "GET" { throw ServiceError.methodNotAllowed(method) }
-        switch method {
-        case "GET":
-            if StreamRequestHandler.wantsStream(request) && !csv { return try await stream() }
-            return try read()
-        case "PUT": return try await put()
-        case "POST": return try await post()
-        case "PATCH": return try await patch()
-        case "DELETE": return try await delete()
-        default: throw ServiceError.methodNotAllowed(method)
-        }
     }
 
     // MARK: Reads
 
     func read() throws -> Response {
+        guard csv else { return try readJSON().response }
+        switch try service.read(try readRequest(), as: caller, now: now) {
+        case .children(let entries): return ResponseFactory.csv(entries, options: options)
+        case .value(let node): return ResponseFactory.csv(node.children, options: options)
+        }
+    }
+
+    func readRequest() throws -> DatabaseService.Read {
         let query = try Query.parse(options.query, implicitKeyOrder: options.shallow)
-        let read = DatabaseService.Read(namespace: namespace, path: path, query: query, priority: priorityTarget)
-        switch try service.read(read, as: caller, now: now) {
+        return DatabaseService.Read(namespace: namespace, path: path, query: query, priority: priorityTarget)
+    }
+
+    /// A read answered as JSON: the value, or a query's children in order.
+    func readJSON() throws -> BufferedResponse {
+        switch try service.read(try readRequest(), as: caller, now: now) {
         case .children(var entries):
-            if csv { return ResponseFactory.csv(entries, options: options) }
             if options.shallow { entries = entries.map { ChildEntry(key: $0.key, value: .bool(true)) } }
             return ResponseFactory.entries(entries, options: options)
         case .value(var node):
-            if csv { return ResponseFactory.csv(node.children, options: options) }
             // The ETag is that of the data itself (not of a shallow view), so it works in if-match.
             let etag = wantsETag || ifNoneMatch != nil ? ETag.of(node) : nil
             if options.shallow { node = node.shallow }
@@ -82,7 +105,7 @@ struct DataRequestHandler {
                     var notModified = ResponseFactory.baseHeaders()
                     notModified[ResponseFactory.etagHeader] = etag
                     notModified[.contentType] = nil
-                    return Response(status: .notModified, headers: notModified)
+                    return BufferedResponse(status: .notModified, headers: notModified)
                 }
             }
             return ResponseFactory.node(node, options: options, headers: headers)
@@ -156,16 +179,16 @@ struct DataRequestHandler {
             headers[ResponseFactory.etagHeader] = ETag.of(current)
             var responseOptions = options
             responseOptions.print = options.print == .pretty ? .pretty : .normal
-            return ResponseFactory.node(current, options: responseOptions, status: .preconditionFailed, headers: headers)
+            return ResponseFactory.node(current, options: responseOptions, status: .preconditionFailed, headers: headers).response
         case .pushed(let name, let stored):
             let body = Node.object(ChildMap(sortedEntries: [ChildEntry(key: "name", value: .string(name.string))]))
             var headers = HTTPFields()
             if wantsETag { headers[ResponseFactory.etagHeader] = ETag.of(stored) }
-            return ResponseFactory.node(body, options: options, headers: headers)
+            return ResponseFactory.node(body, options: options, headers: headers).response
         case .written(let value):
             var headers = HTTPFields()
             if wantsETag || ifMatch != nil { headers[ResponseFactory.etagHeader] = ETag.of(value) }
-            return ResponseFactory.node(value, options: options, headers: headers)
+            return ResponseFactory.node(value, options: options, headers: headers).response
         }
     }
 }

@@ -12,15 +12,22 @@ import ServiceLifecycle
 
 /// Builds the Hummingbird application for a configuration.
 public enum HearthApplication {
+    /// The `Server` header of every answer.
+    static let serverName = "Hearth"
+
     /// Plain HTTP/1.1 (with the realtime protocol's WebSocket upgrade at `/.ws`), or TLS with
     /// HTTP/2 offered through ALPN (and HTTP/1.1 for clients that do not ask for it).
-    static func serverBuilder(_ configuration: ServerConfiguration, hearth: HearthResponder) throws -> HTTPServerBuilder {
+    static func serverBuilder(_ configuration: ServerConfiguration, stack: MiddlewareStackResponder) throws
+        -> HTTPServerBuilder
+    {
+        let hearth = stack.responder
         let metrics = hearth.metrics
         let limits = configuration.limits
         let limiter = ConnectionLimiter(limit: limits.maxConnections, metrics: metrics)
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [
-                ConnectionGuardHandler(limiter: limiter, timeout: limits.requestTimeout, metrics: metrics)
+                ConnectionGuardHandler(limiter: limiter, timeout: limits.requestTimeout, metrics: metrics),
+                InlineAnswerHandler(responder: stack, serverName: serverName, logger: hearth.logger),
             ],
             httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes))
         let realtime = RealtimeEndpoint(
@@ -56,11 +63,11 @@ public enum HearthApplication {
     public static func make(
         configuration: ServerConfiguration, storage: StorageEngine, logger: Logger = Logger(label: "hearth")
     ) throws -> some ApplicationProtocol {
-        let responder = try makeResponder(configuration: configuration, storage: storage, logger: logger)
+        let responder = withMiddleware(try makeResponder(configuration: configuration, storage: storage, logger: logger))
         return Application(
-            responder: withMiddleware(responder),
-            server: try serverBuilder(configuration, hearth: responder),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
+            responder: responder,
+            server: try serverBuilder(configuration, stack: responder),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
             logger: logger
         )
     }
@@ -70,12 +77,13 @@ public enum HearthApplication {
     public static func services(
         configuration: ServerConfiguration, storage: StorageEngine, logger: Logger
     ) throws -> [any Service] {
-        let responder = try makeResponder(configuration: configuration, storage: storage, logger: logger)
+        let stack = withMiddleware(try makeResponder(configuration: configuration, storage: storage, logger: logger))
+        let responder = stack.responder
         var services: [any Service] = [
             Application(
-                responder: withMiddleware(responder),
-                server: try serverBuilder(configuration, hearth: responder),
-                configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Hearth"),
+                responder: stack,
+                server: try serverBuilder(configuration, stack: stack),
+                configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
                 logger: logger),
             // After the application, so that it is stopped first: it ends the long-polling
             // sessions, which no request holds, while storage is still open.
@@ -85,7 +93,7 @@ public enum HearthApplication {
             services.append(
                 Application(
                     responder: MetricsResponder(endpoint: responder.metricsEndpoint),
-                    configuration: .init(address: .hostname(address.host, port: address.port), serverName: "Hearth"),
+                    configuration: .init(address: .hostname(address.host, port: address.port), serverName: serverName),
                     logger: logger))
         }
         return services

@@ -35,13 +35,13 @@ public struct MetricsResponder: HTTPResponder {
         switch request.uri.path {
         case "/.metrics":
             guard request.method == .get else {
-                return ResponseFactory.error(.methodNotAllowed, "Method \(request.method.rawValue) is not allowed here.")
+                return ResponseFactory.error(.methodNotAllowed, "Method \(request.method.rawValue) is not allowed here.").response
             }
             return await endpoint.response()
         case "/.health":
-            return ResponseFactory.status("ok")
+            return ResponseFactory.status("ok").response
         default:
-            return ResponseFactory.error(.notFound, "Not found: this address serves only /.metrics and /.health.")
+            return ResponseFactory.error(.notFound, "Not found: this address serves only /.metrics and /.health.").response
         }
     }
 }

@@ -27,16 +27,40 @@ enum ResponseCompression {
         return nil
     }
 
+    /// The coding to compress an answer with, nil when it is not worth it (small, empty, or
+    /// compressed already) or the client does not accept one. Marks `headers` compressed.
+    static func coding(
+        for status: HTTPResponse.Status, headers: inout HTTPFields, contentLength: Int?, acceptEncoding: String?
+    ) -> ContentCoding? {
+        guard let coding = preferredEncoding(acceptEncoding), headers[.contentEncoding] == nil,
+            status != .noContent, status != .notModified
+        else { return nil }
+        if let contentLength, contentLength < minimumBytes { return nil }
+        headers[.contentEncoding] = coding.rawValue
+        headers[.contentLength] = nil
+        let vary = headers[.vary]
+        headers[.vary] = vary.map { $0 + ", Accept-Encoding" } ?? "Accept-Encoding"
+        return coding
+    }
+
+    /// Compresses `answer` in place if it is worth it and not compressed already. If
+    /// compression fails (zlib out of memory), the answer is left as it was.
+    static func apply(to answer: inout BufferedResponse, acceptEncoding: String?) {
+        guard let body = answer.body else { return }
+        var headers = answer.headers
+        guard let coding = coding(for: answer.status, headers: &headers, contentLength: body.readableBytes,
+            acceptEncoding: acceptEncoding),
+            let compressed = try? GzipStream(coding: coding).deflate(body, flush: .finish)
+        else { return }
+        answer.headers = headers
+        answer.body = compressed
+    }
+
     /// Compresses `response` in place if it is worth it and not compressed already.
     static func apply(to response: inout Response, acceptEncoding: String?) {
-        guard let coding = preferredEncoding(acceptEncoding), response.headers[.contentEncoding] == nil,
-            response.status != .noContent, response.status != .notModified
+        guard let coding = coding(for: response.status, headers: &response.headers, contentLength: response.body.contentLength,
+            acceptEncoding: acceptEncoding)
         else { return }
-        if let length = response.body.contentLength, length < minimumBytes { return }
-        response.headers[.contentEncoding] = coding.rawValue
-        response.headers[.contentLength] = nil
-        let vary = response.headers[.vary]
-        response.headers[.vary] = vary.map { $0 + ", Accept-Encoding" } ?? "Accept-Encoding"
         let original = response.body
         response.body = ResponseBody { writer in
             try await original.write(GzipWriter(parent: writer, stream: try GzipStream(coding: coding)))

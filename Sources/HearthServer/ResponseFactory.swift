@@ -11,6 +11,15 @@ enum ResponseFactory {
 
     /// Headers every data response carries.
     static func baseHeaders(contentType: String = "application/json; charset=utf-8") -> HTTPFields {
+        guard contentType == jsonContentType else { return makeBaseHeaders(contentType: contentType) }
+        return jsonBaseHeaders
+    }
+
+    static let jsonContentType = "application/json; charset=utf-8"
+    /// Built once: every answer starts from a copy (a copy shares storage until it changes).
+    private static let jsonBaseHeaders = makeBaseHeaders(contentType: jsonContentType)
+
+    private static func makeBaseHeaders(contentType: String) -> HTTPFields {
         var headers = HTTPFields()
         headers[.contentType] = contentType
         headers[.cacheControl] = "no-cache"
@@ -27,23 +36,23 @@ enum ResponseFactory {
 
     /// A JSON response from raw bytes.
     static func json(_ bytes: UnsafeRawBufferPointer, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:])
-        -> Response
+        -> BufferedResponse
     {
         let headers = baseHeaders(overriddenBy: extra)
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
+        return BufferedResponse(status: status, headers: headers, body: buffer)
     }
 
     /// A node serialised as the request asked (pretty, export, JSONP).
     static func node(
         _ node: Node, options: RequestOptions, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]
-    ) -> Response {
+    ) -> BufferedResponse {
         document(options: options, status: status, headers: extra) { $0.write(node) }
     }
 
     /// A query result: the matching children in query order.
-    static func entries(_ entries: [ChildEntry], options: RequestOptions, headers extra: HTTPFields = [:]) -> Response {
+    static func entries(_ entries: [ChildEntry], options: RequestOptions, headers extra: HTTPFields = [:]) -> BufferedResponse {
         document(options: options, headers: extra) { $0.write(orderedEntries: entries) }
     }
 
@@ -52,7 +61,7 @@ enum ResponseFactory {
     static func document(
         options: RequestOptions, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:],
         _ body: (inout JSONWriter) -> Void
-    ) -> Response {
+    ) -> BufferedResponse {
         if options.print == .silent { return silent(headers: extra) }
         var writer = JSONWriter(
             options: JSONWriter.Options(layout: options.print == .pretty ? .pretty : .compact, export: options.export),
@@ -77,19 +86,19 @@ enum ResponseFactory {
     }
 
     /// `print=silent`: 204 and no body.
-    static func silent(headers extra: HTTPFields = [:]) -> Response {
+    static func silent(headers extra: HTTPFields = [:]) -> BufferedResponse {
         var headers = baseHeaders(overriddenBy: extra)
         headers[.contentType] = nil
-        return Response(status: .noContent, headers: headers)
+        return BufferedResponse(status: .noContent, headers: headers)
     }
 
-    /// Firebase's error body: `{\n  "error" : "<message>"\n}\n`.
     /// `{"status": "<value>"}`, the answer of `/.health` and `/.ready`.
-    static func status(_ value: String) -> Response {
+    static func status(_ value: String) -> BufferedResponse {
         node(.object(ChildMap(sortedEntries: [ChildEntry(key: "status", value: .string(value))])), options: RequestOptions())
     }
 
-    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+    /// Firebase's error body (`{\n  "error" : "<message>"\n}\n`) with `status`.
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> BufferedResponse {
         errorBody(message).withUnsafeBytes { json($0, status: status) }
     }
 
@@ -121,20 +130,20 @@ enum ResponseFactory {
     }
 
     /// An HTML page (the console), never cached, not framed by other sites.
-    static func page(_ html: String) -> Response {
+    static func page(_ html: String) -> BufferedResponse {
         var headers = baseHeaders(contentType: "text/html; charset=utf-8")
         headers[.accessControlAllowOrigin] = nil
         headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
         headers[HTTPField.Name("Content-Security-Policy")!] =
             "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline' 'self'; img-src 'self' data:; frame-ancestors 'none'"
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+        return BufferedResponse(status: .ok, headers: headers, body: ByteBuffer(string: html))
     }
 
     /// `302` to `location`.
-    static func redirect(to location: String) -> Response {
+    static func redirect(to location: String) -> BufferedResponse {
         var headers = baseHeaders()
         headers[.location] = location
         headers[.contentType] = nil
-        return Response(status: .found, headers: headers)
+        return BufferedResponse(status: .found, headers: headers)
     }
 }

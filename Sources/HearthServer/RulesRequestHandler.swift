@@ -21,12 +21,12 @@ struct RulesRequestHandler {
         case "GET":
             // The document as uploaded (comments and all), or strict JSON with `format=strict`.
             let text = try service.rulesDocument(namespace, strict: options.strict, as: caller)
-            return Array(text.utf8).withUnsafeBytes { ResponseFactory.json($0) }
+            return Array(text.utf8).withUnsafeBytes { ResponseFactory.json($0) }.response
         case "PUT":
             try service.requireAdmin(caller)
             try await service.replaceRules(namespace, with: try await document(), dryRun: options.dryRun, as: caller)
             let ok: StaticString = #"{"status":"ok"}"#
-            return ResponseFactory.json(UnsafeRawBufferPointer(start: ok.utf8Start, count: ok.utf8CodeUnitCount))
+            return ResponseFactory.json(UnsafeRawBufferPointer(start: ok.utf8Start, count: ok.utf8CodeUnitCount)).response
         default:
             try service.requireAdmin(caller)
             throw ServiceError.methodNotAllowed(method)

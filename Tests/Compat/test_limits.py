@@ -173,6 +173,27 @@ def test_pipelined_requests_are_all_answered_and_a_pipelined_stream_is_not_timed
     connection.close()
 
 
+def test_reads_pipelined_behind_writes_are_answered_after_them_and_see_them(limited):
+    """Reads are answered on the event loop, writes in a task: a read sent behind a write on
+    the same connection must still be answered second, and see the write."""
+    connection = socket.create_connection((HOST, limited.port))
+    connection.settimeout(10)
+    requests_ = b""
+    for value in (b'"first"', b'"second"', b'"third"'):
+        requests_ += (b"PUT /order.json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(value)).encode() + b"\r\n\r\n" + value)
+        requests_ += b"GET /order.json HTTP/1.1\r\nHost: x\r\n\r\n"
+    connection.sendall(requests_)
+    rest = b""
+    bodies = []
+    for _ in range(6):
+        response, rest = read_response(connection, rest)
+        assert response.startswith(b"HTTP/1.1 200"), response
+        bodies.append(response.partition(b"\r\n\r\n")[2])
+    assert bodies == [b'"first"'] * 2 + [b'"second"'] * 2 + [b'"third"'] * 2
+    connection.close()
+
+
 def test_connections_beyond_the_limit_get_503_and_slots_come_back(hearth_launcher, tmp_path):
     # A longer request timeout than the other tests', so the held connections stay put however
     # slow the machine is.

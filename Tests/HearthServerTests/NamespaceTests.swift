@@ -24,6 +24,11 @@ struct NamespaceTests {
         #expect(HearthResponder.namespace(fromHost: "127.0.0.1:9000") == nil)
         #expect(HearthResponder.namespace(fromHost: "example.com") == nil)
         #expect(HearthResponder.namespace(fromHost: "[::1]:9000") == nil)
+        #expect(HearthResponder.namespace(fromHost: "10.0.0.12") == nil)
+        #expect(HearthResponder.namespace(fromHost: "db.10.0.0.12") == "db")
+        #expect(HearthResponder.namespace(fromHost: "7.example.org") == "7")
+        #expect(HearthResponder.namespace(fromHost: "a..b") == nil)
+        #expect(HearthResponder.namespace(fromHost: "Café.example.org") == "café")
     }
 
     @Test func health() async throws {

@@ -35,16 +35,8 @@ struct CallerResolver: Sendable {
     let verifier: TokenVerifier
 
     func resolve(_ request: Request, options: RequestOptions) async throws -> Caller {
-        var token: String?
-        if let header = request.headers[.authorization] {
-            let parts = header.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-                throw ServiceError(.unauthenticated, "Unsupported Authorization header; use 'Authorization: Bearer <token>'.")
-            }
-            token = parts[1].trimmingCharacters(in: .whitespaces)
-        }
-        token = token ?? options.auth ?? options.accessToken
-        guard let token, !token.isEmpty else { return .anonymous }
+        if let caller = try resolveWithoutWaiting(request, options: options) { return caller }
+        guard let token = try credential(of: request, options: options) else { return .anonymous }
         let caller: Caller
         do {
             caller = try await self.caller(credential: token)
@@ -54,10 +46,38 @@ struct CallerResolver: Sendable {
         return try caller.overridden(by: options.authVariableOverride.map(CallerResolver.parseOverride))
     }
 
+    /// The caller when no signature has to be checked (no credential, the admin token, or
+    /// `owner` in emulator mode); nil when a token has to be verified.
+    func resolveWithoutWaiting(_ request: Request, options: RequestOptions) throws -> Caller? {
+        guard let token = try credential(of: request, options: options) else { return .anonymous }
+        guard isAdminCredential(token) else { return nil }
+        return try Caller.admin.overridden(by: options.authVariableOverride.map(CallerResolver.parseOverride))
+    }
+
+    /// The request's credential, nil (or empty) when it has none.
+    func credential(of request: Request, options: RequestOptions) throws -> String? {
+        var token: String?
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                throw ServiceError(.unauthenticated, "Unsupported Authorization header; use 'Authorization: Bearer <token>'.")
+            }
+            token = parts[1].trimmingCharacters(in: .whitespaces)
+        }
+        token = token ?? options.auth ?? options.accessToken
+        guard let token, !token.isEmpty else { return nil }
+        return token
+    }
+
+    /// The admin token, or `owner` in emulator mode.
+    func isAdminCredential(_ token: String) -> Bool {
+        (adminToken.map { AdminToken.matches(token, $0) } ?? false) || (emulator && token == "owner")
+    }
+
     /// The caller a credential proves: the admin (the admin token; `owner` in emulator mode; a
     /// legacy token with `admin: true`) or the identity of a verified token.
     func caller(credential token: String) async throws(TokenError) -> Caller {
-        if (adminToken.map { AdminToken.matches(token, $0) } ?? false) || (emulator && token == "owner") { return .admin }
+        if isAdminCredential(token) { return .admin }
         let identity = try await verifier.verify(token)
         if identity.isAdmin { return Caller(bypassesRules: true, isAdmin: true, auth: .null, expiresAt: identity.expiresAt) }
         return Caller(bypassesRules: false, isAdmin: false, auth: identity.auth, expiresAt: identity.expiresAt)

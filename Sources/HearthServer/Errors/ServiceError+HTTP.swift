@@ -26,9 +26,12 @@ extension ServiceError: HTTPResponseError {
     }
 
     /// The answer: the status, the error body, and `Retry-After` when there is a wait.
-    var response: Response {
-        var response = ResponseFactory.error(status, message)
-        if case .tooManyRequests(let seconds?) = code { response.headers[.retryAfter] = String(seconds) }
-        return response
+    var response: Response { answer.response }
+
+    /// The answer, held in memory.
+    var answer: BufferedResponse {
+        var answer = ResponseFactory.error(status, message)
+        if case .tooManyRequests(let seconds?) = code { answer.headers[.retryAfter] = String(seconds) }
+        return answer
     }
 }

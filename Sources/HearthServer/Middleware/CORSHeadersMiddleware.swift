@@ -8,20 +8,39 @@ struct CORSHeadersMiddleware: RouterMiddleware {
     typealias Context = HearthRequestContext
     /// `["*"]`, or the origins allowed.
     let allowedOrigins: [String]
+    let allowsEveryOrigin: Bool
+
+    init(allowedOrigins: [String]) {
+        self.allowedOrigins = allowedOrigins
+        allowsEveryOrigin = allowedOrigins.contains("*")
+    }
+
+    static let exposeHeaders = HTTPField(name: .accessControlExposeHeaders, value: "X-Request-Id, ETag")
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var response = try await next(request, context)
-        guard response.headers[.accessControlAllowOrigin] != nil else { return response }
-        response.headers[.accessControlExposeHeaders] = "X-Request-Id, ETag"
-        guard !allowedOrigins.contains("*") else { return response }
-        if let origin = request.headers[.origin], allowedOrigins.contains(origin) {
-            response.headers[.accessControlAllowOrigin] = origin
-        } else {
-            response.headers[.accessControlAllowOrigin] = nil
-        }
-        response.headers[.vary] = "Origin"
+        apply(to: &response.headers, request: request)
         return response
+    }
+
+    /// Sets the CORS headers of an answer's `headers` to `request`.
+    func apply(to headers: inout HTTPFields, request: Request) {
+        // (`contains` and `append`: the subscript joins and validates values, which cost 4% of
+        // a small request.)
+        guard headers.contains(.accessControlAllowOrigin) else { return }
+        if headers.contains(.accessControlExposeHeaders) {
+            headers[.accessControlExposeHeaders] = CORSHeadersMiddleware.exposeHeaders.value
+        } else {
+            headers.append(CORSHeadersMiddleware.exposeHeaders)
+        }
+        guard !allowsEveryOrigin else { return }
+        if let origin = request.headers[.origin], allowedOrigins.contains(origin) {
+            headers[.accessControlAllowOrigin] = origin
+        } else {
+            headers[.accessControlAllowOrigin] = nil
+        }
+        headers[.vary] = "Origin"
     }
 }

@@ -16,4 +16,10 @@ struct CompressionMiddleware: RouterMiddleware {
         }
         return response
     }
+
+    /// Compresses an answer held in memory for a client that accepts it (answers are never
+    /// streams here).
+    func apply(to answer: inout BufferedResponse, request: Request) {
+        ResponseCompression.apply(to: &answer, acceptEncoding: request.headers[.acceptEncoding])
+    }
 }

@@ -14,14 +14,19 @@ struct ErrorMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch {
-            let failure = ServiceError(error) { level, message in context.logger.log(level: level, "\(message)") }
-            switch failure.code {
-            case .permissionDenied: metrics.ruleDenials.increment()
-            case .tooLarge: metrics.countRefusal(.bodySize)
-            case .unauthenticated: context.logger.debug("unauthorized: \(failure.message)")
-            default: break
-            }
-            return failure.response
+            return answer(to: error, context: context).response
         }
+    }
+
+    /// The answer to `error`, counted and logged.
+    func answer(to error: any Error, context: Context) -> BufferedResponse {
+        let failure = ServiceError(error) { level, message in context.logger.log(level: level, "\(message)") }
+        switch failure.code {
+        case .permissionDenied: metrics.ruleDenials.increment()
+        case .tooLarge: metrics.countRefusal(.bodySize)
+        case .unauthenticated: context.logger.debug("unauthorized: \(failure.message)")
+        default: break
+        }
+        return failure.answer
     }
 }

@@ -37,6 +37,25 @@ final class MiddlewareStackResponder: HTTPResponder, Sendable {
         }
     }
 
+    /// The answer to a request that needs no waiting (see
+    /// ``HearthResponder/answerWithoutWaiting(_:context:)``), with what each middleware does
+    /// to an answer, in the same order as ``chain(to:context:)``; nil for every other request.
+    func answerWithoutWaiting(_ request: Request, context: Context) -> BufferedResponse? {
+        let started = ContinuousClock.now
+        var answer: BufferedResponse
+        do {
+            guard let answered = try responder.answerWithoutWaiting(request, context: context) else { return nil }
+            answer = answered
+        } catch {
+            answer = errors.answer(to: error, context: context)
+        }
+        metrics.record(request, status: answer.status, started: started)
+        log.finish(request, status: answer.status, headers: &answer.headers, started: started, context: context)
+        cors.apply(to: &answer.headers, request: request)
+        compression.apply(to: &answer, request: request)
+        return answer
+    }
+
     /// The middleware chain, then the responder.
     func chain(to request: Request, context: Context) async throws -> Response {
         try await compression.handle(request, context: context) { request, context in

@@ -16,17 +16,30 @@ struct RequestLogMiddleware: RouterMiddleware {
     ) async throws -> Response {
         let started = ContinuousClock.now
         var response = try await next(request, context)
+        finish(request, status: response.status, headers: &response.headers, started: started, context: context)
+        return response
+    }
+
+    /// Logs the answered request (at `debug`) and names the answer with the request's id.
+    func finish(
+        _ request: Request, status: HTTPResponse.Status, headers: inout HTTPFields, started: ContinuousClock.Instant,
+        context: Context
+    ) {
         if context.logger.logLevel <= .debug {
             let elapsed = ContinuousClock.now - started
             let client = clientAddresses.client(of: request, context: context)
             context.logger.debug(
                 "request", metadata: [
                     "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
-                    "status": "\(response.status.code)", "client": "\(client)",
+                    "status": "\(status.code)", "client": "\(client)",
                     "ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)",
                 ])
         }
-        response.headers[RequestLogMiddleware.requestIDHeader] = context.id
-        return response
+        let id = context.id
+        if headers.contains(RequestLogMiddleware.requestIDHeader) {
+            headers[RequestLogMiddleware.requestIDHeader] = id
+        } else {
+            headers.append(HTTPField(name: RequestLogMiddleware.requestIDHeader, value: id))
+        }
     }
 }

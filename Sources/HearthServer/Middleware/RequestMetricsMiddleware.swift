@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 
 /// Counts every answered request by method and status, and how long it took to answer (for a
@@ -11,8 +12,13 @@ struct RequestMetricsMiddleware: RouterMiddleware {
     ) async throws -> Response {
         let started = ContinuousClock.now
         let response = try await next(request, context)
-        metrics.requestDuration.record(ContinuousClock.now - started)
-        metrics.countRequest(method: request.method.rawValue, status: Int(response.status.code))
+        record(request, status: response.status, started: started)
         return response
+    }
+
+    /// Counts an answered request and how long it took.
+    func record(_ request: Request, status: HTTPResponse.Status, started: ContinuousClock.Instant) {
+        metrics.requestDuration.record(ContinuousClock.now - started)
+        metrics.countRequest(method: request.method.rawValue, status: Int(status.code))
     }
 }

@@ -17,18 +17,21 @@ public enum HearthApplication {
 
     /// Plain HTTP/1.1 (with the realtime protocol's WebSocket upgrade at `/.ws`), or TLS with
     /// HTTP/2 offered through ALPN (and HTTP/1.1 for clients that do not ask for it).
-    static func serverBuilder(_ configuration: ServerConfiguration, stack: MiddlewareStackResponder) throws
-        -> HTTPServerBuilder
+    /// `answersInline`: requests that need no waiting are answered on the event loop
+    /// (``InlineAnswerHandler``); false with PostgreSQL storage.
+    static func serverBuilder(_ configuration: ServerConfiguration, stack: MiddlewareStackResponder, answersInline: Bool)
+        throws -> HTTPServerBuilder
     {
         let hearth = stack.responder
         let metrics = hearth.metrics
         let limits = configuration.limits
         let limiter = ConnectionLimiter(limit: limits.maxConnections, metrics: metrics)
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [
-                ConnectionGuardHandler(limiter: limiter, timeout: limits.requestTimeout, metrics: metrics),
-                InlineAnswerHandler(responder: stack, serverName: serverName, logger: hearth.logger),
-            ],
+            additionalChannelHandlers: {
+                let guardHandler = ConnectionGuardHandler(limiter: limiter, timeout: limits.requestTimeout, metrics: metrics)
+                guard answersInline else { return [guardHandler] }
+                return [guardHandler, InlineAnswerHandler(responder: stack, serverName: serverName, logger: hearth.logger)]
+            }(),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes))
         let realtime = RealtimeEndpoint(
             service: hearth.service, callers: hearth.callers, configuration: configuration, limiter: limiter,
@@ -66,7 +69,7 @@ public enum HearthApplication {
         let responder = withMiddleware(try makeResponder(configuration: configuration, storage: storage, logger: logger))
         return Application(
             responder: responder,
-            server: try serverBuilder(configuration, stack: responder),
+            server: try serverBuilder(configuration, stack: responder, answersInline: storage.backend == nil),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
             logger: logger
         )
@@ -82,7 +85,7 @@ public enum HearthApplication {
         var services: [any Service] = [
             Application(
                 responder: stack,
-                server: try serverBuilder(configuration, stack: stack),
+                server: try serverBuilder(configuration, stack: stack, answersInline: storage.backend == nil),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
                 logger: logger),
             // After the application, so that it is stopped first: it ends the long-polling

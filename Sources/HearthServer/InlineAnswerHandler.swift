@@ -23,8 +23,14 @@ import Darwin
 /// Sits after ``ConnectionGuardHandler`` on every HTTP/1 connection and HTTP/2 stream. Only
 /// `GET` and `OPTIONS` without a body, `Connection: close` or `Upgrade` are considered. Order
 /// is kept for pipelined HTTP/1 requests: while a request handed to Hummingbird has not been
-/// answered, the requests after it are handed on too. After the server starts shutting
-/// down, every request is handed on, so that Hummingbird closes the connection as it does.
+/// answered, the requests after it are handed on too. So are requests that come while the
+/// channel is not writable (the client is not reading): Hummingbird's writer waits for it,
+/// and its input buffer then stops reading. After the server starts shutting down, every
+/// request is handed on, so that Hummingbird closes the connection as it does.
+///
+/// Not installed with PostgreSQL storage: there a thread may hold the namespace registry's or
+/// a writer's lock while it waits for a PostgreSQL answer served by the same event loops, and
+/// an event loop waiting for that lock would never let the answer in.
 final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -60,7 +66,10 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if handedOn == 0, !quiescing, InlineAnswerHandler.mayAnswer(head) {
+            // While the client is not reading its answers (the channel is not writable), the
+            // request goes to Hummingbird, whose writer waits and whose input buffer then
+            // stops reading: answers here would pile up without bound.
+            if handedOn == 0, !quiescing, context.channel.isWritable, InlineAnswerHandler.mayAnswer(head) {
                 held = head
             } else {
                 handOn(head, context: context)
@@ -92,7 +101,15 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent { quiescing = true }
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            // A request whose end has not come yet is Hummingbird's from now: it then counts it
+            // as under way and answers it before closing.
+            if let head = held {
+                held = nil
+                handOn(head, context: context)
+            }
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -7,7 +7,11 @@ public final class NamespaceRegistry: Sendable {
     public typealias Factory = @Sendable (String) throws -> Database
 
     let factory: Factory
+    /// Held only to look a namespace up or add one, never while one opens: reads (some on
+    /// event loops) must not wait for a recovery or a PostgreSQL query.
     let databases = Mutex<[String: Database]>([:])
+    /// Held while a namespace opens, so that it opens once.
+    let opening = Mutex<Void>(())
 
     public init(factory: @escaping Factory = { Database(name: $0) }) {
         self.factory = factory
@@ -21,10 +25,10 @@ public final class NamespaceRegistry: Sendable {
     /// The namespace's database, created if needed.
     public func database(_ name: String) throws -> Database {
         if let database = existing(name) { return database }
-        return try databases.withLock { databases in
-            if let database = databases[name] { return database }
+        return try opening.withLock { _ in
+            if let database = existing(name) { return database }
             let database = try factory(name)
-            databases[name] = database
+            databases.withLock { $0[name] = database }
             return database
         }
     }

@@ -1,5 +1,7 @@
 import Foundation
 import HTTPTypes
+import HearthCore
+import HearthStorage
 import Hummingbird
 import Logging
 import NIOCore
@@ -161,6 +163,68 @@ struct InlineAnswerHandlerTests {
         try send(channel, "/inline")
         #expect(try handedOn(channel) == ["head /inline", "end"])
         #expect(answerer.calls == [])
+    }
+
+    @Test func whileTheClientIsNotReadingRequestsAreHandedOn() throws {
+        let answerer = Answerer()
+        let channel = try channel(answerer)
+        channel.isWritable = false
+        try send(channel, "/inline")
+        #expect(try handedOn(channel) == ["head /inline", "end"])
+        #expect(answerer.calls == [])
+    }
+
+    @Test func aRequestHeldWhenShutdownBeginsIsHandedOn() throws {
+        let answerer = Answerer()
+        let channel = try channel(answerer)
+        try channel.writeInbound(head("/inline"))
+        #expect(try handedOn(channel) == [])
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        try channel.writeInbound(HTTPRequestPart.end(nil))
+        #expect(try handedOn(channel) == ["head /inline", "end"])
+        #expect(answerer.calls == [])
+    }
+
+    /// With Hearth's own responder and middleware: reads, health and refusals are answered
+    /// here; streams and tokens to verify are handed on.
+    @Test func hearthsResponderAnswersReadsHereAndHandsOnTheRest() async throws {
+        let storage = StorageEngine(directory: nil)
+        let configuration = ServerConfiguration(
+            port: 0, rules: try RuleSet.parse(#"{"rules": {".read": true, ".write": true}}"#),
+            adminToken: "inline-test-admin-token")
+        let rules = RulesRegistry(fallback: configuration.fallbackRules, storage: storage)
+        let responder = HearthResponder(
+            configuration: configuration, namespaces: NamespaceRegistry { try storage.open(namespace: $0) }, rules: rules,
+            streams: StreamRegistry(), storage: storage, logger: Logger(label: "test"))
+        _ = try await responder.service.write(
+            WriteRequest(path: try Path(validating: "/x"), operation: .set(ParsedNode(node: .int(42)))),
+            in: "default", as: .admin, now: 0)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(
+            InlineAnswerHandler(responder: withMiddleware(responder), serverName: "Hearth", logger: Logger(label: "test")))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9000)).wait()
+
+        try send(channel, "/x.json")
+        try send(channel, "/.health")
+        try send(channel, "/x")
+        try send(channel, "/x.json?auth=inline-test-admin-token&print=pretty")
+        #expect(try handedOn(channel) == [])
+        let answers = try answers(channel)
+        #expect(answers.map(\.0.status.code) == [200, 200, 404, 200])
+        #expect(answers.map(\.1) == ["42", #"{"status":"ok"}"#, answers[2].1, "42\n"])
+        #expect(answers[2].1.contains("append .json"))
+        for (head, _) in answers {
+            #expect(head.headerFields[RequestLogMiddleware.requestIDHeader] != nil)
+            #expect(head.headerFields[.accessControlExposeHeaders] == "X-Request-Id, ETag")
+        }
+
+        try send(channel, "/x.json", headers: [.accept: "text/event-stream"])
+        #expect(try handedOn(channel) == ["head /x.json", "end"])
+        try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
+        try channel.writeOutbound(HTTPResponsePart.end(nil))
+        _ = try self.answers(channel)
+        try send(channel, "/x.json", headers: [.authorization: "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"])
+        #expect(try handedOn(channel) == ["head /x.json", "end"])
     }
 
     @Test func theDateHeaderIsAnIMFFixdate() {

@@ -1,3 +1,4 @@
+import Foundation
 import HearthCore
 import HearthServer
 import HearthTestSupport
@@ -29,6 +30,38 @@ struct NamespaceTests {
         #expect(HearthResponder.namespace(fromHost: "7.example.org") == "7")
         #expect(HearthResponder.namespace(fromHost: "a..b") == nil)
         #expect(HearthResponder.namespace(fromHost: "Café.example.org") == "café")
+    }
+
+    /// Reads look namespaces up (some on event loops): they must not wait while another
+    /// namespace opens (a recovery, or PostgreSQL queries).
+    @Test func lookupsDoNotWaitWhileANamespaceOpens() throws {
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let registry = NamespaceRegistry { name in
+            if name == "slow" {
+                entered.signal()
+                release.wait()
+            }
+            return Database(name: name)
+        }
+        _ = try registry.database("fast")
+        let opener = Thread { _ = try? registry.database("slow") }
+        opener.start()
+        entered.wait()
+        let lookedUp = DispatchSemaphore(value: 0)
+        let looker = Thread {
+            _ = registry.existing("fast")
+            _ = registry.names
+            lookedUp.signal()
+        }
+        looker.start()
+        let answered = lookedUp.wait(timeout: .now() + 5) == .success
+        release.signal()
+        #expect(answered, "a lookup waited for a namespace to open")
+        let deadline = Date().addingTimeInterval(5)
+        while registry.existing("slow") == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(registry.names == ["fast", "slow"])
+        if !answered { _ = lookedUp.wait(timeout: .now() + 5) }
     }
 
     @Test func health() async throws {

@@ -21,4 +21,31 @@ struct BufferedResponse: Sendable {
     var response: Response {
         Response(status: status, headers: headers, body: body.map { ResponseBody(byteBuffer: $0) } ?? ResponseBody())
     }
+
+    /// The answer `response` gives, its body read into memory (a write's answer is small).
+    /// A body that fails to be made is a 500, as Hummingbird would end it.
+    init(collecting response: Response) async {
+        let collector = BodyCollector()
+        do {
+            try await response.body.write(collector)
+            self.init(status: response.status, headers: response.headers, body: collector.buffer.body)
+        } catch {
+            self.init(status: .internalServerError, headers: [:])
+        }
+    }
+}
+
+/// Collects a response body's buffers.
+private struct BodyCollector: ResponseBodyWriter {
+    final class Buffer: @unchecked Sendable {
+        var body = ByteBuffer()
+    }
+    let buffer = Buffer()
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        var buffer = buffer
+        self.buffer.body.writeBuffer(&buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }

@@ -21,7 +21,9 @@ import Darwin
 /// routing, rules, middleware and headers (`Date` and `Server` as Hummingbird sets them).
 ///
 /// Sits after ``ConnectionGuardHandler`` on every HTTP/1 connection and HTTP/2 stream. Only
-/// `GET` and `OPTIONS` without a body, `Connection: close` or `Upgrade` are considered. Order
+/// `GET` and `OPTIONS` without a body, `Connection: close` or `Upgrade` are answered here;
+/// small writes of data are read here and answered in a task on the event loop (see
+/// ``mayReadWrite(_:)``). Order
 /// is kept for pipelined HTTP/1 requests: while a request handed to Hummingbird has not been
 /// answered, the requests after it are handed on too. So are requests that come while the
 /// channel is not writable (the client is not reading): Hummingbird's writer waits for it,
@@ -39,59 +41,136 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Answers a request without waiting, or says (nil) that it must be handed on.
     typealias Answerer = (Request, HearthRequestContext) -> BufferedResponse?
+    /// Answers a write (in a task): the middleware and the responder, as Hummingbird calls them.
+    typealias WriteAnswerer = @Sendable (Request, HearthRequestContext) async -> Response
+
+    /// Writes with bodies up to this size are read here and answered in a task of their own;
+    /// larger ones are handed on (Hummingbird streams them to the body limit).
+    static let maxWriteBodyBytes = 64 * 1024
 
     private let answer: Answerer
+    private let answerWrite: WriteAnswerer?
     private let logger: Logger
     private let serverField: HTTPField
     /// A request head held until its end shows that it has no body.
     private var held: HTTPRequest?
+    /// A write being read here: its head, and its body so far.
+    private var writeHead: HTTPRequest?
+    private var writeBody = ByteBuffer()
+    /// A write's task is under way: what comes meanwhile (request parts, the end of the
+    /// client's input, errors, shutdown) waits in `waiting`, and reading stops, so that
+    /// answers leave in the order of the requests and nothing overtakes the write's answer.
+    private var writeInFlight = false
+    private var waiting = CircularBuffer<Inbound>()
+    private var readDeferred = false
+
+    /// What comes in while a write is under way.
+    private enum Inbound {
+        case part(HTTPRequestPart)
+        case event(Any)
+        case error(any Error)
+    }
     /// Requests handed on whose answer has not ended.
     private var handedOn = 0
     private var quiescing = false
     private var date = HTTPDate()
 
-    init(serverName: String, logger: Logger, answer: @escaping Answerer) {
+    init(serverName: String, logger: Logger, answerWrite: WriteAnswerer? = nil, answer: @escaping Answerer) {
         serverField = HTTPField(name: .server, value: serverName)
         self.logger = logger
+        self.answerWrite = answerWrite
         self.answer = answer
     }
 
     /// The handler for a server: answers with `responder`'s middleware stack.
     convenience init(responder: MiddlewareStackResponder, serverName: String, logger: Logger) {
-        self.init(serverName: serverName, logger: logger) { request, context in
-            responder.answerWithoutWaiting(request, context: context)
-        }
+        self.init(
+            serverName: serverName, logger: logger,
+            answerWrite: { request, context in
+                do {
+                    return try await responder.chain(to: request, context: context)
+                } catch {
+                    // What Hummingbird answers for an error the middleware did not answer.
+                    return Response(status: .internalServerError)
+                }
+            },
+            answer: { request, context in responder.answerWithoutWaiting(request, context: context) })
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        guard !writeInFlight else {
+            waiting.append(.part(part))
+            return
+        }
+        process(part, context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !writeInFlight else {
+            waiting.append(.error(error))
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    private func process(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             // While the client is not reading its answers (the channel is not writable), the
             // request goes to Hummingbird, whose writer waits and whose input buffer then
             // stops reading: answers here would pile up without bound.
-            if handedOn == 0, !quiescing, context.channel.isWritable, InlineAnswerHandler.mayAnswer(head) {
+            guard handedOn == 0, !quiescing, context.channel.isWritable else {
+                handOn(head, context: context)
+                return
+            }
+            if InlineAnswerHandler.mayAnswer(head) {
                 held = head
+            } else if answerWrite != nil, InlineAnswerHandler.mayReadWrite(head) {
+                // (The body's memory is taken as it comes, not for the length declared.)
+                writeHead = head
+                writeBody = ByteBuffer()
             } else {
                 handOn(head, context: context)
             }
-        case .body:
+        case .body(var buffer):
             if let head = held {
                 held = nil
                 handOn(head, context: context)
+            } else if writeHead != nil {
+                guard writeBody.readableBytes + buffer.readableBytes > InlineAnswerHandler.maxWriteBodyBytes else {
+                    if writeBody.readableBytes == 0 { writeBody = buffer } else { writeBody.writeBuffer(&buffer) }
+                    return
+                }
+                // Longer than it said, or no length given: Hummingbird reads the rest.
+                handOnWrite(context: context)
             }
-            context.fireChannelRead(data)
+            context.fireChannelRead(wrapInboundOut(.body(buffer)))
         case .end:
+            if let head = writeHead {
+                writeHead = nil
+                startWrite(head, context: context)
+                return
+            }
             guard let head = held else {
-                context.fireChannelRead(data)
+                context.fireChannelRead(wrapInboundOut(part))
                 return
             }
             held = nil
             guard let response = respond(to: head, context: context) else {
                 handOn(head, context: context)
-                context.fireChannelRead(data)
+                context.fireChannelRead(wrapInboundOut(part))
                 return
             }
             write(response, context: context)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if writeInFlight {
+            readDeferred = true
+        } else {
+            context.read()
         }
     }
 
@@ -101,23 +180,66 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            quiescing = true
-            // A request whose end has not come yet is Hummingbird's from now: it then counts it
-            // as under way and answers it before closing.
-            if let head = held {
-                held = nil
-                handOn(head, context: context)
-            }
+        // Hummingbird ends the connection when it hears that the client's input ended or that
+        // the server shuts down (when idle): during a write, it hears it after the answer.
+        guard !writeInFlight else {
+            waiting.append(.event(event))
+            return
         }
+        if event is ChannelShouldQuiesceEvent { quiesce(context: context) }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// From now on every request is handed on. A request whose end has not come yet is
+    /// Hummingbird's from now: it then counts it as under way and answers it before closing.
+    private func quiesce(context: ChannelHandlerContext) {
+        quiescing = true
+        if let head = held {
+            held = nil
+            handOn(head, context: context)
+        }
+        if writeHead != nil { handOnWrite(context: context) }
     }
 
     /// A request that may be answered here: one that cannot carry a body Hearth reads, and
     /// that neither ends nor changes the connection.
     static func mayAnswer(_ head: HTTPRequest) -> Bool {
         (head.method == .get || head.method == .options)
-            && head.headerFields[.connection] == nil && head.headerFields[.upgrade] == nil
+            && keepsConnection(head.headerFields) && head.headerFields[.upgrade] == nil
+    }
+
+    /// A write that may be read here and answered in a task: `PUT`, `POST`, `PATCH` or
+    /// `DELETE` of data (`<path>.json`; not the reserved `/.…` endpoints such as rules and
+    /// long polls), with a declared body no longer than ``maxWriteBodyBytes`` or none
+    /// declared (then handed on if it grows longer), not compressed, no `Upgrade` or
+    /// `Expect`, `Connection` not `close`, no method override and no `Accept:
+    /// text/event-stream` (a POST overridden to a streaming GET would never end).
+    static func mayReadWrite(_ head: HTTPRequest) -> Bool {
+        switch head.method {
+        case .post, .put, .patch, .delete: break
+        default: return false
+        }
+        let fields = head.headerFields
+        guard keepsConnection(fields), fields[.upgrade] == nil, fields[.expect] == nil, fields[.contentEncoding] == nil,
+            fields[ResponseFactory.methodOverrideHeader] == nil, fields[.accept]?.contains("text/event-stream") != true
+        else { return false }
+        let target = head.path ?? ""
+        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
+        guard path.hasSuffix(".json"), !path.hasPrefix("/.") else { return false }
+        if let query = target.firstIndex(of: "?").map({ target[$0...] }), query.lowercased().contains("x-http-method-override") {
+            return false
+        }
+        if let declared = fields[.contentLength] {
+            guard let length = Int(declared), length >= 0, length <= maxWriteBodyBytes else { return false }
+        }
+        return true
+    }
+
+    /// No `Connection` header, or one that neither closes nor upgrades the connection
+    /// (`keep-alive`, which many clients send).
+    static func keepsConnection(_ fields: HTTPFields) -> Bool {
+        guard let connection = fields[.connection]?.lowercased() else { return true }
+        return !connection.contains("close") && !connection.contains("upgrade")
     }
 
     private func handOn(_ head: HTTPRequest, context: ChannelHandlerContext) {
@@ -125,11 +247,64 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(.head(head)))
     }
 
-    private func respond(to head: HTTPRequest, context: ChannelHandlerContext) -> BufferedResponse? {
+    /// Hands the write being read on to Hummingbird, with what has come of its body.
+    private func handOnWrite(context: ChannelHandlerContext) {
+        guard let head = writeHead else { return }
+        writeHead = nil
+        handOn(head, context: context)
+        if writeBody.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(writeBody))) }
+        writeBody = ByteBuffer()
+    }
+
+    private func requestContext(_ context: ChannelHandlerContext) -> HearthRequestContext {
         var logger = self.logger
         logger[metadataKey: "hb.request.id"] = .string(RequestIdentifier.next())
-        let requestContext = HearthRequestContext(source: .init(channel: context.channel, logger: logger))
-        return answer(Request(head: head, body: HummingbirdCore.RequestBody(buffer: ByteBuffer())), requestContext)
+        return HearthRequestContext(source: .init(channel: context.channel, logger: logger))
+    }
+
+    private func respond(to head: HTTPRequest, context: ChannelHandlerContext) -> BufferedResponse? {
+        answer(Request(head: head, body: HummingbirdCore.RequestBody(buffer: ByteBuffer())), requestContext(context))
+    }
+
+    /// Answers a write in a task that runs on this event loop: it waits for the write's sync
+    /// without Hummingbird's per-connection task and its hops between the event loop and the
+    /// pool. Until it is answered, reading stops and what came meanwhile waits.
+    private func startWrite(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        guard let answerWrite else { return }
+        writeInFlight = true
+        let request = Request(head: head, body: HummingbirdCore.RequestBody(buffer: writeBody))
+        writeBody = ByteBuffer()
+        let requestContext = requestContext(context)
+        let loop = context.eventLoop
+        let loopBound = NIOLoopBound((self, context), eventLoop: loop)
+        Task(executorPreference: EventLoopTaskExecutor(loop)) {
+            let answer = await BufferedResponse(collecting: await answerWrite(request, requestContext))
+            loop.execute {
+                let (handler, context) = loopBound.value
+                handler.finishWrite(answer, context: context)
+            }
+        }
+    }
+
+    private func finishWrite(_ answer: BufferedResponse, context: ChannelHandlerContext) {
+        writeInFlight = false
+        guard context.channel.isActive else {
+            waiting.removeAll()
+            return
+        }
+        write(answer, context: context)
+        // What came meanwhile, in its order: shutdown after the requests before it.
+        while !writeInFlight, let next = waiting.popFirst() {
+            switch next {
+            case .part(let part): process(part, context: context)
+            case .event(let event): userInboundEventTriggered(context: context, event: event)
+            case .error(let error): context.fireErrorCaught(error)
+            }
+        }
+        if readDeferred && !writeInFlight {
+            readDeferred = false
+            context.read()
+        }
     }
 
     /// Writes the answer as Hummingbird would: `Content-Length`, `Date` and `Server` added.

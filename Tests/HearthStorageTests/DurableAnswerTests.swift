@@ -25,8 +25,9 @@ struct DurableAnswerTests {
             _ = try await database.write(WriteRequest(path: Path(keys: ["a"]), operation: .set(try parsed("1"))))
             answered.store(true, ordering: .relaxed)
         }
-        // The flusher reaches the sync and is held there.
-        let deadline = ContinuousClock.now + .seconds(10)
+        // The flusher reaches the sync and is held there. (The bound is generous: with every
+        // suite starting at once on two cores, the write's task waited over 10 s in one run.)
+        let deadline = ContinuousClock.now + .seconds(60)
         while syncs.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         let reached = syncs.load(ordering: .relaxed)
         #expect(reached == 1, "the write reached its sync")

@@ -205,7 +205,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// that neither ends nor changes the connection.
     static func mayAnswer(_ head: HTTPRequest) -> Bool {
         (head.method == .get || head.method == .options)
-            && keepsConnection(head.headerFields) && head.headerFields[.upgrade] == nil
+            && keepsConnection(head.headerFields) && !head.headerFields.contains(.upgrade)
     }
 
     /// A write that may be read here and answered in a task: `PUT`, `POST`, `PATCH` or
@@ -219,18 +219,40 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .post, .put, .patch, .delete: break
         default: return false
         }
+        // (`contains` and bytes: the fields' subscript joins values, and `String` compares
+        // characters; written plainly, this check cost 2.4% of a durable POST.)
         let fields = head.headerFields
-        guard keepsConnection(fields), fields[.upgrade] == nil, fields[.expect] == nil, fields[.contentEncoding] == nil,
-            fields[ResponseFactory.methodOverrideHeader] == nil, fields[.accept]?.contains("text/event-stream") != true
+        guard keepsConnection(fields), !fields.contains(.upgrade), !fields.contains(.expect),
+            !fields.contains(.contentEncoding), !fields.contains(ResponseFactory.methodOverrideHeader),
+            !fields.contains(.accept) || fields[.accept]?.contains("text/event-stream") != true,
+            let target = head.path, isDataPathWithoutOverride(target.utf8)
         else { return false }
-        let target = head.path ?? ""
-        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
-        guard path.hasSuffix(".json"), !path.hasPrefix("/.") else { return false }
-        if let query = target.firstIndex(of: "?").map({ target[$0...] }), query.lowercased().contains("x-http-method-override") {
-            return false
+        if fields.contains(.contentLength) {
+            guard let length = fields[.contentLength].flatMap({ Int($0) }), length >= 0, length <= maxWriteBodyBytes
+            else { return false }
         }
-        if let declared = fields[.contentLength] {
-            guard let length = Int(declared), length >= 0, length <= maxWriteBodyBytes else { return false }
+        return true
+    }
+
+    /// `<path>.json`, not under `/.`, with no `x-http-method-override` in its query.
+    static func isDataPathWithoutOverride(_ target: String.UTF8View) -> Bool {
+        let question = target.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex
+        let path = target[..<question]
+        guard path.count >= 6, path.starts(with: "/.".utf8) == false, path.reversed().starts(with: "nosj.".utf8)
+        else { return false }
+        guard question != target.endIndex else { return true }
+        let query = target[question...]
+        // Case-insensitively: a query that names the override goes to Hummingbird.
+        let needle = Array("x-http-method-override".utf8)
+        let bytes = Array(query)
+        guard bytes.count >= needle.count else { return true }
+        for start in 0...(bytes.count - needle.count) {
+            var matches = true
+            for offset in 0..<needle.count where bytes[start + offset] | 0x20 != needle[offset] | 0x20 {
+                matches = false
+                break
+            }
+            if matches { return false }
         }
         return true
     }
@@ -238,7 +260,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// No `Connection` header, or one that neither closes nor upgrades the connection
     /// (`keep-alive`, which many clients send).
     static func keepsConnection(_ fields: HTTPFields) -> Bool {
-        guard let connection = fields[.connection]?.lowercased() else { return true }
+        guard fields.contains(.connection), let connection = fields[.connection]?.lowercased() else { return true }
         return !connection.contains("close") && !connection.contains("upgrade")
     }
 

@@ -5,30 +5,26 @@ import Logging
 import NIOCore
 import NIOHTTPTypes
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Answers, on the connection's event loop and without a Swift task, the requests that need
 /// no waiting: `/.health`, preflights, refusals, and JSON reads by an anonymous or admin
-/// caller (see ``HearthResponder/answerWithoutWaiting(_:context:)``). Everything else passes
-/// on to Hummingbird, which answers it in a task as before.
+/// caller (see ``HearthResponder/answerWithoutWaiting(_:context:)``). Small writes of data
+/// are read here too and answered in a task of their own on the event loop (see
+/// ``mayReadWrite(_:)``). Everything else passes on to Hummingbird, which answers it in a
+/// task on the pool as before.
 ///
 /// Why: creating and scheduling a task per request cost as much as NIO's whole HTTP/1 work
-/// (Docs/PERFORMANCE.md, "The lean HTTP layer"). The answer is the same either way: the same
-/// routing, rules, middleware and headers (`Date` and `Server` as Hummingbird sets them).
+/// (Docs/PERFORMANCE.md, "What a leaner layer would buy" and "Answers without a task"). The
+/// answer is the same either way: the same routing, rules, middleware and headers (`Date`
+/// and `Server` as Hummingbird sets them).
 ///
 /// Sits after ``ConnectionGuardHandler`` on every HTTP/1 connection and HTTP/2 stream. Only
-/// `GET` and `OPTIONS` without a body, `Connection: close` or `Upgrade` are answered here;
-/// small writes of data are read here and answered in a task on the event loop (see
-/// ``mayReadWrite(_:)``). Order
-/// is kept for pipelined HTTP/1 requests: while a request handed to Hummingbird has not been
-/// answered, the requests after it are handed on too. So are requests that come while the
-/// channel is not writable (the client is not reading): Hummingbird's writer waits for it,
-/// and its input buffer then stops reading. After the server starts shutting down, every
-/// request is handed on, so that Hummingbird closes the connection as it does.
+/// `GET` and `OPTIONS` without a body, `Connection: close` or `Upgrade` are answered here.
+/// Order is kept for pipelined HTTP/1 requests: while a request handed to Hummingbird has
+/// not been answered, the requests after it are handed on too; while a write is answered
+/// here, what comes after it waits. Requests that come while the channel is not writable
+/// (the client is not reading) are handed on: Hummingbird's writer waits, and its input
+/// buffer then stops reading. After the server starts shutting down, every request is
+/// handed on, so that Hummingbird closes the connection as it does.
 ///
 /// Not installed with PostgreSQL storage: there a thread may hold the namespace registry's or
 /// a writer's lock while it waits for a PostgreSQL answer served by the same event loops, and
@@ -343,32 +339,5 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(body)), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-    }
-}
-
-/// The `Date` header (RFC 9110's IMF-fixdate), worked out once a second.
-struct HTTPDate {
-    private var second = -1
-    private var field = HTTPField(name: .date, value: "")
-
-    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-    /// The field for the current time, for example `Date: Mon, 07 Dec 2026 17:46:55 GMT`.
-    mutating func now() -> HTTPField {
-        var now = time(nil)
-        if now != second {
-            second = now
-            field = HTTPField(name: .date, value: HTTPDate.format(&now))
-        }
-        return field
-    }
-
-    static func format(_ seconds: inout time_t) -> String {
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }

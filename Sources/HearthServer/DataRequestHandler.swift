@@ -46,10 +46,14 @@ struct DataRequestHandler {
         }
     }
 
-    /// The answer to a request that needs no waiting (a JSON read that is not a stream), or
-    /// nil for every other request, which ``handle()`` answers.
-    func answerWithoutWaiting() throws -> BufferedResponse? {
-        guard method == "GET", !csv, !StreamRequestHandler.wantsStream(request) else { return nil }
+    /// True for the requests ``readWithoutWaiting()`` answers: JSON reads that are not
+    /// streams. ``handle()`` answers the others.
+    static func readsWithoutWaiting(_ request: Request, method: String, csv: Bool) -> Bool {
+        method == "GET" && !csv && !StreamRequestHandler.wantsStream(request)
+    }
+
+    /// The answer to a JSON read that is not a stream (see ``readsWithoutWaiting(_:method:csv:)``).
+    func readWithoutWaiting() throws -> BufferedResponse {
         try checkOptions()
         return try readJSON()
     }

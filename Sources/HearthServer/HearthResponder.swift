@@ -136,15 +136,13 @@ public final class HearthResponder: HTTPResponder, Sendable {
         switch target {
         case .inspectDatabases:
             return .answered(try databaseList(method: method, caller: caller, options: options))
-        case .data(let path, let priority, let csv) where method == "GET":
+        case .data(let path, let priority, let csv) where DataRequestHandler.readsWithoutWaiting(request, method: method, csv: csv):
             let namespace = try resolveNamespace(request, options: options)
             try service.checkNamespaceExists(namespace, caller: caller)
-            let handler = DataRequestHandler(
-                service: service, request: request, method: method, path: path, priorityTarget: priority,
-                options: options, namespace: namespace, caller: caller, now: Database.systemMilliseconds(),
-                client: { [self] in self.client(of: request, context: context).limitKey }, csv: csv,
-                channel: context.channel)
-            if let answer = try handler.answerWithoutWaiting() { return .answered(answer) }
+            let handler = dataHandler(
+                request, context: context, method: method, path: path, priority: priority, csv: csv, options: options,
+                namespace: namespace, caller: caller)
+            return .answered(try handler.readWithoutWaiting())
         default:
             break
         }
@@ -212,14 +210,23 @@ public final class HearthResponder: HTTPResponder, Sendable {
                 case .here(let kept): written = kept
                 }
             }
-            let request = written
-            let handler = DataRequestHandler(
-                service: service, request: request, method: method, path: path, priorityTarget: priority,
-                options: options, namespace: namespace, caller: caller, now: Database.systemMilliseconds(),
-                client: { [self] in self.client(of: request, context: context).limitKey }, csv: csv,
-                channel: context.channel)
+            let handler = dataHandler(
+                written, context: context, method: method, path: path, priority: priority, csv: csv, options: options,
+                namespace: namespace, caller: caller)
             return try await handler.handle()
         }
+    }
+
+    /// The handler of REST on data for `request`, at the request's time.
+    func dataHandler(
+        _ request: Request, context: Context, method: String, path: Path, priority: Bool, csv: Bool,
+        options: RequestOptions, namespace: String, caller: Caller
+    ) -> DataRequestHandler {
+        DataRequestHandler(
+            service: service, request: request, method: method, path: path, priorityTarget: priority,
+            options: options, namespace: namespace, caller: caller, now: Database.systemMilliseconds(),
+            client: { [self] in self.client(of: request, context: context).limitKey }, csv: csv,
+            channel: context.channel)
     }
 
     static let writeMethods: Set<String> = ["PUT", "POST", "PATCH", "DELETE"]

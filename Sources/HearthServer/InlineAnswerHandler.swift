@@ -200,8 +200,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A request that may be answered here: one that cannot carry a body Hearth reads, and
     /// that neither ends nor changes the connection.
     static func mayAnswer(_ head: HTTPRequest) -> Bool {
-        (head.method == .get || head.method == .options)
-            && keepsConnection(head.headerFields) && !head.headerFields.contains(.upgrade)
+        (head.method == .get || head.method == .options) && keepsConnection(head.headerFields)
     }
 
     /// A write that may be read here and answered in a task: `PUT`, `POST`, `PATCH` or
@@ -218,7 +217,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // (`contains` and bytes: the fields' subscript joins values, and `String` compares
         // characters; written plainly, this check cost 2.4% of a durable POST.)
         let fields = head.headerFields
-        guard keepsConnection(fields), !fields.contains(.upgrade), !fields.contains(.expect),
+        guard keepsConnection(fields), !fields.contains(.expect),
             !fields.contains(.contentEncoding), !fields.contains(ResponseFactory.methodOverrideHeader),
             !fields.contains(.accept) || fields[.accept]?.contains("text/event-stream") != true,
             let target = head.path, isDataPathWithoutOverride(target.utf8)
@@ -253,9 +252,10 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return true
     }
 
-    /// No `Connection` header, or one that neither closes nor upgrades the connection
-    /// (`keep-alive`, which many clients send).
+    /// No `Upgrade` header, and no `Connection` header or one that neither closes nor
+    /// upgrades the connection (`keep-alive`, which many clients send).
     static func keepsConnection(_ fields: HTTPFields) -> Bool {
+        guard !fields.contains(.upgrade) else { return false }
         guard fields.contains(.connection), let connection = fields[.connection]?.lowercased() else { return true }
         return !connection.contains("close") && !connection.contains("upgrade")
     }

@@ -35,7 +35,6 @@ struct CallerResolver: Sendable {
     let verifier: TokenVerifier
 
     func resolve(_ request: Request, options: RequestOptions) async throws -> Caller {
-        if let caller = try resolveWithoutWaiting(request, options: options) { return caller }
         guard let token = try credential(of: request, options: options) else { return .anonymous }
         let caller: Caller
         do {

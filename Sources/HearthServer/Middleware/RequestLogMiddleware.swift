@@ -35,11 +35,6 @@ struct RequestLogMiddleware: RouterMiddleware {
                     "ms": "\(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)",
                 ])
         }
-        let id = context.id
-        if headers.contains(RequestLogMiddleware.requestIDHeader) {
-            headers[RequestLogMiddleware.requestIDHeader] = id
-        } else {
-            headers.append(HTTPField(name: RequestLogMiddleware.requestIDHeader, value: id))
-        }
+        headers.set(HTTPField(name: RequestLogMiddleware.requestIDHeader, value: context.id))
     }
 }

@@ -77,6 +77,12 @@ public protocol WriteLog: Sendable {
     /// policy. Throws if the log failed before that (for example the disk is full); then the
     /// record is lost, even if a later record reuses its sequence number.
     func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws
+    /// ``waitUntilDurable(_:ticket:)`` without a task: calls `notify` once the record is durable
+    /// (or the log failed before that), on whatever thread learns it (the log's flusher, or the
+    /// caller's when it is durable already), with a sequence through which every record is
+    /// durable (at least `sequence`: a batch's waiters all learn the batch's last). `notify`
+    /// must only hand the news on.
+    func whenDurable(_ sequence: UInt64, ticket: UInt64, notify: @escaping @Sendable (Result<UInt64, any Error>) -> Void)
     /// After `waitUntilDurable` threw `failure`: drops every record after the last durable one
     /// and accepts appends again. Returns that last durable sequence if this call did the reset
     /// (the caller then rolls its tree back to it), or nil if the failure was already handled.
@@ -95,10 +101,25 @@ public protocol WriteLog: Sendable {
 
 extension WriteLog {
     public var isShared: Bool { false }
+    /// In a task that waits with ``waitUntilDurable(_:ticket:)``, for logs that wait only that way.
+    public func whenDurable(_ sequence: UInt64, ticket: UInt64, notify: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
+        Task {
+            do {
+                try await waitUntilDurable(sequence, ticket: ticket)
+                notify(.success(sequence))
+            } catch {
+                notify(.failure(error))
+            }
+        }
+    }
     public func recordsWrittenElsewhere(after sequence: UInt64) throws -> [LogRecord] { [] }
 }
 
 /// A log that keeps nothing: every record is "durable" at once. For tests and in-memory servers.
+/// ``WriteLog/whenDurable(_:ticket:notify:)`` calls back in a task of its own, so that the
+/// write's publication (indexes, the streams' feed) runs on the pool, as a file log's runs on
+/// its flusher, not on the event loop that applied the write: there it delayed the streams'
+/// events (a stream's event came 0.5 ms later at the median, measured).
 public struct MemoryWriteLog: WriteLog {
     public init() {}
     public func append(_ record: LogRecord, pushTime: Int64) throws -> UInt64 { 0 }

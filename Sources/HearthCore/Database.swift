@@ -197,33 +197,80 @@ public final class Database: Sendable {
     /// for that one; so a write is committed at most once, never on a state other than the one
     /// it was judged against, and a connection's writes stay in its order.
     public func finish(_ submitted: SubmittedWrite) async throws -> WriteOutcome {
+        guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
+        do {
+            try await log.waitUntilDurable(sequence, ticket: ticket)
+        } catch {
+            return try await finish(submitted, after: error)
+        }
+        markDurable(through: sequence)
+        return submitted.outcome
+    }
+
+    /// ``finish(_:)`` without a task: calls `then` once the write is durable (and visible to
+    /// readers), on the thread that learns it (the log's flusher, or this one if it is durable
+    /// already); `then` must only hand the outcome on. When the log failed, the recovery runs in
+    /// a task, as in ``finish(_:)``, and `then` is called from there.
+    public func finish(_ submitted: SubmittedWrite, then: @escaping @Sendable (Result<WriteOutcome, any Error>) -> Void) {
+        guard let (sequence, ticket) = submitted.pending else {
+            then(.success(submitted.outcome))
+            return
+        }
+        log.whenDurable(sequence, ticket: ticket) { [self] result in
+            switch result {
+            case .success(let durable):
+                // Publishes the log's whole batch at once (the later waiters of the batch find
+                // it published).
+                markDurable(through: max(sequence, durable))
+                then(.success(submitted.outcome))
+            case .failure(let error):
+                Task {
+                    do {
+                        then(.success(try await self.finish(submitted, after: error)))
+                    } catch {
+                        then(.failure(error))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rest of ``finish(_:)`` once waiting for the write failed with `failure`: the log
+    /// recovers, and the write is answered as the recovery left it.
+    func finish(_ submitted: SubmittedWrite, after failure: any Error) async throws -> WriteOutcome {
         var submitted = submitted
+        var failure = failure
         while true {
+            guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
+            rollBack(after: failure)
+            do {
+                // After the recovery, the log knows whether the record is durable.
+                try await log.waitUntilDurable(sequence, ticket: ticket)
+                markDurable(through: sequence)
+                return submitted.outcome
+            } catch {
+                let key = WriteKey(sequence: sequence, ticket: ticket)
+                let next: Result<SubmittedWrite, any Error>? = writer.withLock { state in
+                    if let again = state.reapplied.removeValue(forKey: key) { return again }
+                    // Its client is told it failed: no later recovery may apply it again.
+                    if let index = state.pending.firstIndex(where: { $0.sequence == sequence && $0.write?.ticket == ticket }) {
+                        state.pending[index].write?.abandoned = true
+                    }
+                    return nil
+                }
+                // Lost: the client hears what made the log fail (a full disk, say), not only
+                // that the record was dropped.
+                guard let next else { throw failure }
+                submitted = try next.get()
+            }
+            // The write applied again by the recovery: wait for it as for the first.
             guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
             do {
                 try await log.waitUntilDurable(sequence, ticket: ticket)
                 markDurable(through: sequence)
                 return submitted.outcome
             } catch {
-                rollBack(after: error)
-                do {
-                    // After the recovery, the log knows whether the record is durable.
-                    try await log.waitUntilDurable(sequence, ticket: ticket)
-                    markDurable(through: sequence)
-                    return submitted.outcome
-                } catch {
-                    let key = WriteKey(sequence: sequence, ticket: ticket)
-                    let next: Result<SubmittedWrite, any Error>? = writer.withLock { state in
-                        if let again = state.reapplied.removeValue(forKey: key) { return again }
-                        // Its client is told it failed: no later recovery may apply it again.
-                        if let index = state.pending.firstIndex(where: { $0.sequence == sequence && $0.write?.ticket == ticket }) {
-                            state.pending[index].write?.abandoned = true
-                        }
-                        return nil
-                    }
-                    guard let next else { throw error }
-                    submitted = try next.get()
-                }
+                failure = error
             }
         }
     }
@@ -290,6 +337,9 @@ public final class Database: Sendable {
 
     /// Makes every write up to `sequence` visible to readers.
     func markDurable(through sequence: UInt64) {
+        // Published already (every pending version is newer than the committed one): the
+        // writer lock, which the namespace's writes contend for, is not needed.
+        if committed.withLock({ $0.sequence >= sequence }) { return }
         // Publish under the writer lock, so that a rollback (which reads the committed root
         // under the same lock) never sees a durable write missing from both places.
         // Versions that stop being reachable are freed after the locks are released, so the

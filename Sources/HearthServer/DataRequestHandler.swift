@@ -38,10 +38,7 @@ struct DataRequestHandler {
         case "GET":
             if StreamRequestHandler.wantsStream(request) && !csv { return try await stream() }
             return try read()
-        case "PUT": return try await put()
-        case "POST": return try await post()
-        case "PATCH": return try await patch()
-        case "DELETE": return try await delete()
+        case "PUT", "POST", "PATCH", "DELETE": return try await write()
         default: throw ServiceError.methodNotAllowed(method)
         }
     }
@@ -135,64 +132,92 @@ struct DataRequestHandler {
         try await RequestBody.read(request, limit: service.configuration.maxBodyBytes)
     }
 
-    /// Parses the body. Server timestamps are the time the request was read.
-    func parseBody(depth: Int) async throws -> ParsedNode {
-        let buffer = try await body()
+    /// The write the request asks for, from its body (already read). Server timestamps are
+    /// the time the request was read.
+    func writeRequest(body buffer: ByteBuffer) throws -> WriteRequest {
+        switch method {
+        case "PUT":
+            let parsed = try parse(buffer, depth: path.depth)
+            let operation: WriteRequest.Operation =
+                priorityTarget ? .setPriority(try Priority(written: parsed)) : .set(parsed)
+            return WriteRequest(path: path, operation: operation, ifMatch: ifMatch)
+        case "DELETE":
+            let operation: WriteRequest.Operation = priorityTarget ? .setPriority(nil) : .set(ParsedNode(node: .null))
+            return WriteRequest(path: path, operation: operation, ifMatch: ifMatch)
+        case "POST":
+            return WriteRequest(path: path, operation: .push(try parse(buffer, depth: path.depth + 1)))
+        case "PATCH":
+            let parseOptions = JSONParser.Options(serverTime: now)
+            let entries = try buffer.withUnsafeReadableBytes { bytes throws -> [UpdateEntry] in
+                try JSONParser.parseUpdate(bytes, locationDepth: path.depth, options: parseOptions)
+            }
+            return WriteRequest(path: path, operation: .update(entries))
+        default:
+            throw ServiceError.methodNotAllowed(method)
+        }
+    }
+
+    /// Refuses, before the body is read, what a write cannot be.
+    func checkWrite() throws {
+        switch method {
+        case "POST":
+            guard !priorityTarget else { throw DataError("Invalid path: can't POST to a priority.") }
+            guard path.depth < Path.maxDepth else { throw DataError.invalidPath("Path is too deep") }
+        case "PATCH":
+            guard !priorityTarget else { throw DataError("Invalid path: can't PATCH a priority.") }
+            guard !wantsETag else { throw DataError("X-Firebase-ETag is not supported for PATCH requests.") }
+        default:
+            break
+        }
+    }
+
+    func parse(_ buffer: ByteBuffer, depth: Int) throws -> ParsedNode {
         let parseOptions = JSONParser.Options(maxDepth: Path.maxDepth - depth, serverTime: now)
         return try buffer.withUnsafeReadableBytes { bytes throws -> ParsedNode in
             try JSONParser.parse(bytes, options: parseOptions)
         }
     }
 
-    func put() async throws -> Response {
-        let parsed = try await parseBody(depth: path.depth)
-        let operation: WriteRequest.Operation =
-            priorityTarget ? .setPriority(try Priority(written: parsed)) : .set(parsed)
-        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch))
+    /// A write: its body is read (a DELETE's is not), then it is made and answered.
+    func write() async throws -> Response {
+        try checkWrite()
+        let buffer = method == "DELETE" ? ByteBuffer() : try await body()
+        return try answer(try await service.write(try writeRequest(body: buffer), in: namespace, as: caller, now: now))
+            .response
     }
 
-    func delete() async throws -> Response {
-        let operation: WriteRequest.Operation = priorityTarget ? .setPriority(nil) : .set(ParsedNode(node: .null))
-        return try await write(WriteRequest(path: path, operation: operation, ifMatch: ifMatch))
-    }
-
-    func post() async throws -> Response {
-        guard !priorityTarget else { throw DataError("Invalid path: can't POST to a priority.") }
-        guard path.depth < Path.maxDepth else { throw DataError.invalidPath("Path is too deep") }
-        let parsed = try await parseBody(depth: path.depth + 1)
-        return try await write(WriteRequest(path: path, operation: .push(parsed)))
-    }
-
-    func patch() async throws -> Response {
-        guard !priorityTarget else { throw DataError("Invalid path: can't PATCH a priority.") }
-        guard !wantsETag else { throw DataError("X-Firebase-ETag is not supported for PATCH requests.") }
-        let buffer = try await body()
-        let parseOptions = JSONParser.Options(serverTime: now)
-        let entries = try buffer.withUnsafeReadableBytes { bytes throws -> [UpdateEntry] in
-            try JSONParser.parseUpdate(bytes, locationDepth: path.depth, options: parseOptions)
+    /// Starts the write of a request whose body has been read, without waiting: the answer
+    /// comes from the returned write's ``DatabaseService/StartedWrite/whenDone(_:)``, through
+    /// ``answer(_:)``.
+    func startWriteWithoutWaiting(body: ByteBuffer) throws -> DatabaseService.StartedWrite {
+        try checkOptions()
+        try checkWrite()
+        // (A DELETE's body is not read, as on the async path.)
+        guard method == "DELETE" || body.readableBytes <= service.configuration.maxBodyBytes else {
+            throw ServiceError(.tooLarge, "Payload too large: the request body exceeds \(service.configuration.maxBodyBytes) bytes.")
         }
-        return try await write(WriteRequest(path: path, operation: .update(entries)))
+        return try service.startWrite(try writeRequest(body: body), in: namespace, as: caller, now: now)
     }
 
-    /// Runs the write and answers as Firebase does: the data written (PUT, PATCH, DELETE), the
-    /// new name (POST), or 412 with the current value when `if-match` did not match.
-    func write(_ write: WriteRequest) async throws -> Response {
-        switch try await service.write(write, in: namespace, as: caller, now: now) {
+    /// Answers a write as Firebase does: the data written (PUT, PATCH, DELETE), the new name
+    /// (POST), or 412 with the current value when `if-match` did not match.
+    func answer(_ result: DatabaseService.WriteResult) -> BufferedResponse {
+        switch result {
         case .conditionFailed(let current):
             var headers = HTTPFields()
             headers[ResponseFactory.etagHeader] = ETag.of(current)
             var responseOptions = options
             responseOptions.print = options.print == .pretty ? .pretty : .normal
-            return ResponseFactory.node(current, options: responseOptions, status: .preconditionFailed, headers: headers).response
+            return ResponseFactory.node(current, options: responseOptions, status: .preconditionFailed, headers: headers)
         case .pushed(let name, let stored):
             let body = Node.object(ChildMap(sortedEntries: [ChildEntry(key: "name", value: .string(name.string))]))
             var headers = HTTPFields()
             if wantsETag { headers[ResponseFactory.etagHeader] = ETag.of(stored) }
-            return ResponseFactory.node(body, options: options, headers: headers).response
+            return ResponseFactory.node(body, options: options, headers: headers)
         case .written(let value):
             var headers = HTTPFields()
             if wantsETag || ifMatch != nil { headers[ResponseFactory.etagHeader] = ETag.of(value) }
-            return ResponseFactory.node(value, options: options, headers: headers).response
+            return ResponseFactory.node(value, options: options, headers: headers)
         }
     }
 }

@@ -149,6 +149,42 @@ public final class HearthResponder: HTTPResponder, Sendable {
         return .waiting(method: method, target: target, options: options, caller: caller)
     }
 
+    /// What routing a write whose body has been read can settle without waiting.
+    enum WriteRouting {
+        case answered(BufferedResponse)
+        /// Applied; `answer` makes the answer once it is durable.
+        case writing(DatabaseService.StartedWrite, answer: @Sendable (DatabaseService.WriteResult) -> BufferedResponse)
+        /// The rest needs a task (a credential to verify, or not a write of data).
+        case waiting
+    }
+
+    /// Starts a write of data whose body (`body`, not compressed) has been read, by an
+    /// anonymous or admin caller, without waiting: routed, checked, judged and applied as
+    /// ``respond(to:context:)`` would, in the namespace's order. ``InlineAnswerHandler`` calls
+    /// it on the connection's event loop. Storage shared with other nodes (which may forward
+    /// the write) is not asked here, and neither is a namespace that is not open yet: creating
+    /// one writes and syncs files, which must not hold up the event loop's other connections.
+    func writeWithoutWaiting(_ request: Request, body: ByteBuffer, context: Context) throws -> WriteRouting {
+        guard forwarder?.mayForward != true else { return .waiting }
+        switch try routeWithoutWaiting(request, context: context) {
+        case .answered(let answer):
+            return .answered(answer)
+        case .longPoll, .waiting(_, _, _, nil):
+            return .waiting
+        case .waiting(let method, let target, let options, let caller?):
+            guard case .data(let path, let priority, let csv) = target, HearthResponder.writeMethods.contains(method)
+            else { return .waiting }
+            let namespace = try resolveNamespace(request, options: options)
+            guard namespaces.existing(namespace) != nil else { return .waiting }
+            try service.admitWrite(from: client(of: request, context: context).limitKey, caller: caller)
+            try service.checkNamespaceExists(namespace, caller: caller)
+            let handler = dataHandler(
+                request, context: context, method: method, path: path, priority: priority, csv: csv, options: options,
+                namespace: namespace, caller: caller)
+            return .writing(try handler.startWriteWithoutWaiting(body: body), answer: { handler.answer($0) })
+        }
+    }
+
     /// `/.inspect/databases.json`: the names of the namespaces, for an admin.
     func databaseList(method: String, caller: Caller, options: RequestOptions) throws -> BufferedResponse {
         guard method == "GET" else { throw ServiceError.methodNotAllowed(method) }

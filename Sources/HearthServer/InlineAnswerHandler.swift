@@ -8,9 +8,10 @@ import NIOHTTPTypes
 /// Answers, on the connection's event loop and without a Swift task, the requests that need
 /// no waiting: `/.health`, preflights, refusals, and JSON reads by an anonymous or admin
 /// caller (see ``HearthResponder/answerWithoutWaiting(_:context:)``). Small writes of data
-/// are read here too and answered in a task of their own on the global pool (see
-/// ``mayReadWrite(_:)``). Everything else passes on to Hummingbird, which answers it in a
-/// task on the pool as before.
+/// are read here too (see ``mayReadWrite(_:)``): by an anonymous or admin caller, applied
+/// here and answered when the log calls back that they are durable, without a task; else in
+/// a task of their own on the global pool. Everything else passes on to Hummingbird, which
+/// answers it in a task on the pool as before.
 ///
 /// Why: creating and scheduling a task per request cost as much as NIO's whole HTTP/1 work
 /// (Docs/PERFORMANCE.md, "What a leaner layer would buy" and "Answers without a task"). The
@@ -39,13 +40,21 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias Answerer = (Request, HearthRequestContext) -> BufferedResponse?
     /// Answers a write (in a task): the middleware and the responder, as Hummingbird calls them.
     typealias WriteAnswerer = @Sendable (Request, HearthRequestContext) async -> Response
+    /// Starts a write without a task, and later calls the function it is given, on any
+    /// thread, with a function that makes the answer; or says (false) that the write needs a
+    /// task (see ``MiddlewareStackResponder/writeWithoutWaiting(_:body:context:deliver:)``).
+    typealias WriteStarter = (
+        Request, ByteBuffer, HearthRequestContext,
+        _ deliver: @escaping @Sendable (@escaping MiddlewareStackResponder.AnswerMaker) -> Void
+    ) -> Bool
 
-    /// Writes with bodies up to this size are read here and answered in a task of their own;
-    /// larger ones are handed on (Hummingbird streams them to the body limit).
+    /// Writes with bodies up to this size are read here; larger ones are handed on
+    /// (Hummingbird streams them to the body limit).
     static let maxWriteBodyBytes = 64 * 1024
 
     private let answer: Answerer
     private let answerWrite: WriteAnswerer?
+    private let startWriteWithoutTask: WriteStarter?
     private let logger: Logger
     private let serverField: HTTPField
     /// A request head held until its end shows that it has no body.
@@ -71,10 +80,14 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var quiescing = false
     private var date = HTTPDate()
 
-    init(serverName: String, logger: Logger, answerWrite: WriteAnswerer? = nil, answer: @escaping Answerer) {
+    init(
+        serverName: String, logger: Logger, answerWrite: WriteAnswerer? = nil, startWrite: WriteStarter? = nil,
+        answer: @escaping Answerer
+    ) {
         serverField = HTTPField(name: .server, value: serverName)
         self.logger = logger
         self.answerWrite = answerWrite
+        startWriteWithoutTask = startWrite
         self.answer = answer
     }
 
@@ -89,6 +102,9 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     // What Hummingbird answers for an error the middleware did not answer.
                     return Response(status: .internalServerError)
                 }
+            },
+            startWrite: { request, body, context, deliver in
+                responder.writeWithoutWaiting(request, body: body, context: context, deliver: deliver)
             },
             answer: { request, context in responder.answerWithoutWaiting(request, context: context) })
     }
@@ -203,7 +219,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         (head.method == .get || head.method == .options) && keepsConnection(head.headerFields)
     }
 
-    /// A write that may be read here and answered in a task: `PUT`, `POST`, `PATCH` or
+    /// A write that may be read here (and answered without Hummingbird): `PUT`, `POST`, `PATCH` or
     /// `DELETE` of data (`<path>.json`; not the reserved `/.…` endpoints such as rules and
     /// long polls), with a declared body no longer than ``maxWriteBodyBytes`` or none
     /// declared (then handed on if it grows longer), not compressed, no `Upgrade` or
@@ -284,21 +300,33 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         answer(Request(head: head, body: HummingbirdCore.RequestBody(buffer: ByteBuffer())), requestContext(context))
     }
 
-    /// Answers a write in a task of its own, without Hummingbird's per-connection task and its
-    /// async-channel bridge. Until it is answered, reading stops and what came meanwhile waits.
+    /// Answers a write without Hummingbird's per-connection task and its async-channel bridge.
+    /// Until it is answered, reading stops and what came meanwhile waits.
     ///
-    /// The task runs on the global pool, not on this event loop: preferring the loop, the
+    /// A write by an anonymous or admin caller is applied here, on the event loop, and its
+    /// answer is made here when the log's flusher says it is durable: no task at all. Other
+    /// writes (a credential to verify) run the middleware and responder in a task of their own.
+    ///
+    /// That task runs on the global pool, not on this event loop: preferring the loop, the
     /// streams' fan-out (actor work the write starts) ran on the event loops too, and a stream
     /// of the same location fell more than its outbox behind (`test_stalled_reader_…` resynced
     /// its healthy reader in 4 of 5 runs; 0 of 6 on the pool).
     private func startWrite(_ head: HTTPRequest, context: ChannelHandlerContext) {
         guard let answerWrite else { return }
         writeInFlight = true
-        let request = Request(head: head, body: HummingbirdCore.RequestBody(buffer: writeBody))
+        let body = writeBody
         writeBody = ByteBuffer()
+        let request = Request(head: head, body: HummingbirdCore.RequestBody(buffer: body))
         let requestContext = requestContext(context)
         let loop = context.eventLoop
         let loopBound = NIOLoopBound((self, context), eventLoop: loop)
+        let deliver: @Sendable (@escaping MiddlewareStackResponder.AnswerMaker) -> Void = { makeAnswer in
+            loop.execute {
+                let (handler, context) = loopBound.value
+                handler.finishWrite(makeAnswer(), context: context)
+            }
+        }
+        if let startWriteWithoutTask, startWriteWithoutTask(request, body, requestContext, deliver) { return }
         Task {
             let answer = await BufferedResponse(collecting: await answerWrite(request, requestContext))
             loop.execute {

@@ -26,7 +26,14 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
         public var description: String { "\(underlying)" }
     }
 
-    typealias Waiter = CheckedContinuation<Void, any Error>
+    /// A writer waiting for its record to be durable: a task's continuation, or a callback.
+    struct Waiter: Sendable {
+        let notify: @Sendable (Result<UInt64, any Error>) -> Void
+
+        /// Every record through `durable` is durable.
+        func resume(durableThrough durable: UInt64) { notify(.success(durable)) }
+        func resume(throwing error: any Error) { notify(.failure(error)) }
+    }
     typealias StateMachine = WriteLogStateMachine<Waiter>
 
     public let directory: String
@@ -104,13 +111,19 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
     }
 
     public func waitUntilDurable(_ sequence: UInt64, ticket: UInt64) async throws {
-        try await withCheckedThrowingContinuation { (continuation: Waiter) in
-            let action = withMachine { $0.waitUntilDurable(sequence, ticket: ticket, waiter: continuation) }
-            switch action {
-            case .resume(let waiter): waiter.resume()
-            case .fail(let waiter, let error): waiter.resume(throwing: error)
-            case .suspend: break
-            }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            whenDurable(sequence, ticket: ticket) { continuation.resume(with: $0.map { _ in }) }
+        }
+    }
+
+    /// Calls `notify` on the flusher's thread once the record is durable, or at once (on this
+    /// thread) if it is already, or if the log failed before that.
+    public func whenDurable(_ sequence: UInt64, ticket: UInt64, notify: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
+        let action = withMachine { $0.waitUntilDurable(sequence, ticket: ticket, waiter: Waiter(notify: notify)) }
+        switch action {
+        case .resume(let waiter): waiter.resume(durableThrough: sequence)
+        case .fail(let waiter, let error): waiter.resume(throwing: error)
+        case .suspend: break
         }
     }
 
@@ -208,17 +221,21 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
                 try batch.bytes.withUnsafeBytes { try FileIO.writeAll(segment.descriptor, $0, path: segment.path) }
             }
             let completion: StateMachine.Completion
-            switch withMachine({ $0.batchWritten(now: .now) }) {
-            case .complete(let done):
+            // What is durable once the pass completes: its waiters all learn the batch's last
+            // record, so the first of them publishes the whole batch.
+            let durable: UInt64
+            switch withMachine({ ($0.batchWritten(now: .now), $0.durableSequence) }) {
+            case (.complete(let done), let through):
                 completion = done
-            case .sync(let syncing):
+                durable = through
+            case (.sync(let syncing), _):
                 observer?.willSync()
                 let syncStart = ContinuousClock.now
                 try FileIO.syncData(syncing.descriptor, path: syncing.path)
                 observer?.recordSync(ContinuousClock.now - syncStart)
-                completion = withMachine { $0.batchSynced() }
+                (completion, durable) = withMachine { ($0.batchSynced(), $0.durableSequence) }
             }
-            for waiter in completion.resume { waiter.resume() }
+            for waiter in completion.resume { waiter.resume(durableThrough: durable) }
             if completion.wakeSyncRequesters { withMachine { _ in condition.broadcast() } }
             switch completion.next {
             case .idle:
@@ -288,11 +305,6 @@ public final class FileWriteLog: WriteLog, @unchecked Sendable {
 /// The log is closed (the server is shutting down).
 public struct StorageClosed: Error, CustomStringConvertible {
     public var description: String { "storage is closed" }
-}
-
-/// A record was appended, then dropped by a log failure before it became durable.
-struct RecordDiscarded: Error, CustomStringConvertible {
-    var description: String { "the log failed before this write was durable" }
 }
 
 /// A record larger than the format allows (Docs/STORAGE_FORMAT.md).

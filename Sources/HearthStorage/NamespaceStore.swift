@@ -153,6 +153,10 @@ struct CountingLog: WriteLog {
         try await inner.waitUntilDurable(sequence, ticket: ticket)
     }
 
+    func whenDurable(_ sequence: UInt64, ticket: UInt64, notify: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
+        inner.whenDurable(sequence, ticket: ticket, notify: notify)
+    }
+
     func recover(from failure: any Error) -> UInt64? {
         inner.recover(from: failure)
     }

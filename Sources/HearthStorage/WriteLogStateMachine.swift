@@ -161,8 +161,10 @@ struct WriteLogStateMachine<Waiter> {
     private var waiters: [(sequence: UInt64, waiter: Waiter)] = []
     /// How many failures there were; appends carry it as their ticket.
     private(set) var failureEpoch = 0
-    /// The durable sequence when each failure happened (index: the epoch it ended).
+    /// The durable sequence when each failure happened, and what failed (index: the epoch it
+    /// ended).
     private var durableAtFailure: [UInt64] = []
+    private var causeOfFailure: [any Error] = []
     /// How many times a batch was synced (a measure of group commit).
     private(set) var syncCount = 0
     /// Someone waits in `syncNow()`.
@@ -281,7 +283,8 @@ struct WriteLogStateMachine<Waiter> {
             if sequence <= durableAtFailure[Int(ticket)] {
                 return .resume(waiter)
             }
-            return .fail(waiter, Failure(epoch: Int(ticket) + 1, underlying: RecordDiscarded()))
+            // Lost in that failure: the writer learns what failed, as those waiting then did.
+            return .fail(waiter, Failure(epoch: Int(ticket) + 1, underlying: causeOfFailure[Int(ticket)]))
         }
         if durableSequence >= sequence {
             return .resume(waiter)
@@ -619,6 +622,7 @@ struct WriteLogStateMachine<Waiter> {
         default: preconditionFailure("no write, sync or rotation is under way")
         }
         durableAtFailure.append(durableSequence)
+        causeOfFailure.append(error)
         failureEpoch += 1
         let failure = Failure(epoch: failureEpoch, underlying: error)
         switch state {

@@ -10,8 +10,9 @@ import Testing
 
 @testable import HearthServer
 
-/// Writes read on the event loop and answered in a task of their own: answers in the order
-/// of the requests, reading paused meanwhile, large writes handed on, shutdown told after.
+/// Writes read on the event loop and answered in a task of their own, or from the log's
+/// callback without a task: answers in the order of the requests, reading paused meanwhile,
+/// large writes handed on, shutdown told after.
 @Suite("Inline writes")
 struct InlineWriteTests {
     /// Counts the reads asked of the socket, and the shutdown events that pass.
@@ -58,18 +59,47 @@ struct InlineWriteTests {
         func wait() async { for await _ in stream {} }
     }
 
-    /// A channel whose handler answers `GET /inline` at once and writes after `gate` opens,
-    /// with `socketSide` (reads) before it and `appSide` (events) after it.
-    func channel(gate: Gate, socketSide: Recorder, appSide: Recorder) async throws -> NIOAsyncTestingChannel {
+    /// How the handler answers a write.
+    enum WriteMode: String, CaseIterable, Sendable, CustomStringConvertible {
+        /// In a task (a credential to verify).
+        case task
+        /// From a callback on another thread, without a task (an anonymous or admin caller).
+        case callback
+
+        var description: String { rawValue }
+    }
+
+    /// A channel whose handler answers `GET /inline` at once and writes after `gate` opens
+    /// (the way `mode` says), with `socketSide` (reads) before it and `appSide` (events) after it.
+    func channel(gate: Gate, socketSide: Recorder, appSide: Recorder, mode: WriteMode = .task) async throws
+        -> NIOAsyncTestingChannel
+    {
         let channel = NIOAsyncTestingChannel()
         try await channel.testingEventLoop.executeInContext {
             let handler = InlineAnswerHandler(
                 serverName: "Hearth", logger: Logger(label: "test"),
                 answerWrite: { request, _ in
+                    guard mode == .task else {
+                        return Response(status: .internalServerError, body: ResponseBody(byteBuffer: ByteBuffer(string: "task")))
+                    }
                     await gate.wait()
                     return Response(
                         status: .ok, headers: [.contentType: "application/json"],
                         body: ResponseBody(byteBuffer: ByteBuffer(string: "\"wrote \(request.uri.path)\"")))
+                },
+                startWrite: { request, _, _, deliver in
+                    guard mode == .callback else { return false }
+                    let path = request.uri.path
+                    Task {
+                        await gate.wait()
+                        // (As the log's flusher calls it: off the event loop.)
+                        deliver {
+                            BufferedResponse(
+                                status: .ok, headers: [.contentType: "application/json"],
+                                body: ByteBuffer(string: "\"wrote \(path)\""))
+                        }
+                    }
+                    return true
                 },
                 answer: { request, _ in
                     request.uri.path == "/inline"
@@ -116,9 +146,9 @@ struct InlineWriteTests {
         }
     }
 
-    @Test func aWriteIsAnsweredInItsTaskAndARequestBehindItWaitsForIt() async throws {
+    @Test(arguments: WriteMode.allCases) func aWriteIsAnsweredAndARequestBehindItWaitsForIt(mode: WriteMode) async throws {
         let gate = Gate()
-        let channel = try await channel(gate: gate, socketSide: Recorder(), appSide: Recorder())
+        let channel = try await channel(gate: gate, socketSide: Recorder(), appSide: Recorder(), mode: mode)
         try await post(channel, "/things.json", body: "{}")
         try await get(channel, "/inline")
         try await settle(channel)
@@ -132,10 +162,10 @@ struct InlineWriteTests {
         #expect(try await channel.readInbound(as: HTTPRequestPart.self) == nil)
     }
 
-    @Test func readingStopsWhileAWriteIsUnderWay() async throws {
+    @Test(arguments: WriteMode.allCases) func readingStopsWhileAWriteIsUnderWay(mode: WriteMode) async throws {
         let gate = Gate()
         let socketSide = Recorder()
-        let channel = try await channel(gate: gate, socketSide: socketSide, appSide: Recorder())
+        let channel = try await channel(gate: gate, socketSide: socketSide, appSide: Recorder(), mode: mode)
         try await post(channel, "/things.json", body: "{}")
         let before = socketSide.reads.load(ordering: .relaxed)
         channel.read()
@@ -189,10 +219,10 @@ struct InlineWriteTests {
         #expect(parts == ["head /chunked.json", "body 1", "body \(big.utf8.count)", "end"])
     }
 
-    @Test func shutdownIsToldAfterTheWriteAndTheRequestsBeforeItAreAnswered() async throws {
+    @Test(arguments: WriteMode.allCases) func shutdownIsToldAfterTheWriteAndTheRequestsBeforeItAreAnswered(mode: WriteMode) async throws {
         let gate = Gate()
         let appSide = Recorder()
-        let channel = try await channel(gate: gate, socketSide: Recorder(), appSide: appSide)
+        let channel = try await channel(gate: gate, socketSide: Recorder(), appSide: appSide, mode: mode)
         try await post(channel, "/things.json", body: "{}")
         try await get(channel, "/inline")
         try await channel.testingEventLoop.executeInContext {
@@ -214,12 +244,12 @@ struct InlineWriteTests {
         }
     }
 
-    @Test func theEndOfInputAndErrorsWaitForTheWriteUnderWay() async throws {
+    @Test(arguments: WriteMode.allCases) func theEndOfInputAndErrorsWaitForTheWriteUnderWay(mode: WriteMode) async throws {
         let gate = Gate()
         let appSide = Recorder()
         let socketSide = Recorder()
         socketSide.passesErrors = true
-        let channel = try await channel(gate: gate, socketSide: socketSide, appSide: appSide)
+        let channel = try await channel(gate: gate, socketSide: socketSide, appSide: appSide, mode: mode)
         try await post(channel, "/things.json", body: "{}")
         try await channel.testingEventLoop.executeInContext {
             channel.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)

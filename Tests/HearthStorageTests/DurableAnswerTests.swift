@@ -42,4 +42,44 @@ struct DurableAnswerTests {
         #expect(answeredAfter)
         #expect(database.root.child("a") == .int(1))
     }
+
+    /// The same without a task: the callback that answers a write read on an event loop
+    /// (``Database/finish(_:then:)``) is called only after the sync.
+    @Test func aWriteFinishedByCallbackIsNotAnsweredBeforeItsSync() async throws {
+        let directory = temporaryDirectory()
+        let engine = StorageEngine(directory: directory, options: StorageOptions(fsync: .always))
+        defer { engine.close() }
+        let database = try engine.open(namespace: "ns")
+        let syncs = Atomic<Int>(0)
+        let release = DispatchSemaphore(value: 0)
+        engine.observer.holdSyncs {
+            syncs.add(1, ordering: .relaxed)
+            release.wait()
+        }
+        // Whatever fails below, the flusher is let go (else closing the engine would wait).
+        defer {
+            engine.observer.holdSyncs {}
+            release.signal()
+        }
+        let answered = Atomic<Bool>(false)
+        let (done, finished) = AsyncStream<Void>.makeStream()
+        let submitted = try database.submit(WriteRequest(path: Path(keys: ["a"]), operation: .set(try parsed("1"))))
+        database.finish(submitted) { outcome in
+            if case .success = outcome { answered.store(true, ordering: .relaxed) }
+            finished.finish()
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while syncs.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(syncs.load(ordering: .relaxed) == 1, "the write reached its sync")
+        try await Task.sleep(for: .milliseconds(200))
+        let answeredEarly = answered.load(ordering: .relaxed)
+        #expect(!answeredEarly, "answered before its sync")
+        #expect(database.snapshot.sequence == 0 && database.root == .null, "visible to readers before its sync")
+        engine.observer.holdSyncs {}
+        release.signal()
+        for await _ in done {}
+        let answeredAfter = answered.load(ordering: .relaxed)
+        #expect(answeredAfter)
+        #expect(database.root.child("a") == .int(1), "visible when answered")
+    }
 }

@@ -206,6 +206,40 @@ struct RecoveryTests {
         #expect(JSONWriter.string(reopened.root) == #"{"a":1,"c":3}"#)
         #expect(reopened.snapshot.sequence == 2)
     }
+
+    /// The same for a write finished without a task (``Database/finish(_:then:)``): the log's
+    /// failure reaches the callback (after the recovery, run in a task), and writing resumes.
+    @Test func aFailedWriteFinishedByCallbackIsToldAndWritingResumes() async throws {
+        let directory = temporaryDirectory()
+        let engine = StorageEngine(directory: directory)
+        let database = try engine.open(namespace: "ns")
+        func write(_ key: String, _ value: String) async throws -> WriteOutcome {
+            let submitted = try database.submit(WriteRequest(path: Path(keys: [ChildKey(key)]), operation: .set(try parsed(value))))
+            return try await withCheckedThrowingContinuation { continuation in
+                database.finish(submitted) { continuation.resume(with: $0) }
+            }
+        }
+        _ = try await write("a", "1")
+        let log = try #require(engine.stores.all.first).log!
+        log.injectWriteFailures(1, errno: ENOSPC)
+        do {
+            _ = try await write("b", "2")
+            Issue.record("the write succeeded on a full disk")
+        } catch {
+            // What made the log fail, not only that the record was dropped.
+            #expect(StorageIOError.isOutOfSpace(error), "\(error)")
+        }
+        #expect(database.root.child("b") == .null)
+        #expect(database.snapshot.sequence == 1)
+        guard case .written(let sequence, _) = try await write("c", "3") else {
+            Issue.record("write failed")
+            return
+        }
+        #expect(sequence == 2)
+        engine.close()
+        let reopened = try StorageEngine(directory: directory).open(namespace: "ns")
+        #expect(JSONWriter.string(reopened.root) == #"{"a":1,"c":3}"#)
+    }
 }
 
 @Suite("Log failures")
@@ -223,14 +257,20 @@ struct LogFailureTests {
         log.injectWriteFailures(1, errno: EIO)
         let lost = try log.append(record(1), pushTime: 0)
         // Wait until the flusher has failed, without registering as a waiter.
-        while log.recover(from: FileWriteLog.Failure(epoch: 1, underlying: RecordDiscarded())) == nil {
+        // (Recovery matches a failure by its epoch; the error it carries is not looked at.)
+        while log.recover(from: FileWriteLog.Failure(epoch: 1, underlying: CancellationError())) == nil {
             try await Task.sleep(for: .milliseconds(5))
         }
         // Sequence 1 is reused by a new record, which becomes durable...
         let kept = try log.append(record(1), pushTime: 0)
         try await log.waitUntilDurable(1, ticket: kept)
         // ...but the first writer, who waits only now, must still learn that its record was lost.
-        await #expect(throws: FileWriteLog.Failure.self) { try await log.waitUntilDurable(1, ticket: lost) }
+        // (What failed: the injected write error.)
+        await #expect {
+            try await log.waitUntilDurable(1, ticket: lost)
+        } throws: { error in
+            ((error as? FileWriteLog.Failure)?.underlying as? StorageIOError)?.code == EIO
+        }
         log.close()
     }
 

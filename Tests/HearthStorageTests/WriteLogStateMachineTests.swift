@@ -346,11 +346,12 @@ struct WriteLogStateMachineTests {
         // Appends are refused with the failure.
         let refused = log.append(framed: framed(5), sequence: 5)
         #expect(epoch(refused.refusal) == 1)
-        // A writer who waits only now learns it too; one whose record was durable does not.
+        // A writer who waits only now learns it too (what failed); one whose record was
+        // durable does not.
         let lateLost = log.waitUntilDurable(2, ticket: 0, waiter: "late2")
         #expect(lateLost.failed == "late2")
         #expect(epoch(lateLost.error) == 1)
-        #expect((lateLost.error as? LogMachine.Failure)?.underlying is RecordDiscarded)
+        #expect((lateLost.error as? LogMachine.Failure)?.underlying is DiskError)
         let lateKept = log.waitUntilDurable(1, ticket: 0, waiter: "late1")
         #expect(lateKept.resumed == "late1")
 

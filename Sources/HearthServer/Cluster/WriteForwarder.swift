@@ -32,6 +32,10 @@ struct WriteForwarder: Sendable {
         case here(Request)
     }
 
+    /// Whether a write may be sent elsewhere: only with storage other nodes share (a data
+    /// directory is this node's alone).
+    var mayForward: Bool { storage.backend != nil }
+
     /// Where a write to `namespace` is made.
     func route(_ request: Request, namespace: String, client: ClientAddress) async throws -> Route {
         guard request.headers[Self.forwardedHeader] == nil, case .node(let address) = storage.writeOwner(of: namespace),

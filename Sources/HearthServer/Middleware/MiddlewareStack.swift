@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 
 /// The responder with the HTTP concerns around it, each a middleware of its own (outermost
 /// first): compression, CORS, the request id and log, request metrics, and the answer to
@@ -42,12 +43,57 @@ final class MiddlewareStackResponder: HTTPResponder, Sendable {
     /// to an answer, in the same order as ``chain(to:context:)``; nil for every other request.
     func answerWithoutWaiting(_ request: Request, context: Context) -> BufferedResponse? {
         let started = ContinuousClock.now
-        var answer: BufferedResponse
+        let answer: BufferedResponse
         do {
             guard let answered = try responder.answerWithoutWaiting(request, context: context) else { return nil }
             answer = answered
         } catch {
-            answer = errors.answer(to: error, context: context)
+            return finish(.failure(error), request: request, context: context, started: started)
+        }
+        return finish(.success(answer), request: request, context: context, started: started)
+    }
+
+    /// A function that makes an answer: called where the answer is written.
+    typealias AnswerMaker = @Sendable () -> BufferedResponse
+
+    /// Starts a write of data whose body has been read, without a task (see
+    /// ``HearthResponder/writeWithoutWaiting(_:body:context:)``). Once it is durable (or
+    /// refused), `deliver` is called, on whatever thread learns it, with a function that makes
+    /// the answer with what each middleware does to it; call that where the answer is written.
+    /// False, with nothing done, when the write needs ``chain(to:context:)`` in a task.
+    func writeWithoutWaiting(
+        _ request: Request, body: ByteBuffer, context: Context, deliver: @escaping @Sendable (@escaping AnswerMaker) -> Void
+    ) -> Bool {
+        let started = ContinuousClock.now
+        let routing: HearthResponder.WriteRouting
+        do {
+            routing = try responder.writeWithoutWaiting(request, body: body, context: context)
+        } catch {
+            deliver { self.finish(.failure(error), request: request, context: context, started: started) }
+            return true
+        }
+        switch routing {
+        case .waiting:
+            return false
+        case .answered(let answer):
+            deliver { self.finish(.success(answer), request: request, context: context, started: started) }
+        case .writing(let write, let answer):
+            write.whenDone { result in
+                deliver { self.finish(Result { answer(try result()) }, request: request, context: context, started: started) }
+            }
+        }
+        return true
+    }
+
+    /// What each middleware does to an answer (or to the error thrown instead), in the same
+    /// order as ``chain(to:context:)``.
+    func finish(
+        _ result: Result<BufferedResponse, any Error>, request: Request, context: Context, started: ContinuousClock.Instant
+    ) -> BufferedResponse {
+        var answer: BufferedResponse
+        switch result {
+        case .success(let answered): answer = answered
+        case .failure(let error): answer = errors.answer(to: error, context: context)
         }
         metrics.record(request, status: answer.status, started: started)
         log.finish(request, status: answer.status, headers: &answer.headers, started: started, context: context)

@@ -159,12 +159,38 @@ public final class DatabaseService: Sendable {
 
     /// A write that has been applied, in its namespace's order, and is being made durable.
     public struct StartedWrite: Sendable {
-        let finish: @Sendable () async throws -> WriteResult
+        /// The answer, when there was nothing to wait for.
+        let answered: WriteResult?
+        /// The write to wait for, and what makes its outcome the answer.
+        let pending: (database: Database, submitted: Database.SubmittedWrite, answer: Answer)?
+        typealias Answer = @Sendable (Result<WriteOutcome, any Error>) throws -> WriteResult
 
         /// Waits until the write is durable; its answer.
-        public func result() async throws -> WriteResult { try await finish() }
+        public func result() async throws -> WriteResult {
+            guard let (database, submitted, answer) = pending else { return answered! }
+            let outcome: Result<WriteOutcome, any Error>
+            do {
+                outcome = .success(try await database.finish(submitted))
+            } catch {
+                outcome = .failure(error)
+            }
+            return try answer(outcome)
+        }
 
-        static func answered(_ result: WriteResult) -> StartedWrite { StartedWrite { result } }
+        /// ``result()`` without a task: once the write is durable (or failed), calls `then`, on
+        /// the thread that learns it (the log's flusher, or this one), with a function that
+        /// makes the result; `then` must only hand that on, to be called where the answer is
+        /// made (it reads the tree, and may judge the rules).
+        public func whenDone(_ then: @escaping @Sendable (_ result: @escaping @Sendable () throws -> WriteResult) -> Void) {
+            guard let (database, submitted, answer) = pending else {
+                let answered = self.answered!
+                then { answered }
+                return
+            }
+            database.finish(submitted) { outcome in then { try answer(outcome) } }
+        }
+
+        static func answered(_ result: WriteResult) -> StartedWrite { StartedWrite(answered: result, pending: nil) }
     }
 
     /// Does everything of ``write(_:in:as:now:)`` but wait for durability: the write is judged
@@ -207,16 +233,17 @@ public final class DatabaseService: Sendable {
             metrics.writeDuration.record(ContinuousClock.now - started)
             throw DatabaseService.storageError(error)
         }
-        return StartedWrite { [self] in
-            let outcome: WriteOutcome
+        let answer: StartedWrite.Answer = { [self] outcome in
             defer { metrics.writeDuration.record(ContinuousClock.now - started) }
+            let written: WriteOutcome
             do {
-                outcome = try await database.finish(submitted)
+                written = try outcome.get()
             } catch {
                 throw DatabaseService.storageError(error)
             }
-            return try answer(outcome, for: request, in: database, as: caller, now: now)
+            return try self.answer(written, for: request, in: database, as: caller, now: now)
         }
+        return StartedWrite(answered: nil, pending: (database, submitted, answer))
     }
 
     /// A write's failure as clients see it: bad data, the rules and size limits as they are;

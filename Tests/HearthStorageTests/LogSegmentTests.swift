@@ -1,3 +1,4 @@
+import Foundation
 import HearthCore
 @testable import HearthStorage
 import Testing
@@ -164,5 +165,29 @@ struct DamagedLengthTests {
         var last = bytes
         last[starts[5] + 2] = 0x7F
         #expect(try SegmentFixture.read(last).ending == .tornTail(offset: starts[5]))
+    }
+}
+
+/// The segment decoded on a thread of its own: every record comes out once, in order, whether
+/// the decoder is ahead (the queue full) or behind.
+@Suite("Pipelined segment reads")
+struct PipelinedSegmentReadTests {
+    @Test func recordsComeOutInOrderWhetherTheDecoderIsAheadOrBehind() throws {
+        let count = PipelinedSegmentRead.batchSize * (PipelinedSegmentRead.depth + 4) + 17
+        let (bytes, _) = SegmentFixture.segment(count: count)
+        let reading = PipelinedSegmentRead(bytes)
+        var expected: UInt64 = 1
+        var batches = 0
+        while let batch = reading.next() {
+            for entry in batch {
+                #expect(entry.record.sequence == expected)
+                expected += 1
+            }
+            batches += 1
+            // A slow start lets the decoder fill the queue and wait; afterwards it is behind.
+            if batches <= 3 { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(expected == UInt64(count) + 1)
+        #expect(try reading.result().ending == .clean)
     }
 }

@@ -46,7 +46,7 @@ extension RealtimeConnection {
         for await bytes in transport.inbox {
             metrics.realtime.messagesIn.increment()
             do {
-                try await handle(bytes)
+                try await handleInChildTask(bytes)
             } catch let error as DataError {
                 protocolError(error)
                 return false
@@ -143,7 +143,7 @@ extension RealtimeConnection {
                         guard moved else { return }
                     }
                 }
-                try await handle(bytes)
+                try await handleInChildTask(bytes)
             }
         } catch let error as DataError {
             protocolError(error)

@@ -10,7 +10,8 @@ import WSCore
 /// long polling (which may move to a WebSocket: see `RealtimeConnection+LongPoll.swift`).
 ///
 /// Three tasks serve it. The **reader** joins frames into messages and handles each request
-/// in arrival order; writes are started at once (so they apply in the client's order) and
+/// in arrival order (each in a child task that ends with it, so that an idle connection does
+/// not keep the frames of its deepest request); writes are started at once (so they apply in the client's order) and
 /// the reader goes on to the next request without waiting for them to be durable. The
 /// **replier** answers the requests in the same order: a write's `ok` once it is durable and
 /// the pushes it caused are queued ahead of it. The **writer** sends the outbox to the client
@@ -135,12 +136,23 @@ final class RealtimeConnection: Sendable {
             for try await message in inbound.messages(maxSize: limits.maxRealtimeMessageBytes) {
                 guard case .message(let bytes) = try assembler.receive(try RealtimeConnection.text(of: message)) else { continue }
                 metrics.realtime.messagesIn.increment()
-                try await handle(bytes)
+                try await handleInChildTask(bytes)
             }
         } catch let error as DataError {
             protocolError(error)
         } catch {
             // The socket closed or the task was cancelled.
+        }
+    }
+
+    /// ``handle(_:)`` in a child task that ends with it. A task keeps the memory its deepest
+    /// call chain took until it ends: handled in the reader's task, which lives as long as
+    /// the connection, a listen's or a write's frames (about 14 KB) stayed with every idle
+    /// connection (Docs/PERFORMANCE.md, "Memory per realtime connection").
+    func handleInChildTask(_ bytes: [UInt8]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.handle(bytes) }
+            try await group.next()
         }
     }
 

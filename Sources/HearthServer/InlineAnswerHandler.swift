@@ -66,7 +66,9 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// client's input, errors, shutdown) waits in `waiting`, and reading stops, so that
     /// answers leave in the order of the requests and nothing overtakes the write's answer.
     private var writeInFlight = false
-    private var waiting = CircularBuffer<Inbound>()
+    /// (Room for one to start with: the default sixteen took 672 bytes on every connection,
+    /// which rarely queues anything.)
+    private var waiting = CircularBuffer<Inbound>(initialCapacity: 1)
     private var readDeferred = false
 
     /// What comes in while a write is under way.

@@ -197,14 +197,7 @@ public final class Database: Sendable {
     /// for that one; so a write is committed at most once, never on a state other than the one
     /// it was judged against, and a connection's writes stay in its order.
     public func finish(_ submitted: SubmittedWrite) async throws -> WriteOutcome {
-        guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
-        do {
-            try await log.waitUntilDurable(sequence, ticket: ticket)
-        } catch {
-            return try await finish(submitted, after: error)
-        }
-        markDurable(through: sequence)
-        return submitted.outcome
+        try await finish(submitted, after: nil)
     }
 
     /// ``finish(_:)`` without a task: calls `then` once the write is durable (and visible to
@@ -235,20 +228,23 @@ public final class Database: Sendable {
         }
     }
 
-    /// The rest of ``finish(_:)`` once waiting for the write failed with `failure`: the log
-    /// recovers, and the write is answered as the recovery left it.
-    func finish(_ submitted: SubmittedWrite, after failure: any Error) async throws -> WriteOutcome {
+    /// ``finish(_:)``, or its rest once waiting for the write failed with `failure`: after a
+    /// failure the log recovers, and the write is answered as the recovery left it.
+    func finish(_ submitted: SubmittedWrite, after failure: (any Error)?) async throws -> WriteOutcome {
         var submitted = submitted
         var failure = failure
-        while true {
-            guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
-            rollBack(after: failure)
+        while let (sequence, ticket) = submitted.pending {
+            // After the recovery, the log knows whether the record is durable.
+            if let failure { rollBack(after: failure) }
             do {
-                // After the recovery, the log knows whether the record is durable.
                 try await log.waitUntilDurable(sequence, ticket: ticket)
                 markDurable(through: sequence)
                 return submitted.outcome
             } catch {
+                guard let failed = failure else {
+                    failure = error
+                    continue
+                }
                 let key = WriteKey(sequence: sequence, ticket: ticket)
                 let next: Result<SubmittedWrite, any Error>? = writer.withLock { state in
                     if let again = state.reapplied.removeValue(forKey: key) { return again }
@@ -260,19 +256,13 @@ public final class Database: Sendable {
                 }
                 // Lost: the client hears what made the log fail (a full disk, say), not only
                 // that the record was dropped.
-                guard let next else { throw failure }
+                guard let next else { throw failed }
+                // Applied again by the recovery: waited for as the first was.
                 submitted = try next.get()
-            }
-            // The write applied again by the recovery: wait for it as for the first.
-            guard let (sequence, ticket) = submitted.pending else { return submitted.outcome }
-            do {
-                try await log.waitUntilDurable(sequence, ticket: ticket)
-                markDurable(through: sequence)
-                return submitted.outcome
-            } catch {
-                failure = error
+                failure = nil
             }
         }
+        return submitted.outcome
     }
 
     /// After the log failed: forgets every write it did not make durable, so the tree, the

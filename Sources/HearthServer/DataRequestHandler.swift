@@ -182,8 +182,7 @@ struct DataRequestHandler {
     func write() async throws -> Response {
         try checkWrite()
         let buffer = method == "DELETE" ? ByteBuffer() : try await body()
-        return try answer(try await service.write(try writeRequest(body: buffer), in: namespace, as: caller, now: now))
-            .response
+        return answer(try await service.write(try writeRequest(body: buffer), in: namespace, as: caller, now: now)).response
     }
 
     /// Starts the write of a request whose body has been read, without waiting: the answer

@@ -175,9 +175,9 @@ public final class HearthResponder: HTTPResponder, Sendable {
             guard case .data(let path, let priority, let csv) = target, HearthResponder.writeMethods.contains(method)
             else { return .waiting }
             let namespace = try resolveNamespace(request, options: options)
+            // (Open, so it exists: `startWrite` checks that once more.)
             guard namespaces.existing(namespace) != nil else { return .waiting }
             try service.admitWrite(from: client(of: request, context: context).limitKey, caller: caller)
-            try service.checkNamespaceExists(namespace, caller: caller)
             let handler = dataHandler(
                 request, context: context, method: method, path: path, priority: priority, csv: csv, options: options,
                 namespace: namespace, caller: caller)

@@ -62,8 +62,8 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A write being read here: its head, and its body so far.
     private var writeHead: HTTPRequest?
     private var writeBody = ByteBuffer()
-    /// A write's task is under way: what comes meanwhile (request parts, the end of the
-    /// client's input, errors, shutdown) waits in `waiting`, and reading stops, so that
+    /// A write is under way (in a task or not): what comes meanwhile (request parts, the end
+    /// of the client's input, errors, shutdown) waits in `waiting`, and reading stops, so that
     /// answers leave in the order of the requests and nothing overtakes the write's answer.
     private var writeInFlight = false
     /// (Room for one to start with: the default sixteen took 672 bytes on every connection,
@@ -331,10 +331,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let startWriteWithoutTask, startWriteWithoutTask(request, body, requestContext, deliver) { return }
         Task {
             let answer = await BufferedResponse(collecting: await answerWrite(request, requestContext))
-            loop.execute {
-                let (handler, context) = loopBound.value
-                handler.finishWrite(answer, context: context)
-            }
+            deliver { answer }
         }
     }
 

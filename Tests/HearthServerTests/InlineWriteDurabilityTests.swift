@@ -62,57 +62,23 @@ struct InlineWriteDurabilityTests {
         return channel
     }
 
-    func post(_ channel: NIOAsyncTestingChannel, _ path: String, body: String, headers: HTTPFields = [:]) async throws {
-        var fields = headers
-        fields[.contentType] = "application/json"
-        fields[.contentLength] = String(body.utf8.count)
-        try await channel.writeInbound(
-            HTTPRequestPart.head(HTTPRequest(method: .post, scheme: "http", authority: "x", path: path, headerFields: fields)))
-        try await channel.writeInbound(HTTPRequestPart.body(ByteBuffer(string: body)))
-        try await channel.writeInbound(HTTPRequestPart.end(nil))
-    }
-
-    /// The next whole answer written: its status and body.
-    func nextAnswer(_ channel: NIOAsyncTestingChannel) async throws -> (Int, String) {
-        var status = 0
-        var body = ""
-        while true {
-            switch try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) {
-            case .head(let head): status = head.status.code
-            case .body(let buffer): body += String(buffer: buffer)
-            case .end: return (status, body)
-            }
-        }
-    }
-
     @Test func aWriteIsAnsweredOnlyAfterItsSync() async throws {
         defer { storage.close() }
         let channel = try await channel()
-        try await post(channel, "/warmup.json", body: "1")
-        #expect(try await nextAnswer(channel).0 == 200)
+        try await channel.writePost("/warmup.json", body: "1")
+        #expect(try await channel.nextAnswer().0 == 200)
         let database = try #require(responder.namespaces.existing("default"))
-        let syncs = Atomic<Int>(0)
-        let release = DispatchSemaphore(value: 0)
-        storage.observer.holdSyncs {
-            syncs.add(1, ordering: .relaxed)
-            release.wait()
-        }
+        let held = storage.observer.holdSyncs()
         // Whatever fails below, the flusher is let go (else closing the storage would wait).
-        defer {
-            storage.observer.holdSyncs {}
-            release.signal()
-        }
-        try await post(channel, "/things.json", body: #"{"a":1}"#)
-        let deadline = ContinuousClock.now + .seconds(60)
-        while syncs.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(syncs.load(ordering: .relaxed) == 1, "the write reached its sync")
+        defer { held.release() }
+        try await channel.writePost("/things.json", body: #"{"a":1}"#)
+        #expect(try await held.waitForSync() == 1, "the write reached its sync")
         try await Task.sleep(for: .milliseconds(200))
         try await channel.testingEventLoop.executeInContext {}
         #expect(try await channel.readOutbound(as: HTTPResponsePart.self) == nil, "answered before its sync")
         #expect(database.root.child("things") == .null, "visible to readers before its sync")
-        storage.observer.holdSyncs {}
-        release.signal()
-        let (status, body) = try await nextAnswer(channel)
+        held.release()
+        let (status, body) = try await channel.nextAnswer()
         #expect(status == 200)
         #expect(body.hasPrefix(#"{"name":"-"#))
         #expect(database.root.child("things").children.count == 1, "visible when answered")
@@ -122,16 +88,16 @@ struct InlineWriteDurabilityTests {
     @Test func aFailedLogAnswers507AndWritingResumes() async throws {
         defer { storage.close() }
         let channel = try await channel()
-        try await post(channel, "/a.json", body: "1")
-        #expect(try await nextAnswer(channel).0 == 200)
+        try await channel.writePost("/a.json", body: "1")
+        #expect(try await channel.nextAnswer().0 == 200)
         let log = try #require(storage.stores.all.first?.log)
         log.injectWriteFailures(1, errno: ENOSPC)
-        try await post(channel, "/b.json", body: "2")
-        let (status, body) = try await nextAnswer(channel)
+        try await channel.writePost("/b.json", body: "2")
+        let (status, body) = try await channel.nextAnswer()
         #expect(status == 507)
         #expect(body.contains("Insufficient storage"))
-        try await post(channel, "/c.json", body: "3")
-        #expect(try await nextAnswer(channel).0 == 200)
+        try await channel.writePost("/c.json", body: "3")
+        #expect(try await channel.nextAnswer().0 == 200)
         let database = try #require(responder.namespaces.existing("default"))
         #expect(JSONWriter.string(database.root.child("b")) == "null")
         #expect(database.root.child("c").children.count == 1)
@@ -142,8 +108,8 @@ struct InlineWriteDurabilityTests {
         defer { storage.close() }
         let channel = try await channel()
         // Not a token this server can verify: the task's answer is the refusal.
-        try await post(channel, "/t.json", body: "1", headers: [.authorization: "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"])
-        #expect(try await nextAnswer(channel).0 == 401)
+        try await channel.writePost("/t.json", body: "1", headers: [.authorization: "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"])
+        #expect(try await channel.nextAnswer().0 == 401)
         #expect(try await channel.readInbound(as: HTTPRequestPart.self) == nil, "not handed on")
         #expect(tasks.value == 1)
     }
@@ -152,11 +118,11 @@ struct InlineWriteDurabilityTests {
         defer { storage.close() }
         let channel = try await channel()
         // The admin may create namespaces; creating one writes files, off the event loop.
-        try await post(channel, "/n.json?ns=fresh&auth=inline-test-admin-token", body: "1")
-        #expect(try await nextAnswer(channel).0 == 200)
+        try await channel.writePost("/n.json?ns=fresh&auth=inline-test-admin-token", body: "1")
+        #expect(try await channel.nextAnswer().0 == 200)
         #expect(tasks.value == 1)
-        try await post(channel, "/n.json?ns=fresh&auth=inline-test-admin-token", body: "2")
-        #expect(try await nextAnswer(channel).0 == 200)
+        try await channel.writePost("/n.json?ns=fresh&auth=inline-test-admin-token", body: "2")
+        #expect(try await channel.nextAnswer().0 == 200)
         #expect(tasks.value == 1, "the second write, once the namespace is open, without a task")
         #expect(responder.namespaces.existing("fresh")?.root.child("n").children.count == 2)
     }

@@ -111,31 +111,9 @@ struct InlineWriteTests {
         return channel
     }
 
-    func post(_ channel: NIOAsyncTestingChannel, _ path: String, body: String, declared: Bool = true) async throws {
-        var fields: HTTPFields = [.contentType: "application/json"]
-        if declared { fields[.contentLength] = String(body.utf8.count) }
-        try await channel.writeInbound(
-            HTTPRequestPart.head(HTTPRequest(method: .post, scheme: "http", authority: "x", path: path, headerFields: fields)))
-        try await channel.writeInbound(HTTPRequestPart.body(ByteBuffer(string: body)))
-        try await channel.writeInbound(HTTPRequestPart.end(nil))
-    }
-
     func get(_ channel: NIOAsyncTestingChannel, _ path: String) async throws {
         try await channel.writeInbound(HTTPRequestPart.head(HTTPRequest(method: .get, scheme: "http", authority: "x", path: path)))
         try await channel.writeInbound(HTTPRequestPart.end(nil))
-    }
-
-    /// The next whole answer written: its status and body.
-    func nextAnswer(_ channel: NIOAsyncTestingChannel) async throws -> (Int, String) {
-        var status = 0
-        var body = ""
-        while true {
-            switch try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) {
-            case .head(let head): status = head.status.code
-            case .body(let buffer): body += String(buffer: buffer)
-            case .end: return (status, body)
-            }
-        }
     }
 
     /// Lets the event loop and the write's task run for a moment.
@@ -149,16 +127,16 @@ struct InlineWriteTests {
     @Test(arguments: WriteMode.allCases) func aWriteIsAnsweredAndARequestBehindItWaitsForIt(mode: WriteMode) async throws {
         let gate = Gate()
         let channel = try await channel(gate: gate, socketSide: Recorder(), appSide: Recorder(), mode: mode)
-        try await post(channel, "/things.json", body: "{}")
+        try await channel.writePost("/things.json", body: "{}")
         try await get(channel, "/inline")
         try await settle(channel)
         #expect(try await channel.readOutbound(as: HTTPResponsePart.self) == nil, "nothing before the write's answer")
         #expect(try await channel.readInbound(as: HTTPRequestPart.self) == nil, "nothing handed on")
         gate.open()
-        let first = try await nextAnswer(channel)
+        let first = try await channel.nextAnswer()
         #expect(first.0 == 200)
         #expect(first.1 == "\"wrote /things.json\"")
-        #expect(try await nextAnswer(channel) == (200, "inline"))
+        #expect(try await channel.nextAnswer() == (200, "inline"))
         #expect(try await channel.readInbound(as: HTTPRequestPart.self) == nil)
     }
 
@@ -166,13 +144,13 @@ struct InlineWriteTests {
         let gate = Gate()
         let socketSide = Recorder()
         let channel = try await channel(gate: gate, socketSide: socketSide, appSide: Recorder(), mode: mode)
-        try await post(channel, "/things.json", body: "{}")
+        try await channel.writePost("/things.json", body: "{}")
         let before = socketSide.reads.load(ordering: .relaxed)
         channel.read()
         try await settle(channel)
         #expect(socketSide.reads.load(ordering: .relaxed) == before, "no read while the write is answered")
         gate.open()
-        _ = try await nextAnswer(channel)
+        _ = try await channel.nextAnswer()
         try await settle(channel)
         #expect(socketSide.reads.load(ordering: .relaxed) == before + 1, "the read asked meanwhile, once answered")
     }
@@ -183,7 +161,7 @@ struct InlineWriteTests {
         let channel = try await channel(gate: gate, socketSide: Recorder(), appSide: Recorder())
         // Declared too long: handed on at its head.
         let big = String(repeating: "x", count: InlineAnswerHandler.maxWriteBodyBytes + 1)
-        try await post(channel, "/big.json", body: big)
+        try await channel.writePost("/big.json", body: big)
         guard case .head(let head) = try await channel.readInbound(as: HTTPRequestPart.self) else {
             Issue.record("the head was not handed on")
             return
@@ -223,7 +201,7 @@ struct InlineWriteTests {
         let gate = Gate()
         let appSide = Recorder()
         let channel = try await channel(gate: gate, socketSide: Recorder(), appSide: appSide, mode: mode)
-        try await post(channel, "/things.json", body: "{}")
+        try await channel.writePost("/things.json", body: "{}")
         try await get(channel, "/inline")
         try await channel.testingEventLoop.executeInContext {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
@@ -232,10 +210,10 @@ struct InlineWriteTests {
         try await settle(channel)
         #expect(appSide.quiesceEvents.load(ordering: .relaxed) == 0, "held while the write is under way")
         gate.open()
-        #expect(try await nextAnswer(channel).0 == 200)
+        #expect(try await channel.nextAnswer().0 == 200)
         // The read that came before shutdown is answered; the one after goes to Hummingbird,
         // which closes the connection.
-        #expect(try await nextAnswer(channel) == (200, "inline"))
+        #expect(try await channel.nextAnswer() == (200, "inline"))
         try await settle(channel)
         #expect(appSide.quiesceEvents.load(ordering: .relaxed) == 1)
         guard case .head = try await channel.readInbound(as: HTTPRequestPart.self) else {
@@ -250,7 +228,7 @@ struct InlineWriteTests {
         let socketSide = Recorder()
         socketSide.passesErrors = true
         let channel = try await channel(gate: gate, socketSide: socketSide, appSide: appSide, mode: mode)
-        try await post(channel, "/things.json", body: "{}")
+        try await channel.writePost("/things.json", body: "{}")
         try await channel.testingEventLoop.executeInContext {
             channel.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)
             channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
@@ -260,7 +238,7 @@ struct InlineWriteTests {
         #expect(appSide.errors.load(ordering: .relaxed) == 0)
         #expect(appSide.inputClosedEvents.load(ordering: .relaxed) == 0)
         gate.open()
-        #expect(try await nextAnswer(channel).0 == 200)
+        #expect(try await channel.nextAnswer().0 == 200)
         try await settle(channel)
         #expect(appSide.errors.load(ordering: .relaxed) == 1)
         #expect(appSide.inputClosedEvents.load(ordering: .relaxed) == 1)

@@ -14,12 +14,9 @@ struct DurableAnswerTests {
         let engine = StorageEngine(directory: directory, options: StorageOptions(fsync: .always))
         defer { engine.close() }
         let database = try engine.open(namespace: "ns")
-        let syncs = Atomic<Int>(0)
-        let release = DispatchSemaphore(value: 0)
-        engine.observer.holdSyncs {
-            syncs.add(1, ordering: .relaxed)
-            release.wait()
-        }
+        let held = engine.observer.holdSyncs()
+        // Whatever fails below, the flusher is let go (else closing the engine would wait).
+        defer { held.release() }
         let answered = Atomic<Bool>(false)
         let write = Task {
             _ = try await database.write(WriteRequest(path: Path(keys: ["a"]), operation: .set(try parsed("1"))))
@@ -27,16 +24,13 @@ struct DurableAnswerTests {
         }
         // The flusher reaches the sync and is held there. (The bound is generous: with every
         // suite starting at once on two cores, the write's task waited over 10 s in one run.)
-        let deadline = ContinuousClock.now + .seconds(60)
-        while syncs.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        let reached = syncs.load(ordering: .relaxed)
+        let reached = try await held.waitForSync(deadline: .seconds(60))
         #expect(reached == 1, "the write reached its sync")
         try await Task.sleep(for: .milliseconds(200))
         let answeredEarly = answered.load(ordering: .relaxed)
         #expect(!answeredEarly, "answered before its sync")
         #expect(database.snapshot.sequence == 0 && database.root == .null, "visible to readers before its sync")
-        engine.observer.holdSyncs {}
-        release.signal()
+        held.release()
         try await write.value
         let answeredAfter = answered.load(ordering: .relaxed)
         #expect(answeredAfter)
@@ -50,17 +44,8 @@ struct DurableAnswerTests {
         let engine = StorageEngine(directory: directory, options: StorageOptions(fsync: .always))
         defer { engine.close() }
         let database = try engine.open(namespace: "ns")
-        let syncs = Atomic<Int>(0)
-        let release = DispatchSemaphore(value: 0)
-        engine.observer.holdSyncs {
-            syncs.add(1, ordering: .relaxed)
-            release.wait()
-        }
-        // Whatever fails below, the flusher is let go (else closing the engine would wait).
-        defer {
-            engine.observer.holdSyncs {}
-            release.signal()
-        }
+        let held = engine.observer.holdSyncs()
+        defer { held.release() }
         let answered = Atomic<Bool>(false)
         let (done, finished) = AsyncStream<Void>.makeStream()
         let submitted = try database.submit(WriteRequest(path: Path(keys: ["a"]), operation: .set(try parsed("1"))))
@@ -68,15 +53,12 @@ struct DurableAnswerTests {
             if case .success = outcome { answered.store(true, ordering: .relaxed) }
             finished.finish()
         }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while syncs.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(syncs.load(ordering: .relaxed) == 1, "the write reached its sync")
+        #expect(try await held.waitForSync() == 1, "the write reached its sync")
         try await Task.sleep(for: .milliseconds(200))
         let answeredEarly = answered.load(ordering: .relaxed)
         #expect(!answeredEarly, "answered before its sync")
         #expect(database.snapshot.sequence == 0 && database.root == .null, "visible to readers before its sync")
-        engine.observer.holdSyncs {}
-        release.signal()
+        held.release()
         for await _ in done {}
         let answeredAfter = answered.load(ordering: .relaxed)
         #expect(answeredAfter)

@@ -43,14 +43,14 @@ final class MiddlewareStackResponder: HTTPResponder, Sendable {
     /// to an answer, in the same order as ``chain(to:context:)``; nil for every other request.
     func answerWithoutWaiting(_ request: Request, context: Context) -> BufferedResponse? {
         let started = ContinuousClock.now
-        let answer: BufferedResponse
+        let result: Result<BufferedResponse, any Error>
         do {
             guard let answered = try responder.answerWithoutWaiting(request, context: context) else { return nil }
-            answer = answered
+            result = .success(answered)
         } catch {
-            return finish(.failure(error), request: request, context: context, started: started)
+            result = .failure(error)
         }
-        return finish(.success(answer), request: request, context: context, started: started)
+        return finish(result, request: request, context: context, started: started)
     }
 
     /// A function that makes an answer: called where the answer is written.
@@ -65,23 +65,23 @@ final class MiddlewareStackResponder: HTTPResponder, Sendable {
         _ request: Request, body: ByteBuffer, context: Context, deliver: @escaping @Sendable (@escaping AnswerMaker) -> Void
     ) -> Bool {
         let started = ContinuousClock.now
-        let routing: HearthResponder.WriteRouting
+        let answered: Result<BufferedResponse, any Error>
         do {
-            routing = try responder.writeWithoutWaiting(request, body: body, context: context)
-        } catch {
-            deliver { self.finish(.failure(error), request: request, context: context, started: started) }
-            return true
-        }
-        switch routing {
-        case .waiting:
-            return false
-        case .answered(let answer):
-            deliver { self.finish(.success(answer), request: request, context: context, started: started) }
-        case .writing(let write, let answer):
-            write.whenDone { result in
-                deliver { self.finish(Result { answer(try result()) }, request: request, context: context, started: started) }
+            switch try responder.writeWithoutWaiting(request, body: body, context: context) {
+            case .waiting:
+                return false
+            case .answered(let answer):
+                answered = .success(answer)
+            case .writing(let write, let answer):
+                write.whenDone { result in
+                    deliver { self.finish(Result { answer(try result()) }, request: request, context: context, started: started) }
+                }
+                return true
             }
+        } catch {
+            answered = .failure(error)
         }
+        deliver { self.finish(answered, request: request, context: context, started: started) }
         return true
     }
 

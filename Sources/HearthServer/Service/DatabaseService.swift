@@ -159,22 +159,29 @@ public final class DatabaseService: Sendable {
 
     /// A write that has been applied, in its namespace's order, and is being made durable.
     public struct StartedWrite: Sendable {
-        /// The answer, when there was nothing to wait for.
-        let answered: WriteResult?
-        /// The write to wait for, and what makes its outcome the answer.
-        let pending: (database: Database, submitted: Database.SubmittedWrite, answer: Answer)?
         typealias Answer = @Sendable (Result<WriteOutcome, any Error>) throws -> WriteResult
+        enum State: Sendable {
+            /// Nothing to wait for.
+            case answered(WriteResult)
+            /// The write to wait for, and what makes its outcome the answer.
+            case pending(Database, Database.SubmittedWrite, Answer)
+        }
+        let state: State
 
         /// Waits until the write is durable; its answer.
         public func result() async throws -> WriteResult {
-            guard let (database, submitted, answer) = pending else { return answered! }
-            let outcome: Result<WriteOutcome, any Error>
-            do {
-                outcome = .success(try await database.finish(submitted))
-            } catch {
-                outcome = .failure(error)
+            switch state {
+            case .answered(let result):
+                return result
+            case .pending(let database, let submitted, let answer):
+                let outcome: Result<WriteOutcome, any Error>
+                do {
+                    outcome = .success(try await database.finish(submitted))
+                } catch {
+                    outcome = .failure(error)
+                }
+                return try answer(outcome)
             }
-            return try answer(outcome)
         }
 
         /// ``result()`` without a task: once the write is durable (or failed), calls `then`, on
@@ -182,15 +189,15 @@ public final class DatabaseService: Sendable {
         /// makes the result; `then` must only hand that on, to be called where the answer is
         /// made (it reads the tree, and may judge the rules).
         public func whenDone(_ then: @escaping @Sendable (_ result: @escaping @Sendable () throws -> WriteResult) -> Void) {
-            guard let (database, submitted, answer) = pending else {
-                let answered = self.answered!
-                then { answered }
-                return
+            switch state {
+            case .answered(let result):
+                then { result }
+            case .pending(let database, let submitted, let answer):
+                database.finish(submitted) { outcome in then { try answer(outcome) } }
             }
-            database.finish(submitted) { outcome in then { try answer(outcome) } }
         }
 
-        static func answered(_ result: WriteResult) -> StartedWrite { StartedWrite(answered: result, pending: nil) }
+        static func answered(_ result: WriteResult) -> StartedWrite { StartedWrite(state: .answered(result)) }
     }
 
     /// Does everything of ``write(_:in:as:now:)`` but wait for durability: the write is judged
@@ -243,7 +250,7 @@ public final class DatabaseService: Sendable {
             }
             return try self.answer(written, for: request, in: database, as: caller, now: now)
         }
-        return StartedWrite(answered: nil, pending: (database, submitted, answer))
+        return StartedWrite(state: .pending(database, submitted, answer))
     }
 
     /// A write's failure as clients see it: bad data, the rules and size limits as they are;

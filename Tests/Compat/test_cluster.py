@@ -83,6 +83,8 @@ def test_conditional_writes_and_transactions_racing_from_two_nodes_give_exact_co
     a, b, _ = nodes(hearth_launcher, tmp_path, url)
     assert put(a, "counter", 0).status_code == 200
     assert put(a, "tx", 0).status_code == 200
+    # B serves reads from what it has followed: wait until it has both (see "What a client sees").
+    assert wait_for(lambda: get(b, "counter").json() == 0 and get(b, "tx").json() == 0)
     per_client = 60
     failures: list[str] = []
 
@@ -117,7 +119,14 @@ def test_conditional_writes_and_transactions_racing_from_two_nodes_give_exact_co
         finally:
             client.close()
 
-    threads = [threading.Thread(target=work, args=(node,)) for node in (a, b) for work in (etag_increments, transactions)]
+    def reporting(work, node) -> None:
+        try:
+            work(node)
+        except Exception as error:  # a thread's exception would otherwise only be printed
+            failures.append(f"{work.__name__} on {node.port}: {error!r}")
+
+    threads = [threading.Thread(target=reporting, args=(work, node)) for node in (a, b)
+               for work in (etag_increments, transactions)]
     for thread in threads:
         thread.start()
     for thread in threads:

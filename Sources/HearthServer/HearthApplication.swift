@@ -38,13 +38,15 @@ public enum HearthApplication {
             open: hearth.realtimeConnections, logger: hearth.logger)
         let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(http1: http1, ws: realtime.webSocketConfiguration)
         let upgrade = { @Sendable (request: HTTPRequest, channel: any Channel, _: Logger) in
-            realtime.shouldUpgrade(request, channel: channel)
+            // Upgraded or not, the answer is Hummingbird's, in the connection's task.
+            ConnectionTaskGate.of(channel)?.open()
+            return realtime.shouldUpgrade(request, channel: channel)
         }
         guard let identity = configuration.tls else {
             return HTTPServerBuilder { responder in
                 DeadlinedChildChannel(
                     inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: webSocket, shouldUpgrade: upgrade),
-                    timeout: limits.requestTimeout, metrics: metrics, limiter: limiter)
+                    timeout: limits.requestTimeout, metrics: metrics, limiter: limiter, gatesTask: answersInline)
             }
         }
         var tls = identity.serverConfiguration()

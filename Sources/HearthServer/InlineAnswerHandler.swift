@@ -11,7 +11,8 @@ import NIOHTTPTypes
 /// are read here too (see ``mayReadWrite(_:)``): by an anonymous or admin caller, applied
 /// here and answered when the log calls back that they are durable, without a task; else in
 /// a task of their own on the global pool. Everything else passes on to Hummingbird, which
-/// answers it in a task on the pool as before.
+/// answers it in a task on the pool as before. On a plain HTTP/1.1 connection, Hummingbird's
+/// task for the connection waits until the first thing is handed on (``ConnectionTaskGate``).
 ///
 /// Why: creating and scheduling a task per request cost as much as NIO's whole HTTP/1 work
 /// (Docs/PERFORMANCE.md, "What a leaner layer would buy" and "Answers without a task"). The
@@ -40,6 +41,9 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias Answerer = (Request, HearthRequestContext) -> BufferedResponse?
     /// Answers a write (in a task): the middleware and the responder, as Hummingbird calls them.
     typealias WriteAnswerer = @Sendable (Request, HearthRequestContext) async -> Response
+    /// Answers an event stream (in a task): the answer whose body is then written, by that
+    /// task, for as long as the stream lasts.
+    typealias StreamAnswerer = @Sendable (Request, HearthRequestContext) async -> Response
     /// Starts a write without a task, and later calls the function it is given, on any
     /// thread, with a function that makes the answer; or says (false) that the write needs a
     /// task (see ``MiddlewareStackResponder/writeWithoutWaiting(_:body:context:deliver:)``).
@@ -54,6 +58,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let answer: Answerer
     private let answerWrite: WriteAnswerer?
+    private let answerStream: StreamAnswerer?
     private let startWriteWithoutTask: WriteStarter?
     private let logger: Logger
     private let serverField: HTTPField
@@ -81,14 +86,29 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var handedOn = 0
     private var quiescing = false
     private var date = HTTPDate()
+    /// Holds Hummingbird's connection task back until something is handed on to it (plain
+    /// HTTP/1.1 only; see ``ConnectionTaskGate``).
+    private var taskGate: ConnectionTaskGate?
+    /// The task answering an event stream, while it runs (`writeInFlight` is true then too).
+    private var streamTask: Task<Void, Never>?
+    /// The stream's answer has been written to its end.
+    private var streamEnded = false
+    /// The server stops: the stream's body task is cancelled as soon as it starts.
+    private var stopStream = false
+    /// Whether the channel took the stream's last write without filling up: a stream's
+    /// task off the event loop (a compressed stream's) reads it to write without waiting.
+    let streamWritable = WritableFlag()
+    /// The stream's task waits for the channel to become writable (the client reads slowly).
+    private var writableAgain: EventLoopPromise<Void>?
 
     init(
         serverName: String, logger: Logger, answerWrite: WriteAnswerer? = nil, startWrite: WriteStarter? = nil,
-        answer: @escaping Answerer
+        answerStream: StreamAnswerer? = nil, answer: @escaping Answerer
     ) {
         serverField = HTTPField(name: .server, value: serverName)
         self.logger = logger
         self.answerWrite = answerWrite
+        self.answerStream = answerStream
         startWriteWithoutTask = startWrite
         self.answer = answer
     }
@@ -108,7 +128,20 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             startWrite: { request, body, context, deliver in
                 responder.writeWithoutWaiting(request, body: body, context: context, deliver: deliver)
             },
+            answerStream: { request, context in
+                do {
+                    // (`respond`: the chain in a child task, whose frames are given back
+                    // before the stream's long life starts.)
+                    return try await responder.respond(to: request, context: context)
+                } catch {
+                    return Response(status: .internalServerError)
+                }
+            },
             answer: { request, context in responder.answerWithoutWaiting(request, context: context) })
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        taskGate = ConnectionTaskGate.of(context.channel)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -125,6 +158,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             waiting.append(.error(error))
             return
         }
+        taskGate?.open()
         context.fireErrorCaught(error)
     }
 
@@ -171,6 +205,10 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             held = nil
+            if answerStream != nil, InlineAnswerHandler.wantsStream(head) {
+                startStream(head, context: context)
+                return
+            }
             guard let response = respond(to: head, context: context) else {
                 handOn(head, context: context)
                 context.fireChannelRead(wrapInboundOut(part))
@@ -181,7 +219,9 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if writeInFlight {
+        // During a stream, reading goes on until something comes (so that the client's going
+        // is seen), then stops until the stream ends.
+        if writeInFlight && (streamTask == nil || !waiting.isEmpty) {
             readDeferred = true
         } else {
             context.read()
@@ -198,9 +238,18 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // the server shuts down (when idle): during a write, it hears it after the answer.
         guard !writeInFlight else {
             waiting.append(.event(event))
+            // The server stops: a stream ends now (its pump ends on cancellation, as it does
+            // on the server's graceful shutdown in Hummingbird's task).
+            if event is ChannelShouldQuiesceEvent, let streamTask {
+                stopStream = true
+                streamTask.cancel()
+                writableAgain?.fail(CancellationError())
+                writableAgain = nil
+            }
             return
         }
         if event is ChannelShouldQuiesceEvent { quiesce(context: context) }
+        taskGate?.open()
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -280,6 +329,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func handOn(_ head: HTTPRequest, context: ChannelHandlerContext) {
         handedOn += 1
+        taskGate?.open()
         context.fireChannelRead(wrapInboundOut(.head(head)))
     }
 
@@ -342,18 +392,159 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         write(answer, context: context)
-        // What came meanwhile, in its order: shutdown after the requests before it.
+        resume(context: context)
+    }
+
+    /// Takes what came while a write or a stream was under way, in its order (shutdown after
+    /// the requests before it), and reads again.
+    private func resume(context: ChannelHandlerContext) {
         while !writeInFlight, let next = waiting.popFirst() {
             switch next {
             case .part(let part): process(part, context: context)
             case .event(let event): userInboundEventTriggered(context: context, event: event)
-            case .error(let error): context.fireErrorCaught(error)
+            case .error(let error): errorCaught(context: context, error: error)
             }
         }
         if readDeferred && !writeInFlight {
             readDeferred = false
             context.read()
         }
+    }
+
+    // MARK: Event streams
+
+    /// `GET` with `Accept: text/event-stream`.
+    static func wantsStream(_ head: HTTPRequest) -> Bool {
+        head.method == .get && head.headerFields[.accept]?.contains("text/event-stream") == true
+    }
+
+    /// Answers an event stream: the middleware and the responder make the answer in a task
+    /// that ends with it; its head is written here, and its body by a second task, through
+    /// ``ChannelResponseBodyWriter``, for as long as the stream lasts. Until it ends, what
+    /// comes meanwhile waits, as during a write.
+    ///
+    /// Why: handed on, a stream held Hummingbird's connection task, whose frames (its
+    /// request loop, the application's responder, the WebSocket upgrade's wait) stayed with
+    /// the stream. And a task keeps its deepest frames until it ends: the second task never
+    /// held the responder's (Docs/PERFORMANCE.md, "Connections without a task").
+    private func startStream(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        guard let answerStream else { return }
+        writeInFlight = true
+        streamEnded = false
+        stopStream = false
+        let request = Request(head: head, body: HummingbirdCore.RequestBody(buffer: ByteBuffer()))
+        let requestContext = requestContext(context)
+        let target = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        streamTask = Task {
+            let response = await answerStream(request, requestContext)
+            target.eventLoop.execute {
+                let (handler, context) = target.value
+                handler.writeStream(response, context: context)
+            }
+        }
+    }
+
+    /// Writes the head of a stream's answer, and starts the task that writes its body.
+    private func writeStream(_ response: Response, context: ChannelHandlerContext) {
+        var head = response.head
+        if let length = response.body.contentLength, !head.headerFields.contains(.contentLength) {
+            head.headerFields.append(HTTPField(name: .contentLength, value: String(length)))
+        }
+        // (Whether the channel is still writable is the body's first write's to find out.)
+        _ = writeStreamPart(.head(head), context: context)
+        let target = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let body = response.body
+        streamWritable.store(context.channel.isWritable)
+        let task = Task { [streamWritable] in
+            var body = body
+            var failed = false
+            do {
+                try await body.write(ChannelResponseBodyWriter(target: target, writable: streamWritable))
+            } catch {
+                // The client went away, or the body failed part way: the connection closes.
+                failed = true
+            }
+            target.eventLoop.execute {
+                let (handler, context) = target.value
+                handler.finishStream(failed: failed, context: context)
+            }
+        }
+        streamTask = task
+        if stopStream { task.cancel() }
+    }
+
+    /// What a write of a stream's part found.
+    enum StreamWrite {
+        /// Written; the channel takes more.
+        case written
+        /// Written; the next write waits for this (the client reads slowly): it completes
+        /// once the channel is writable again, and fails if the channel closes (or the server
+        /// stops meanwhile).
+        case wait(EventLoopFuture<Void>)
+        /// Not written: the channel is closed, or the answer has ended.
+        case closed
+    }
+
+    /// Writes a part of a stream's answer, on the event loop.
+    func writeStreamPart(_ part: HTTPResponsePart, context: ChannelHandlerContext) -> StreamWrite {
+        guard context.channel.isActive, !streamEnded else {
+            streamWritable.store(false)
+            return .closed
+        }
+        switch part {
+        case .head(var head):
+            head.headerFields.append(date.now())
+            head.headerFields.append(serverField)
+            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        case .body, .end:
+            if case .end = part { streamEnded = true }
+            context.writeAndFlush(wrapOutboundOut(part), promise: nil)
+        }
+        streamWritable.store(context.channel.isWritable)
+        guard !context.channel.isWritable, !streamEnded else { return .written }
+        // (A write handed over without waiting may have found it full already.)
+        if let waiter = writableAgain { return .wait(waiter.futureResult) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        writableAgain = promise
+        return .wait(promise.futureResult)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        streamWritable.store(context.channel.isWritable)
+        if context.channel.isWritable, let waiter = writableAgain {
+            writableAgain = nil
+            waiter.succeed()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        streamWritable.store(false)
+        failStreamWaiter()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failStreamWaiter()
+    }
+
+    private func failStreamWaiter() {
+        guard let waiter = writableAgain else { return }
+        writableAgain = nil
+        waiter.fail(ChannelError.ioOnClosedChannel)
+    }
+
+    /// The stream's task is done: the connection goes on with what came meanwhile, or closes
+    /// if the answer did not reach its end.
+    private func finishStream(failed: Bool, context: ChannelHandlerContext) {
+        streamTask = nil
+        writeInFlight = false
+        guard !failed, streamEnded, context.channel.isActive else {
+            waiting.removeAll()
+            context.close(promise: nil)
+            return
+        }
+        resume(context: context)
     }
 
     /// Writes the answer as Hummingbird would: `Content-Length`, `Date` and `Server` added.

@@ -53,17 +53,27 @@ final class SetupDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler
 }
 
 /// A server child channel (here: TLS with HTTP/2 negotiation) with a ``SetupDeadlineHandler``
-/// in front.
+/// in front, and for a plain HTTP/1.1 connection answered inline, a ``ConnectionTaskGate``
+/// that holds the inner channel's task back until the connection needs it.
 struct DeadlinedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
-    typealias Value = Inner.Value
+    struct Value: ServerChildChannelValue {
+        let inner: Inner.Value
+        /// Completes when the connection needs the inner channel's task; nil: at once.
+        let taskGate: EventLoopFuture<Void>?
+        var channel: any Channel { inner.channel }
+    }
+
     let inner: Inner
     let timeout: Duration
     let metrics: ServerMetrics
     /// Decides the connection limit as the connection opens, if given.
     var limiter: ConnectionLimiter? = nil
+    /// Whether the inner channel's task waits for a ``ConnectionTaskGate`` (only for plain
+    /// HTTP/1.1, where ``InlineAnswerHandler`` opens it).
+    var gatesTask = false
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
+        channel.eventLoop.makeCompletedFuture { () -> EventLoopFuture<Void>? in
             // Reads start with 512-byte buffers (NIO's default is 2 KB) and grow when a read
             // fills one: the buffer is kept between reads, so an idle connection or stream
             // holds it (1.5 KB less per connection, measured).
@@ -71,8 +81,12 @@ struct DeadlinedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
             try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
             try channel.pipeline.syncOperations.addHandler(
                 SetupDeadlineHandler(timeout: timeout, metrics: metrics, limiter: limiter))
-        }.flatMap {
-            inner.setup(channel: channel, logger: logger)
+            guard gatesTask else { return nil }
+            let gate = ConnectionTaskGate(eventLoop: channel.eventLoop)
+            try channel.pipeline.syncOperations.addHandler(gate, position: .first)
+            return gate.opened
+        }.flatMap { taskGate in
+            inner.setup(channel: channel, logger: logger).map { Value(inner: $0, taskGate: taskGate) }
         }.flatMapThrowing { value in
             if Inner.self == HTTP1WebSocketUpgradeChannel.self {
                 // Behind the HTTP/1.1 decoder: before the channel knows whether the request
@@ -84,7 +98,15 @@ struct DeadlinedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
     }
 
     func handle(value: Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
+        if let taskGate = value.taskGate {
+            let channel = value.channel
+            await withTaskCancellationHandler {
+                try? await taskGate.get()
+            } onCancel: {
+                channel.eventLoop.execute { ConnectionTaskGate.of(channel)?.open() }
+            }
+        }
+        await inner.handle(value: value.inner, logger: logger)
     }
 }
 

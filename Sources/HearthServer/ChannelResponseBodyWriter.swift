@@ -11,8 +11,8 @@ import Synchronization
 ///
 /// A stream's pump runs on the event loop (``EventLoopTaskExecutor``): its writes go into
 /// the pipeline at once, without a hop or a suspension. A compressed stream's pump runs on
-/// the global pool: its writes are handed to the event loop without waiting while the
-/// channel took the last one, and wait for the loop's word otherwise.
+/// the global pool: a write is handed to the event loop without waiting when the channel took
+/// the one before, and waits for the loop's word otherwise.
 struct ChannelResponseBodyWriter: ResponseBodyWriter {
     let target: NIOLoopBound<(InlineAnswerHandler, ChannelHandlerContext)>
     /// The handler's ``InlineAnswerHandler/streamWritable``.
@@ -35,8 +35,10 @@ struct ChannelResponseBodyWriter: ResponseBodyWriter {
             case .wait(let writableAgain): try await writableAgain.get()
             case .closed: throw ChannelError.ioOnClosedChannel
             }
-        } else if writable.load() {
-            // (A write that finds the channel closed fails the next one.)
+        } else if writable.take() {
+            // At most one write is handed over without waiting: the loop sets the flag again
+            // if the channel still takes more after it. (A write that finds the channel
+            // closed fails the next one.)
             loop.execute { [target] in
                 let (handler, context) = target.value
                 _ = handler.writeStreamPart(part, context: context)
@@ -58,7 +60,8 @@ struct ChannelResponseBodyWriter: ResponseBodyWriter {
 final class WritableFlag: Sendable {
     private let value = Atomic<Bool>(true)
 
-    func load() -> Bool { value.load(ordering: .relaxed) }
+    /// Whether the channel took the last write; false from now until the loop says again.
+    func take() -> Bool { value.exchange(false, ordering: .acquiringAndReleasing) }
 
-    func store(_ writable: Bool) { value.store(writable, ordering: .relaxed) }
+    func store(_ writable: Bool) { value.store(writable, ordering: .releasing) }
 }

@@ -89,11 +89,13 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Holds Hummingbird's connection task back until something is handed on to it (plain
     /// HTTP/1.1 only; see ``ConnectionTaskGate``).
     private var taskGate: ConnectionTaskGate?
-    /// The task answering an event stream, while it runs (`writeInFlight` is true then too).
+    /// The task writing an event stream's body, while it runs (`writeInFlight` is true then
+    /// too; before, while the answer is made, it is nil).
     private var streamTask: Task<Void, Never>?
     /// The stream's answer has been written to its end.
     private var streamEnded = false
-    /// The server stops: the stream's body task is cancelled as soon as it starts.
+    /// The server stops: a stream's body task is cancelled (at once, or as soon as it starts),
+    /// and its writes no longer wait for a slow client (what is left is bounded by its outbox).
     private var stopStream = false
     /// Whether the channel took the stream's last write without filling up: a stream's
     /// task off the event loop (a compressed stream's) reads it to write without waiting.
@@ -130,9 +132,9 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             },
             answerStream: { request, context in
                 do {
-                    // (`respond`: the chain in a child task, whose frames are given back
-                    // before the stream's long life starts.)
-                    return try await responder.respond(to: request, context: context)
+                    // (The chain in a task that ends with the answer: the body is written
+                    // by another, which never holds these frames.)
+                    return try await responder.chain(to: request, context: context)
                 } catch {
                     return Response(status: .internalServerError)
                 }
@@ -205,7 +207,9 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             held = nil
-            if answerStream != nil, InlineAnswerHandler.wantsStream(head) {
+            // (On plain HTTP/1.1, where Hummingbird's connection task waits at the gate: with
+            // TLS or HTTP/2 that task runs anyway, and a stream stays in it.)
+            if answerStream != nil, taskGate != nil, InlineAnswerHandler.wantsStream(head) {
                 startStream(head, context: context)
                 return
             }
@@ -219,9 +223,9 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        // During a stream, reading goes on until something comes (so that the client's going
-        // is seen), then stops until the stream ends.
-        if writeInFlight && (streamTask == nil || !waiting.isEmpty) {
+        // (During a stream too: NIO reads the end of the client's input even when no read is
+        // asked, so the stream still learns that its client went.)
+        if writeInFlight {
             readDeferred = true
         } else {
             context.read()
@@ -240,12 +244,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             waiting.append(.event(event))
             // The server stops: a stream ends now (its pump ends on cancellation, as it does
             // on the server's graceful shutdown in Hummingbird's task).
-            if event is ChannelShouldQuiesceEvent, let streamTask {
-                stopStream = true
-                streamTask.cancel()
-                writableAgain?.fail(CancellationError())
-                writableAgain = nil
-            }
+            if event is ChannelShouldQuiesceEvent { stopStreaming() }
             return
         }
         if event is ChannelShouldQuiesceEvent { quiesce(context: context) }
@@ -431,7 +430,6 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let answerStream else { return }
         writeInFlight = true
         streamEnded = false
-        stopStream = false
         let request = Request(head: head, body: HummingbirdCore.RequestBody(buffer: ByteBuffer()))
         let requestContext = requestContext(context)
         let target = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -473,6 +471,18 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if stopStream { task.cancel() }
     }
 
+    /// The server stops: the stream's pump ends (as `shutdown`: cancelled, it ends its outbox
+    /// so) once it asks for the next frame; a write waiting for a slow client goes on at once.
+    /// Sticky: a stream that starts later (pipelined behind) is stopped as soon as it starts.
+    private func stopStreaming() {
+        stopStream = true
+        streamTask?.cancel()
+        if let waiter = writableAgain {
+            writableAgain = nil
+            waiter.succeed()
+        }
+    }
+
     /// What a write of a stream's part found.
     enum StreamWrite {
         /// Written; the channel takes more.
@@ -501,7 +511,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(part), promise: nil)
         }
         streamWritable.store(context.channel.isWritable)
-        guard !context.channel.isWritable, !streamEnded else { return .written }
+        guard !context.channel.isWritable, !streamEnded, !stopStream else { return .written }
         // (A write handed over without waiting may have found it full already.)
         if let waiter = writableAgain { return .wait(waiter.futureResult) }
         let promise = context.eventLoop.makePromise(of: Void.self)

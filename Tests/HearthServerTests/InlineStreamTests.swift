@@ -11,7 +11,7 @@ import Testing
 
 /// Event streams answered in a task of their own and written through the inline handler
 /// (not Hummingbird's connection task), and the gate that holds that connection task back.
-@Suite("Inline streams")
+@Suite("Inline streams", .timeLimit(.minutes(1)))
 struct InlineStreamTests {
     typealias Recorder = InlineWriteTests.Recorder
 
@@ -22,8 +22,28 @@ struct InlineStreamTests {
         let continuation: AsyncStream<String>.Continuation
         let cancelled = Atomic<Bool>(false)
         let bodyEnded = Atomic<Bool>(false)
+        /// The body runs on the channel's event loop, as an uncompressed stream's pump does
+        /// (else on the global pool, as a compressed one's).
+        let onLoop: Bool
 
-        init() { (frames, continuation) = AsyncStream<String>.makeStream() }
+        init(onLoop: Bool = false) {
+            self.onLoop = onLoop
+            (frames, continuation) = AsyncStream<String>.makeStream()
+        }
+
+        /// Writes the frames until they end or the task is cancelled.
+        func pump(into writer: inout any ResponseBodyWriter) async throws {
+            defer { bodyEnded.store(true, ordering: .relaxed) }
+            await withTaskCancellationHandler {
+                for await frame in frames {
+                    do { try await writer.write(ByteBuffer(string: frame)) } catch { return }
+                }
+            } onCancel: {
+                cancelled.store(true, ordering: .relaxed)
+                continuation.finish()
+            }
+            try await writer.finish(nil)
+        }
     }
 
     /// A channel whose handler answers `GET /inline` at once and streams `feed` to a request
@@ -36,7 +56,15 @@ struct InlineStreamTests {
             let handler = InlineAnswerHandler(
                 serverName: "Hearth", logger: Logger(label: "test"),
                 answerWrite: { _, _ in Response(status: .internalServerError) },
-                answerStream: { request, _ in
+                answerStream: { [loop = channel.eventLoop] request, _ in
+                    if request.uri.path == "/throws.json" {
+                        return Response(
+                            status: .ok, headers: [.contentType: "text/event-stream"],
+                            body: ResponseBody { writer in
+                                try await writer.write(ByteBuffer(string: "one\n\n"))
+                                throw CancellationError()
+                            })
+                    }
                     guard request.uri.path == "/feed.json" else {
                         return Response(
                             status: .notFound, headers: [.contentType: "application/json"],
@@ -45,16 +73,10 @@ struct InlineStreamTests {
                     return Response(
                         status: .ok, headers: [.contentType: "text/event-stream"],
                         body: ResponseBody { writer in
-                            defer { feed.bodyEnded.store(true, ordering: .relaxed) }
-                            await withTaskCancellationHandler {
-                                for await frame in feed.frames {
-                                    do { try await writer.write(ByteBuffer(string: frame)) } catch { return }
-                                }
-                            } onCancel: {
-                                feed.cancelled.store(true, ordering: .relaxed)
-                                feed.continuation.finish()
+                            guard feed.onLoop else { return try await feed.pump(into: &writer) }
+                            try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
+                                try await feed.pump(into: &writer)
                             }
-                            try await writer.finish(nil)
                         })
                 },
                 answer: { request, _ in
@@ -149,6 +171,53 @@ struct InlineStreamTests {
         #expect(appSide.quiesceEvents.load(ordering: .relaxed) == 1, "shutdown passed on after the stream")
     }
 
+    @Test func aShutdownSeenBeforeAPipelinedStreamStartsStopsItToo() async throws {
+        let feed = Feed()
+        let appSide = Recorder()
+        let (channel, _) = try await channel(feed: feed, appSide: appSide)
+        try await get(channel, "/feed.json", stream: true)
+        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        // A second stream comes behind the first, then the shutdown.
+        try await get(channel, "/feed.json", stream: true)
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .end(nil))
+        guard case .head = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) else {
+            Issue.record("the second stream did not start")
+            return
+        }
+        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .end(nil), "and ended at once")
+        try await settle(channel)
+        #expect(appSide.quiesceEvents.load(ordering: .relaxed) == 1, "shutdown passed on after both")
+    }
+
+    @Test func aWriteWaitingForASlowClientGoesOnWhenTheServerStops() async throws {
+        let feed = Feed(onLoop: true)
+        let (channel, _) = try await channel(feed: feed, appSide: Recorder())
+        try await get(channel, "/feed.json", stream: true)
+        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        channel.isWritable = false
+        feed.continuation.yield("one\n\n")
+        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        feed.continuation.yield("two\n\n")
+        try await settle(channel)
+        #expect(try await channel.readOutbound(as: HTTPResponsePart.self) == nil, "the pump waits for the client")
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .body(ByteBuffer(string: "two\n\n")))
+        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .end(nil))
+        #expect(channel.isActive)
+    }
+
+    @Test func aBodyThatFailsPartWayClosesTheConnection() async throws {
+        let (channel, _) = try await channel(feed: Feed(), appSide: Recorder())
+        try await get(channel, "/throws.json", stream: true)
+        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .body(ByteBuffer(string: "one\n\n")))
+        for _ in 0..<200 where channel.isActive {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(!channel.isActive, "an answer cut short must not look whole")
+    }
+
     @Test func aClosedConnectionEndsTheStreamsTask() async throws {
         let feed = Feed()
         let (channel, _) = try await channel(feed: feed, appSide: Recorder())
@@ -162,25 +231,35 @@ struct InlineStreamTests {
         #expect(feed.bodyEnded.load(ordering: .relaxed) == true, "the write failed and the body returned")
     }
 
-    @Test func aWriteWaitsWhileTheChannelIsNotWritable() async throws {
-        let feed = Feed()
+    @Test(arguments: [false, true]) func aWriteWaitsWhileTheChannelIsNotWritable(onLoop: Bool) async throws {
+        let feed = Feed(onLoop: onLoop)
         let (channel, _) = try await channel(feed: feed, appSide: Recorder())
         try await get(channel, "/feed.json", stream: true)
         _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
         // The client stops reading: the channel fills up with the first frame.
         channel.isWritable = false
-        feed.continuation.yield("one\n\n")
-        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .body(ByteBuffer(string: "one\n\n")))
-        feed.continuation.yield("two\n\n")
-        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .body(ByteBuffer(string: "two\n\n")))
-        feed.continuation.yield("three\n\n")
+        for frame in ["one", "two", "three"] { feed.continuation.yield(frame) }
+        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .body(ByteBuffer(string: "one")))
         try await settle(channel)
-        #expect(try await channel.readOutbound(as: HTTPResponsePart.self) == nil, "the third waits for the channel")
+        // On the loop, the pump waits after the write that filled the channel; off it, one
+        // write more may have been handed over before the loop said so. Never two.
+        var written = ["one"]
+        while case .body(let buffer) = try await channel.readOutbound(as: HTTPResponsePart.self) {
+            written.append(String(buffer: buffer))
+        }
+        #expect(written == (onLoop ? ["one"] : ["one", "two"]))
         channel.isWritable = true
         channel.pipeline.fireChannelWritabilityChanged()
-        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .body(ByteBuffer(string: "three\n\n")))
         feed.continuation.finish()
-        #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .end(nil))
+        while true {
+            let part = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+            guard case .body(let buffer) = part else {
+                #expect(part == .end(nil))
+                break
+            }
+            written.append(String(buffer: buffer))
+        }
+        #expect(written == ["one", "two", "three"])
     }
 
     @Test func theGateOpensWhenARequestIsHandedOnAndNotForWhatIsAnsweredHere() async throws {

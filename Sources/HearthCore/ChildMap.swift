@@ -397,6 +397,8 @@ enum ChildPage: Sendable {
     /// Binary search: the position of `key`, or where it would be inserted.
     @inlinable
     static func search(_ entries: ContiguousArray<ChildEntry>, _ key: ChildKey) -> (index: Int, found: Bool) {
+        // An append (push IDs sort by time): one comparison.
+        if let last = entries.last, last.compareKey(with: key) < 0 { return (entries.count, false) }
         var low = 0
         var high = entries.count
         while low < high {
@@ -437,7 +439,10 @@ enum ChildPage: Sendable {
                 self = .leaf(entries)
                 return (nil, .added)
             }
-            let half = entries.count / 2
+            // Appended at the end (push IDs): the left page stays full and the new one starts
+            // with the new entry, so pages of appended keys end full, not half full, and an
+            // append copies a shorter last page. Else in halves.
+            let half = index == entries.count - 1 ? index : entries.count / 2
             let right = ContiguousArray(entries[half...])
             entries.removeSubrange(half...)
             self = .leaf(entries)
@@ -466,7 +471,8 @@ enum ChildPage: Sendable {
                 self = .branch(branch)
                 return (nil, change)
             }
-            let half = branch.pages.count / 2
+            // (As a leaf: a page split off the last one starts the new branch.)
+            let half = split != nil && index + 1 == branch.pages.count - 1 ? index + 1 : branch.pages.count / 2
             let right = ChildBranch(pages: ContiguousArray(branch.pages[half...]))
             self = .branch(ChildBranch(pages: ContiguousArray(branch.pages[..<half])))
             return (.branch(right), change)
@@ -597,6 +603,9 @@ final class ChildBranch: @unchecked Sendable {
     @inlinable
     func pageIndex(for key: ChildKey) -> Int {
         // The last page whose first key is <= key; page 0 if key is smaller than all.
+        // Appends (push IDs sort by time) go to the last page: one comparison.
+        let last = firstKeys.count - 1
+        if last > 0, ChildKey.compare(firstKeys[last], key) <= 0 { return last }
         var low = 1
         var high = firstKeys.count
         while low < high {

@@ -1,4 +1,4 @@
-import HearthCore
+@testable import HearthCore
 import HearthTestSupport
 import Testing
 
@@ -109,6 +109,35 @@ struct ChildMapTests {
         #if DEBUG
         grown.checkInvariants()
         #endif
+    }
+
+    /// Pages of keys appended in order (push IDs) end full: a page splits off the new key
+    /// alone, not in halves. Half-full pages would be twice as many, and every append would
+    /// copy a longer last page.
+    @Test func appendedKeysFillTheirPages() {
+        func leaves(_ page: ChildPage) -> [Int] {
+            switch page {
+            case .leaf(let entries): return [entries.count]
+            case .branch(let branch): return branch.pages.flatMap(leaves)
+            }
+        }
+        var generator = PushIDGenerator()
+        var random = SeededRandom(seed: 9)
+        var map = ChildMap()
+        let count = ChildMap.leafCapacity * 100
+        for index in 0..<count {
+            map.set(ChildKey(generator.next(now: 1_700_000_000_000 + Int64(index / 3), using: &random)), .int(Int64(index)))
+        }
+        #expect(map.count == count)
+        #expect(leaves(map.root) == Array(repeating: ChildMap.leafCapacity, count: 100))
+        #if DEBUG
+        map.checkInvariants()
+        #endif
+        // Keys that come in any order still split in halves.
+        var shuffled = ChildMap()
+        for index in (0..<count).map({ ($0 * 7_919) % count }) { shuffled.set(ChildKey("k\(index)"), .int(1)) }
+        #expect(leaves(shuffled.root).allSatisfy { $0 >= ChildMap.leafCapacity / 4 })
+        #expect(leaves(shuffled.root).count > 100)
     }
 }
 

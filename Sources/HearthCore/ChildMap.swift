@@ -397,8 +397,6 @@ enum ChildPage: Sendable {
     /// Binary search: the position of `key`, or where it would be inserted.
     @inlinable
     static func search(_ entries: ContiguousArray<ChildEntry>, _ key: ChildKey) -> (index: Int, found: Bool) {
-        // An append (push IDs sort by time): one comparison.
-        if let last = entries.last, last.compareKey(with: key) < 0 { return (entries.count, false) }
         var low = 0
         var high = entries.count
         while low < high {
@@ -417,7 +415,12 @@ enum ChildPage: Sendable {
     mutating func modify(_ key: ChildKey, _ body: (inout Node) -> Void) -> (split: ChildPage?, change: CountChange) {
         switch consume self {
         case .leaf(var entries):
-            let (index, found) = ChildPage.search(entries, key)
+            // An append (push IDs sort by time) takes one comparison. (Here, not in `search`:
+            // lookups of other keys would pay it.)
+            let (index, found) =
+                if let last = entries.last, last.compareKey(with: key) < 0 { (entries.count, false) } else {
+                    ChildPage.search(entries, key)
+                }
             if found {
                 body(&entries[index].value)
                 if entries[index].value.isNull {
@@ -449,7 +452,10 @@ enum ChildPage: Sendable {
             return (.leaf(right), .added)
         case .branch(var branch):
             if !isKnownUniquelyReferenced(&branch) { branch = ChildBranch(copying: branch) }
-            let index = branch.pageIndex(for: key)
+            let lastPage = branch.firstKeys.count - 1
+            let index =
+                lastPage > 0 && ChildKey.compare(branch.firstKeys[lastPage], key) <= 0
+                ? lastPage : branch.pageIndex(for: key)
             let (split, change) = branch.pages[index].modify(key, body)
             switch change {
             case .added: branch.count += 1
@@ -603,9 +609,6 @@ final class ChildBranch: @unchecked Sendable {
     @inlinable
     func pageIndex(for key: ChildKey) -> Int {
         // The last page whose first key is <= key; page 0 if key is smaller than all.
-        // Appends (push IDs sort by time) go to the last page: one comparison.
-        let last = firstKeys.count - 1
-        if last > 0, ChildKey.compare(firstKeys[last], key) <= 0 { return last }
         var low = 1
         var high = firstKeys.count
         while low < high {

@@ -8,6 +8,7 @@ nothing on the state it had; PostgreSQL stopped and started under load.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -225,13 +226,15 @@ def test_kill_9_of_the_writing_node_under_8_writers_20_times_loses_nothing_and_s
     assert max(takeovers) < 5, f"writes resumed on another node within {max(takeovers):.2f} s"
     for node in cluster:
         assert wait_for(lambda: len(get(node, "log", shallow="true").json() or {}) >= len(set(acknowledged)))
+    # A node serves what it has followed (see CLUSTER.md): the trees agree once every node
+    # has read the last commit, which may be a write whose answer the kill lost.
+    assert wait_for(lambda: len({json.dumps(get(node, "log").json(), sort_keys=True) for node in cluster}) == 1), \
+        "every node holds the same tree"
     stored = get(cluster[0], "log").json()
     missing = [name for name in acknowledged if name not in stored]
     assert not missing, f"{len(missing)} acknowledged writes lost"
     pairs = [(record["w"], record["n"]) for record in stored.values()]
     assert len(pairs) == len(set(pairs)), "no write was applied twice"
-    for node in cluster[1:]:
-        assert get(node, "log").json() == stored, "every node holds the same tree"
     sequences = log_sequences(postgres, url)
     assert sequences == list(range(sequences[0], sequences[0] + len(sequences))), "one linear log"
     # The stream saw every change once, in order, across its resumptions.

@@ -193,7 +193,7 @@ struct DataRequestHandler {
         try checkWrite()
         // (A DELETE's body is not read, as on the async path.)
         guard method == "DELETE" || body.readableBytes <= service.configuration.maxBodyBytes else {
-            throw ServiceError(.tooLarge, "Payload too large: the request body exceeds \(service.configuration.maxBodyBytes) bytes.")
+            throw RequestBody.exceeded(service.configuration.maxBodyBytes)
         }
         return try service.startWrite(try writeRequest(body: body), in: namespace, as: caller, now: now)
     }

@@ -285,7 +285,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let fields = head.headerFields
         guard keepsConnection(fields), !fields.contains(.expect),
             !fields.contains(.contentEncoding), !fields.contains(ResponseFactory.methodOverrideHeader),
-            !fields.contains(.accept) || fields[.accept]?.contains("text/event-stream") != true,
+            !fields.contains(.accept) || !StreamRequestHandler.wantsStream(fields),
             let target = head.path, isDataPathWithoutOverride(target.utf8)
         else { return false }
         if fields.contains(.contentLength) {
@@ -414,7 +414,7 @@ final class InlineAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// `GET` with `Accept: text/event-stream`.
     static func wantsStream(_ head: HTTPRequest) -> Bool {
-        head.method == .get && head.headerFields[.accept]?.contains("text/event-stream") == true
+        head.method == .get && StreamRequestHandler.wantsStream(head.headerFields)
     }
 
     /// Answers an event stream: the middleware and the responder make the answer in a task

@@ -20,13 +20,18 @@ enum RequestBody {
         }
     }
 
+    /// A body longer than `limit` bytes (as sent).
+    static func exceeded(_ limit: Int) -> ServiceError {
+        ServiceError(.tooLarge, "Payload too large: the request body exceeds \(limit) bytes.")
+    }
+
     /// The raw body. A body that stops arriving (the client went away, or was cut off for
     /// stalling; over HTTP/1 or HTTP/2) is a 400 nobody will read, not a server error.
     static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
         do {
             return try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw ServiceError(.tooLarge, "Payload too large: the request body exceeds \(limit) bytes.")
+            throw exceeded(limit)
         } catch is CancellationError {
             throw CancellationError()
         } catch {

@@ -161,10 +161,9 @@ struct WriteLogStateMachine<Waiter> {
     private var waiters: [(sequence: UInt64, waiter: Waiter)] = []
     /// How many failures there were; appends carry it as their ticket.
     private(set) var failureEpoch = 0
-    /// The durable sequence when each failure happened, and what failed (index: the epoch it
-    /// ended).
-    private var durableAtFailure: [UInt64] = []
-    private var causeOfFailure: [any Error] = []
+    /// Each failure (index: the epoch it ended): the durable sequence when it happened, and
+    /// what failed.
+    private var failures: [(durable: UInt64, cause: any Error)] = []
     /// How many times a batch was synced (a measure of group commit).
     private(set) var syncCount = 0
     /// Someone waits in `syncNow()`.
@@ -280,11 +279,12 @@ struct WriteLogStateMachine<Waiter> {
         if Int(ticket) != failureEpoch {
             // A failure came after this record was appended: it survived only if it was durable
             // before that failure (later records may reuse its sequence number).
-            if sequence <= durableAtFailure[Int(ticket)] {
+            let failure = failures[Int(ticket)]
+            if sequence <= failure.durable {
                 return .resume(waiter)
             }
             // Lost in that failure: the writer learns what failed, as those waiting then did.
-            return .fail(waiter, Failure(epoch: Int(ticket) + 1, underlying: causeOfFailure[Int(ticket)]))
+            return .fail(waiter, Failure(epoch: Int(ticket) + 1, underlying: failure.cause))
         }
         if durableSequence >= sequence {
             return .resume(waiter)
@@ -621,8 +621,7 @@ struct WriteLogStateMachine<Waiter> {
         case .rotating?: pass = nil
         default: preconditionFailure("no write, sync or rotation is under way")
         }
-        durableAtFailure.append(durableSequence)
-        causeOfFailure.append(error)
+        failures.append((durable: durableSequence, cause: error))
         failureEpoch += 1
         let failure = Failure(epoch: failureEpoch, underlying: error)
         switch state {

@@ -22,7 +22,12 @@ struct StreamRequestHandler {
     let channel: any Channel
 
     static func wantsStream(_ request: Request) -> Bool {
-        request.headers[.accept]?.contains("text/event-stream") ?? false
+        wantsStream(request.headers)
+    }
+
+    /// `Accept` names `text/event-stream`.
+    static func wantsStream(_ headers: HTTPFields) -> Bool {
+        headers[.accept]?.contains("text/event-stream") ?? false
     }
 
     /// `Last-Event-ID`: resume after this sequence number.

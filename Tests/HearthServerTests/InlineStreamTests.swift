@@ -97,6 +97,17 @@ struct InlineStreamTests {
         try await channel.writeInbound(HTTPRequestPart.end(nil))
     }
 
+    /// A channel (see ``channel(feed:appSide:)``) with a stream of `path` started: its head
+    /// has been written.
+    func streaming(_ feed: Feed, appSide: Recorder = Recorder(), path: String = "/feed.json") async throws
+        -> NIOAsyncTestingChannel
+    {
+        let (channel, _) = try await channel(feed: feed, appSide: appSide)
+        try await get(channel, path, stream: true)
+        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        return channel
+    }
+
     func settle(_ channel: NIOAsyncTestingChannel) async throws {
         for _ in 0..<50 {
             await Task.yield()
@@ -161,9 +172,7 @@ struct InlineStreamTests {
     @Test func shutdownEndsTheStreamAndIsToldAfterIt() async throws {
         let feed = Feed()
         let appSide = Recorder()
-        let (channel, _) = try await channel(feed: feed, appSide: appSide)
-        try await get(channel, "/feed.json", stream: true)
-        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        let channel = try await streaming(feed, appSide: appSide)
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .end(nil))
         try await settle(channel)
@@ -174,9 +183,7 @@ struct InlineStreamTests {
     @Test func aShutdownSeenBeforeAPipelinedStreamStartsStopsItToo() async throws {
         let feed = Feed()
         let appSide = Recorder()
-        let (channel, _) = try await channel(feed: feed, appSide: appSide)
-        try await get(channel, "/feed.json", stream: true)
-        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        let channel = try await streaming(feed, appSide: appSide)
         // A second stream comes behind the first, then the shutdown.
         try await get(channel, "/feed.json", stream: true)
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
@@ -192,9 +199,7 @@ struct InlineStreamTests {
 
     @Test func aWriteWaitingForASlowClientGoesOnWhenTheServerStops() async throws {
         let feed = Feed(onLoop: true)
-        let (channel, _) = try await channel(feed: feed, appSide: Recorder())
-        try await get(channel, "/feed.json", stream: true)
-        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        let channel = try await streaming(feed)
         channel.isWritable = false
         feed.continuation.yield("one\n\n")
         _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
@@ -208,9 +213,7 @@ struct InlineStreamTests {
     }
 
     @Test func aBodyThatFailsPartWayClosesTheConnection() async throws {
-        let (channel, _) = try await channel(feed: Feed(), appSide: Recorder())
-        try await get(channel, "/throws.json", stream: true)
-        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        let channel = try await streaming(Feed(), path: "/throws.json")
         #expect(try await channel.waitForOutboundWrite(as: HTTPResponsePart.self) == .body(ByteBuffer(string: "one\n\n")))
         for _ in 0..<200 where channel.isActive {
             try await Task.sleep(for: .milliseconds(5))
@@ -220,9 +223,7 @@ struct InlineStreamTests {
 
     @Test func aClosedConnectionEndsTheStreamsTask() async throws {
         let feed = Feed()
-        let (channel, _) = try await channel(feed: feed, appSide: Recorder())
-        try await get(channel, "/feed.json", stream: true)
-        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        let channel = try await streaming(feed)
         try await channel.close()
         feed.continuation.yield("event: put\n\n")
         for _ in 0..<200 where !feed.bodyEnded.load(ordering: .relaxed) {
@@ -233,9 +234,7 @@ struct InlineStreamTests {
 
     @Test(arguments: [false, true]) func aWriteWaitsWhileTheChannelIsNotWritable(onLoop: Bool) async throws {
         let feed = Feed(onLoop: onLoop)
-        let (channel, _) = try await channel(feed: feed, appSide: Recorder())
-        try await get(channel, "/feed.json", stream: true)
-        _ = try await channel.waitForOutboundWrite(as: HTTPResponsePart.self)
+        let channel = try await streaming(feed)
         // The client stops reading: the channel fills up with the first frame.
         channel.isWritable = false
         for frame in ["one", "two", "three"] { feed.continuation.yield(frame) }
